@@ -1,0 +1,49 @@
+# prebake's build, test and demo entry points. `make help` lists them.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -buildid= -s -w \
+	-X github.com/prebake/prebake/internal/version.Version=$(VERSION) \
+	-X github.com/prebake/prebake/internal/version.Commit=$(COMMIT)
+TOOLS := $(CURDIR)/.cache/tools
+export PATH := $(TOOLS)/bin:$(PATH)
+export GOFLAGS := -buildvcs=false
+
+.PHONY: help build test test-short demo bench lint verify tools conformance clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
+
+build: ## build bin/prebake
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/prebake ./cmd/prebake
+
+tools: ## install the real clients the tests talk to (apt + go build into .cache/tools)
+	hack/tools.sh
+
+test: tools build ## everything: unit, integration with real clients, conformance
+	PREBAKE_BIN=$(CURDIR)/bin/prebake $(GO) test -count=1 -timeout 30m ./...
+	$(MAKE) --no-print-directory conformance
+
+test-short: ## unit tests only, no external clients
+	$(GO) test -short ./...
+
+demo: build ## run the main job on embedded defaults, offline
+	hack/demo.sh
+
+bench: tools build ## benchmarks against real peers; results in docs/benchmarks.md
+	hack/bench.sh
+
+conformance: tools build ## OCI distribution-spec conformance against prebake serve
+	hack/conformance.sh
+
+lint: ## gofmt, go vet, staticcheck
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	hack/tools.sh staticcheck && staticcheck ./...
+
+verify: lint ## lint plus generated files up to date
+	$(GO) run ./hack/gendocs -check docs/cli
+
+clean:
+	rm -rf bin _out

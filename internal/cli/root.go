@@ -1,0 +1,87 @@
+// Package cli is prebake's command line: one file per verb, each mapping flags
+// to options and calling one library function. It is the only package that
+// imports cobra; it holds no logic a library user would need.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// Streams are the IO streams a command reads and writes.
+type Streams struct {
+	In  io.Reader
+	Out io.Writer
+	Err io.Writer
+}
+
+// app is the state shared by all commands of one invocation.
+type app struct {
+	Streams
+	quiet bool
+}
+
+// Main runs prebake with args and returns the process exit code.
+func Main(ctx context.Context, args []string, s Streams) int {
+	root := NewRootCommand(s)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(s.Err, "prebake: %v\n", err)
+	var ec interface{ ExitCode() int }
+	if errors.As(err, &ec) {
+		return ec.ExitCode()
+	}
+	if errors.Is(err, context.Canceled) {
+		return 130
+	}
+	return 1
+}
+
+// NewRootCommand returns the prebake command tree writing to s.
+func NewRootCommand(s Streams) *cobra.Command {
+	a := &app{Streams: s}
+	root := &cobra.Command{
+		Use:   "prebake",
+		Short: "Build, publish, sign and boot Kubernetes node images",
+		Long: `prebake builds Kubernetes node images ahead of time.
+
+A recipe describes the static part of a node - kernel settings, container
+runtime, CNI plugins and the Kubernetes binaries - and prebake turns it into a
+reproducible, multi-platform OCI image with one layer per component. The image
+is pushed and signed like any container image and pulled by digest; at boot only
+a thin cloud-init document with the per-node join data is left.
+
+Typical flow:
+  prebake recipe validate recipe.yaml
+  prebake build recipe.yaml --set kubernetes=1.36.4 -o oci:out:node
+  prebake inspect oci:out:node`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(s.In)
+	root.SetOut(s.Out)
+	root.SetErr(s.Err)
+	root.PersistentFlags().BoolVarP(&a.quiet, "quiet", "q", false, "print only results and errors (no progress)")
+	root.AddCommand(
+		newVersionCmd(a),
+	)
+	return root
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,30 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/prebake/prebake/internal/version"
+	"github.com/spf13/cobra"
+)
+
+func newVersionCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "version",
+		Short: "Print prebake's version, commit and Go version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v := version.Get()
+			if asJSON {
+				enc := json.NewEncoder(a.Out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(v)
+			}
+			_, err := fmt.Fprintf(a.Out, "prebake %s\ncommit: %s\ngo: %s\n", v.Version, v.Commit, v.GoVersion)
+			return err
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	return cmd
+}
