@@ -1,0 +1,226 @@
+package registry
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+)
+
+// Transport says where a Reference lives.
+type Transport string
+
+const (
+	// TransportLayout is an OCI image layout directory: oci:DIR[:TAG|@DIGEST].
+	TransportLayout Transport = "oci"
+	// TransportStore is prebake's local store, itself one OCI layout in which
+	// images are tagged NAME:TAG: store:NAME[:TAG|@DIGEST].
+	TransportStore Transport = "store"
+	// TransportRemote is an OCI registry: host[:port]/repo[:tag|@digest].
+	TransportRemote Transport = "remote"
+)
+
+// Reference names an image or index in one of the transports.
+type Reference struct {
+	Transport Transport
+	// Dir is the layout directory (TransportLayout) or the store directory
+	// (TransportStore).
+	Dir string
+	// Name is the store name (TransportStore) or host/repository
+	// (TransportRemote); empty for layouts.
+	Name string
+	// Tag and Digest: at most one may be empty-free; both may be empty for a
+	// layout that holds a single image.
+	Tag    string
+	Digest string
+}
+
+var (
+	digestRE = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
+	tagRE    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	nameRE   = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
+)
+
+// ParseOptions adjust ParseReference.
+type ParseOptions struct {
+	// StoreDir is the local store's directory; empty means DefaultStoreDir().
+	StoreDir string
+}
+
+// ParseReference parses s:
+//
+//	oci:DIR[:TAG|@DIGEST]      an OCI layout directory
+//	store:NAME[:TAG|@DIGEST]   the local store
+//	host[:port]/repo[:tag|@digest]   a registry
+//	NAME[:TAG|@DIGEST]         (no "/") the local store
+func ParseReference(s string, opts ...ParseOptions) (Reference, error) {
+	var o ParseOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	if s == "" {
+		return Reference{}, fmt.Errorf("empty reference")
+	}
+	switch {
+	case strings.HasPrefix(s, "oci:"):
+		return parseLayout(s, strings.TrimPrefix(s, "oci:"))
+	case strings.HasPrefix(s, "store:"):
+		return parseStore(s, strings.TrimPrefix(s, "store:"), o.StoreDir)
+	case !strings.Contains(s, "/"):
+		return parseStore(s, s, o.StoreDir)
+	}
+	return parseRemote(s)
+}
+
+// MustParse is ParseReference for constants in tests and examples.
+func MustParse(s string) Reference {
+	r, err := ParseReference(s)
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
+
+func splitTagDigest(orig, rest string) (base, tag, dgst string, err error) {
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		rest, dgst = rest[:i], rest[i+1:]
+		if !digestRE.MatchString(dgst) {
+			return "", "", "", fmt.Errorf("reference %q: digest %q is not sha256:<64 hex>", orig, dgst)
+		}
+	}
+	// The tag follows the last ':' after the last '/'.
+	slash := strings.LastIndex(rest, "/")
+	if i := strings.LastIndex(rest, ":"); i > slash {
+		if dgst != "" {
+			return "", "", "", fmt.Errorf("reference %q: give a tag or a digest, not both", orig)
+		}
+		rest, tag = rest[:i], rest[i+1:]
+		if !tagRE.MatchString(tag) {
+			return "", "", "", fmt.Errorf("reference %q: invalid tag %q", orig, tag)
+		}
+	}
+	return rest, tag, dgst, nil
+}
+
+func parseLayout(orig, rest string) (Reference, error) {
+	dir, tag, dgst, err := splitTagDigest(orig, rest)
+	if err != nil {
+		return Reference{}, err
+	}
+	if dir == "" {
+		return Reference{}, fmt.Errorf("reference %q: missing directory after oci:", orig)
+	}
+	return Reference{Transport: TransportLayout, Dir: filepath.Clean(dir), Tag: tag, Digest: dgst}, nil
+}
+
+func parseStore(orig, rest, dir string) (Reference, error) {
+	n, tag, dgst, err := splitTagDigest(orig, rest)
+	if err != nil {
+		return Reference{}, err
+	}
+	if !nameRE.MatchString(n) {
+		return Reference{}, fmt.Errorf("reference %q: invalid store name %q (lowercase letters, digits, '.', '_', '-')", orig, n)
+	}
+	if dir == "" {
+		dir = DefaultStoreDir()
+	}
+	if tag == "" && dgst == "" {
+		tag = "latest"
+	}
+	return Reference{Transport: TransportStore, Dir: dir, Name: n, Tag: tag, Digest: dgst}, nil
+}
+
+func parseRemote(s string) (Reference, error) {
+	r, err := name.ParseReference(s, name.StrictValidation)
+	if err != nil {
+		// StrictValidation refuses a missing tag; accept it and default.
+		r, err = name.ParseReference(s)
+		if err != nil {
+			return Reference{}, fmt.Errorf("reference %q: %w", s, err)
+		}
+	}
+	ref := Reference{Transport: TransportRemote, Name: r.Context().Name()}
+	switch v := r.(type) {
+	case name.Digest:
+		ref.Digest = v.DigestStr()
+	case name.Tag:
+		ref.Tag = v.TagStr()
+	}
+	return ref, nil
+}
+
+// DefaultStoreDir is $PREBAKE_STORE, else $XDG_DATA_HOME/prebake/store, else
+// ~/.local/share/prebake/store.
+func DefaultStoreDir() string {
+	if d := os.Getenv("PREBAKE_STORE"); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "prebake", "store")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "prebake", "store")
+	}
+	return filepath.Join(home, ".local", "share", "prebake", "store")
+}
+
+// String formats r so that ParseReference(r.String()) gives r back (for the
+// store, the directory is not part of the string).
+func (r Reference) String() string {
+	var b strings.Builder
+	switch r.Transport {
+	case TransportLayout:
+		b.WriteString("oci:" + r.Dir)
+	case TransportStore:
+		b.WriteString("store:" + r.Name)
+	default:
+		b.WriteString(r.Name)
+	}
+	if r.Digest != "" {
+		b.WriteString("@" + r.Digest)
+	} else if r.Tag != "" {
+		b.WriteString(":" + r.Tag)
+	}
+	return b.String()
+}
+
+// WithDigest returns r pointing at digest d instead of its tag.
+func (r Reference) WithDigest(d string) Reference {
+	r.Digest, r.Tag = d, ""
+	return r
+}
+
+// WithTag returns r pointing at tag t instead of its digest.
+func (r Reference) WithTag(t string) Reference {
+	r.Tag, r.Digest = t, ""
+	return r
+}
+
+// RefName is the name an image gets in a layout's index.json
+// (org.opencontainers.image.ref.name): the tag for oci: layouts, NAME:TAG in
+// the store.
+func (r Reference) RefName() string {
+	if r.Transport == TransportStore {
+		return r.Name + ":" + r.Tag
+	}
+	return r.Tag
+}
+
+// Remote returns the go-containerregistry reference of a registry Reference.
+func (r Reference) Remote(opts ...name.Option) (name.Reference, error) {
+	if r.Transport != TransportRemote {
+		return nil, fmt.Errorf("%s is not a registry reference", r)
+	}
+	if r.Digest != "" {
+		return name.NewDigest(r.Name+"@"+r.Digest, opts...)
+	}
+	t := r.Tag
+	if t == "" {
+		t = "latest"
+	}
+	return name.NewTag(r.Name+":"+t, opts...)
+}
