@@ -1,0 +1,449 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/prebake/prebake/internal/progress"
+)
+
+// Layout is an OCI image layout directory that prebake writes durably: every
+// blob and index.json go through a temp file, fsync and rename, and index.json
+// changes are serialised across processes with a lock file, so an interrupted
+// write leaves the layout valid and without the partial image.
+type Layout struct {
+	dir string
+}
+
+// Artifact is what a layout or registry holds at a manifest: a v1.Image or a
+// v1.ImageIndex.
+type Artifact interface {
+	MediaType() (types.MediaType, error)
+	RawManifest() ([]byte, error)
+	Digest() (v1.Hash, error)
+}
+
+const refNameAnnotation = "org.opencontainers.image.ref.name"
+
+// OpenLayout opens the layout at dir, creating an empty one if dir does not
+// hold one yet.
+func OpenLayout(dir string) (*Layout, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
+		return nil, fmt.Errorf("creating layout %s: %w", dir, err)
+	}
+	l := &Layout{dir: dir}
+	if _, err := os.Stat(filepath.Join(dir, "oci-layout")); errors.Is(err, fs.ErrNotExist) {
+		if err := writeFileAtomic(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "index.json")); errors.Is(err, fs.ErrNotExist) {
+		empty := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{}}
+		if err := l.writeIndexJSON(&empty); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// Dir is the layout's directory.
+func (l *Layout) Dir() string { return l.dir }
+
+// PutOptions tune Layout.Put.
+type PutOptions struct {
+	// Jobs is how many blobs are written at once; 0 means 4.
+	Jobs int
+	// Progress receives "write" events per blob; nil is silent.
+	Progress progress.Func
+}
+
+// Put writes root (an image or index) with all its blobs, and the referrers
+// (SBOMs, signatures) with theirs, then points refName at root in index.json
+// in one atomic step. An empty refName adds root untagged.
+func (l *Layout) Put(ctx context.Context, refName string, root Artifact, referrers []Artifact, o PutOptions) (v1.Descriptor, error) {
+	w := &blobWriter{l: l, o: o, seen: map[v1.Hash]bool{}}
+	g, gctx := errgroup.WithContext(ctx)
+	jobs := o.Jobs
+	if jobs <= 0 {
+		jobs = 4
+	}
+	g.SetLimit(jobs)
+	w.g, w.ctx = g, gctx
+	for _, a := range append([]Artifact{root}, referrers...) {
+		if err := w.artifact(a); err != nil {
+			return v1.Descriptor{}, err
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return v1.Descriptor{}, err
+	}
+	// Manifests last, children before parents, so every manifest on disk is complete.
+	for _, m := range w.manifests {
+		if err := l.writeBlob(ctx, m.digest, int64(len(m.raw)), func() (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(m.raw)), nil
+		}, nil); err != nil {
+			return v1.Descriptor{}, err
+		}
+	}
+	rootDesc, err := descriptorOf(root)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	var refDescs []v1.Descriptor
+	for _, r := range referrers {
+		d, err := descriptorOf(r)
+		if err != nil {
+			return v1.Descriptor{}, err
+		}
+		refDescs = append(refDescs, d)
+	}
+	err = l.updateIndex(func(im *v1.IndexManifest) {
+		keep := im.Manifests[:0]
+		for _, d := range im.Manifests {
+			if refName != "" && d.Annotations[refNameAnnotation] == refName {
+				continue
+			}
+			keep = append(keep, d)
+		}
+		im.Manifests = keep
+		tagged := rootDesc
+		if refName != "" {
+			tagged.Annotations = map[string]string{refNameAnnotation: refName}
+		}
+		im.Manifests = append(im.Manifests, tagged)
+		for _, d := range refDescs {
+			if !hasUntagged(im.Manifests, d.Digest) {
+				im.Manifests = append(im.Manifests, d)
+			}
+		}
+	})
+	return rootDesc, err
+}
+
+func hasUntagged(ds []v1.Descriptor, h v1.Hash) bool {
+	for _, d := range ds {
+		if d.Digest == h && d.Annotations[refNameAnnotation] == "" {
+			return true
+		}
+	}
+	return false
+}
+
+func descriptorOf(a Artifact) (v1.Descriptor, error) {
+	raw, err := a.RawManifest()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	mt, err := a.MediaType()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	h, err := a.Digest()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	d := v1.Descriptor{MediaType: mt, Digest: h, Size: int64(len(raw))}
+	var probe struct {
+		ArtifactType string `json:"artifactType"`
+	}
+	if json.Unmarshal(raw, &probe) == nil && probe.ArtifactType != "" {
+		d.ArtifactType = probe.ArtifactType
+	}
+	return d, nil
+}
+
+type manifestBlob struct {
+	digest v1.Hash
+	raw    []byte
+}
+
+type blobWriter struct {
+	l         *Layout
+	o         PutOptions
+	g         *errgroup.Group
+	ctx       context.Context
+	mu        sync.Mutex
+	seen      map[v1.Hash]bool
+	manifests []manifestBlob
+}
+
+func (w *blobWriter) once(h v1.Hash) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.seen[h] {
+		return false
+	}
+	w.seen[h] = true
+	return true
+}
+
+func (w *blobWriter) artifact(a Artifact) error {
+	h, err := a.Digest()
+	if err != nil {
+		return err
+	}
+	if !w.once(h) {
+		return nil
+	}
+	raw, err := a.RawManifest()
+	if err != nil {
+		return err
+	}
+	switch v := a.(type) {
+	case v1.ImageIndex:
+		im, err := v.IndexManifest()
+		if err != nil {
+			return err
+		}
+		for _, d := range im.Manifests {
+			var child Artifact
+			if d.MediaType.IsIndex() {
+				child, err = v.ImageIndex(d.Digest)
+			} else {
+				child, err = v.Image(d.Digest)
+			}
+			if err != nil {
+				return fmt.Errorf("reading %s of index %s: %w", d.Digest, h, err)
+			}
+			if err := w.artifact(child); err != nil {
+				return err
+			}
+		}
+	case v1.Image:
+		m, err := v.Manifest()
+		if err != nil {
+			return err
+		}
+		cfg, err := v.RawConfigFile()
+		if err != nil {
+			return err
+		}
+		if w.once(m.Config.Digest) {
+			w.g.Go(func() error {
+				return w.l.writeBlob(w.ctx, m.Config.Digest, int64(len(cfg)), func() (io.ReadCloser, error) {
+					return io.NopCloser(bytes.NewReader(cfg)), nil
+				}, nil)
+			})
+		}
+		for _, d := range m.Layers {
+			if !w.once(d.Digest) {
+				continue
+			}
+			layer, err := v.LayerByDigest(d.Digest)
+			if err != nil {
+				return fmt.Errorf("reading layer %s: %w", d.Digest, err)
+			}
+			w.g.Go(func() error {
+				return w.l.writeBlob(w.ctx, d.Digest, d.Size, layer.Compressed, w.o.Progress)
+			})
+		}
+	default:
+		return fmt.Errorf("unsupported artifact %T", a)
+	}
+	w.manifests = append(w.manifests, manifestBlob{digest: h, raw: raw})
+	return nil
+}
+
+// HasBlob reports whether the layout holds blob h with the given size.
+func (l *Layout) HasBlob(h v1.Hash, size int64) bool {
+	fi, err := os.Stat(l.blobPath(h))
+	return err == nil && fi.Mode().IsRegular() && (size < 0 || fi.Size() == size)
+}
+
+func (l *Layout) blobPath(h v1.Hash) string {
+	return filepath.Join(l.dir, "blobs", h.Algorithm, h.Hex)
+}
+
+// writeBlob streams open() into blobs/sha256/<hex>, verifying digest and size
+// before the rename; an existing blob of the right size is kept.
+func (l *Layout) writeBlob(ctx context.Context, h v1.Hash, size int64, open func() (io.ReadCloser, error), p progress.Func) error {
+	if l.HasBlob(h, size) {
+		p.Report(progress.Event{Op: "write", Name: h.String(), Done: size, Total: size, Finished: true, Skipped: true})
+		return nil
+	}
+	if h.Algorithm != "sha256" {
+		return fmt.Errorf("blob %s: unsupported digest algorithm", h)
+	}
+	rc, err := open()
+	if err != nil {
+		return fmt.Errorf("opening blob %s: %w", h, err)
+	}
+	defer rc.Close()
+	dst := l.blobPath(h)
+	f, err := os.CreateTemp(filepath.Dir(dst), ".tmp-"+h.Hex[:12]+"-*")
+	if err != nil {
+		return fmt.Errorf("writing blob %s: %w", h, err)
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	hasher := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, hasher), ctxReader{ctx, p.Reader(rc, "write", h.String(), size)})
+	if err != nil {
+		return fmt.Errorf("writing blob %s: %w", h, err)
+	}
+	if got := hex.EncodeToString(hasher.Sum(nil)); got != h.Hex || (size >= 0 && n != size) {
+		return &DigestError{What: "blob", Expected: h.String(), Actual: "sha256:" + got, ExpectedSize: size, ActualSize: n}
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return err
+	}
+	ok = true
+	p.Report(progress.Event{Op: "write", Name: h.String(), Done: n, Total: size, Finished: true})
+	return syncDir(filepath.Dir(dst))
+}
+
+// ReadIndex returns the layout's index.json.
+func (l *Layout) ReadIndex() (*v1.IndexManifest, error) {
+	b, err := os.ReadFile(filepath.Join(l.dir, "index.json"))
+	if err != nil {
+		return nil, fmt.Errorf("reading layout %s: %w", l.dir, err)
+	}
+	var im v1.IndexManifest
+	if err := json.Unmarshal(b, &im); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", filepath.Join(l.dir, "index.json"), err)
+	}
+	return &im, nil
+}
+
+// updateIndex applies fn to index.json under an exclusive lock shared with
+// other prebake processes, and replaces the file atomically.
+func (l *Layout) updateIndex(fn func(*v1.IndexManifest)) error {
+	unlock, err := lockFile(filepath.Join(l.dir, ".prebake.lock"))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	im, err := l.ReadIndex()
+	if err != nil {
+		return err
+	}
+	fn(im)
+	return l.writeIndexJSON(im)
+}
+
+// Untag removes refName from index.json (the blobs stay until gc).
+func (l *Layout) Untag(refName string) error {
+	return l.updateIndex(func(im *v1.IndexManifest) {
+		keep := im.Manifests[:0]
+		for _, d := range im.Manifests {
+			if d.Annotations[refNameAnnotation] != refName {
+				keep = append(keep, d)
+			}
+		}
+		im.Manifests = keep
+	})
+}
+
+func (l *Layout) writeIndexJSON(im *v1.IndexManifest) error {
+	if im.Manifests == nil {
+		im.Manifests = []v1.Descriptor{}
+	}
+	b, err := json.MarshalIndent(im, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(l.dir, "index.json"), append(b, '\n'), 0o644)
+}
+
+// Path returns the layout for reading with go-containerregistry.
+func (l *Layout) Path() layout.Path { return layout.Path(l.dir) }
+
+// writeFileAtomic writes b to path through a temp file, fsync and rename,
+// then fsyncs the directory.
+func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func lockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(b []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(b)
+}
