@@ -1,0 +1,603 @@
+// Package fetch downloads sources into a content-addressed cache.
+//
+// Every download is verified against its sha256 before it is cached or
+// returned, so a path handed out by a Fetcher always holds exactly the
+// requested bytes. The cache is <dir>/sources/sha256/<hex>; files are written
+// to a temporary name in the same directory, fsynced and renamed, so readers
+// (other goroutines or other processes) never see a partial file and
+// concurrent downloads of the same digest need no lock.
+//
+// The package only downloads and verifies: it does not unpack archives
+// (see builder/archive), does not print (progress goes to a progress.Func) and
+// never uses a file whose digest it has not checked.
+package fetch
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prebake/prebake/internal/progress"
+)
+
+// Defaults for the options.
+const (
+	DefaultRetries = 4                      // retries after the first attempt
+	DefaultBackoff = 500 * time.Millisecond // first retry delay; doubles each retry
+	DefaultMaxSize = int64(4) << 30         // 4 GiB per download
+	DefaultJobs    = 4                      // FetchAll parallelism when jobs <= 0
+
+	// maxDelay caps a single wait between attempts, including a server's
+	// Retry-After.
+	maxDelay = time.Minute
+)
+
+// Request names one source: where to get it and what it must hash to.
+type Request struct {
+	URL    string // http://, https:// or file:// URL
+	SHA256 string // expected digest, 64 lowercase hex characters; required
+}
+
+// Mirror rewrites URLs starting with From so that they start with To.
+type Mirror struct {
+	From, To string
+}
+
+// ParseMirror parses "FROM=TO", e.g.
+// "https://dl.k8s.io/=file:///srv/mirror/k8s/". Both sides must be URLs with
+// a scheme; the split is at the first "=".
+func ParseMirror(s string) (Mirror, error) {
+	from, to, ok := strings.Cut(s, "=")
+	if !ok {
+		return Mirror{}, fmt.Errorf("mirror %q: want FROM=TO", s)
+	}
+	for _, side := range []string{from, to} {
+		u, err := url.Parse(side)
+		if err != nil || u.Scheme == "" || !strings.Contains(side, "://") {
+			return Mirror{}, fmt.Errorf("mirror %q: %q is not a URL prefix (want scheme://…)", s, side)
+		}
+	}
+	return Mirror{From: from, To: to}, nil
+}
+
+// Option configures a Fetcher.
+type Option func(*Fetcher)
+
+// WithCacheDir sets the cache directory. Default: $XDG_CACHE_HOME/prebake,
+// or ~/.cache/prebake when XDG_CACHE_HOME is unset or not absolute.
+func WithCacheDir(dir string) Option { return func(f *Fetcher) { f.cacheDir = dir } }
+
+// WithHTTPClient sets the HTTP client. Default: a client on a clone of
+// http.DefaultTransport (proxy from the environment) with a 60 s
+// response-header timeout and no overall timeout.
+func WithHTTPClient(c *http.Client) Option { return func(f *Fetcher) { f.client = c } }
+
+// WithMirrors adds URL prefix rewrites; when several match, the longest From
+// wins. Default: none.
+func WithMirrors(ms ...Mirror) Option {
+	return func(f *Fetcher) { f.mirrors = append(f.mirrors, ms...) }
+}
+
+// WithOffline makes the fetcher answer from the cache only; a miss is
+// ErrNotCached. Default: false.
+func WithOffline(offline bool) Option { return func(f *Fetcher) { f.offline = offline } }
+
+// WithRetries sets how many times a failed download is retried after the
+// first attempt (5xx, 429, timeouts, connection resets and truncated bodies
+// only; never 4xx or a checksum mismatch). Default: DefaultRetries (4).
+func WithRetries(n int) Option { return func(f *Fetcher) { f.retries = n } }
+
+// WithBackoff sets the delay before the first retry. Each further retry
+// doubles it, with random jitter in [d/2, d], capped at one minute; a
+// server's Retry-After is honoured (also capped at one minute) when it is
+// longer. Default: DefaultBackoff (500 ms).
+func WithBackoff(base time.Duration) Option { return func(f *Fetcher) { f.backoff = base } }
+
+// WithMaxSize caps the size of one download in bytes; larger responses fail
+// with ErrTooLarge. Default: DefaultMaxSize (4 GiB).
+func WithMaxSize(n int64) Option { return func(f *Fetcher) { f.maxSize = n } }
+
+// WithProgress reports downloads to p: Op "download", Name the request URL,
+// Finished on the last event, Skipped on a cache hit. Default: nil (silent).
+func WithProgress(p progress.Func) Option { return func(f *Fetcher) { f.progress = p } }
+
+// Fetcher downloads Requests into its cache. It is safe for concurrent use.
+type Fetcher struct {
+	cacheDir string
+	client   *http.Client
+	mirrors  []Mirror
+	offline  bool
+	retries  int
+	backoff  time.Duration
+	maxSize  int64
+	progress progress.Func
+}
+
+// New returns a Fetcher configured by opts.
+func New(opts ...Option) (*Fetcher, error) {
+	f := &Fetcher{retries: DefaultRetries, backoff: DefaultBackoff, maxSize: DefaultMaxSize}
+	for _, o := range opts {
+		o(f)
+	}
+	if f.cacheDir == "" {
+		dir, err := DefaultCacheDir()
+		if err != nil {
+			return nil, err
+		}
+		f.cacheDir = dir
+	}
+	if f.client == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.ResponseHeaderTimeout = 60 * time.Second
+		f.client = &http.Client{Transport: t}
+	}
+	if f.retries < 0 {
+		return nil, fmt.Errorf("retries %d: must not be negative", f.retries)
+	}
+	if f.backoff < 0 {
+		return nil, fmt.Errorf("backoff %s: must not be negative", f.backoff)
+	}
+	if f.maxSize <= 0 {
+		return nil, fmt.Errorf("max size %d: must be positive", f.maxSize)
+	}
+	for _, m := range f.mirrors {
+		if m.From == "" || m.To == "" {
+			return nil, fmt.Errorf("mirror %q=%q: both sides are required", m.From, m.To)
+		}
+	}
+	// Longest From first, so the first match is the longest prefix.
+	sort.SliceStable(f.mirrors, func(i, j int) bool { return len(f.mirrors[i].From) > len(f.mirrors[j].From) })
+	return f, nil
+}
+
+// DefaultCacheDir is $XDG_CACHE_HOME/prebake, or ~/.cache/prebake.
+func DefaultCacheDir() (string, error) {
+	if x := os.Getenv("XDG_CACHE_HOME"); x != "" && filepath.IsAbs(x) {
+		return filepath.Join(x, "prebake"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("finding the cache directory: %w", err)
+	}
+	return filepath.Join(home, ".cache", "prebake"), nil
+}
+
+// CacheDir returns the cache directory in use.
+func (f *Fetcher) CacheDir() string { return f.cacheDir }
+
+func (f *Fetcher) blobDir() string { return filepath.Join(f.cacheDir, "sources", "sha256") }
+
+// Path returns where the blob with the given digest lives in the cache and
+// whether it is there.
+func (f *Fetcher) Path(sha256 string) (string, bool) {
+	if !validHex(sha256) {
+		return "", false
+	}
+	p := filepath.Join(f.blobDir(), sha256)
+	fi, err := os.Stat(p)
+	return p, err == nil && fi.Mode().IsRegular()
+}
+
+// Rewrite returns u after applying the longest matching mirror, and whether
+// a mirror applied.
+func (f *Fetcher) Rewrite(u string) (string, bool) {
+	for _, m := range f.mirrors {
+		if strings.HasPrefix(u, m.From) {
+			return m.To + u[len(m.From):], true
+		}
+	}
+	return u, false
+}
+
+// Fetch returns the path of a cached file holding exactly the bytes of r,
+// downloading and verifying them first when they are not cached. Callers must
+// only read the file.
+func (f *Fetcher) Fetch(ctx context.Context, r Request) (string, error) {
+	if err := r.validate(); err != nil {
+		return "", err
+	}
+	final := filepath.Join(f.blobDir(), r.SHA256)
+	if fi, err := os.Stat(final); err == nil && fi.Mode().IsRegular() {
+		f.progress.Report(progress.Event{Op: "download", Name: r.URL, Done: fi.Size(), Total: fi.Size(), Finished: true, Skipped: true})
+		return final, nil
+	}
+	if f.offline {
+		return "", fmt.Errorf("fetching %s: sha256:%s %w", r.URL, r.SHA256, ErrNotCached)
+	}
+	src, mirrored := f.Rewrite(r.URL)
+	what := r.URL
+	if mirrored {
+		what = fmt.Sprintf("%s (mirror %s)", r.URL, src)
+	}
+	if err := os.MkdirAll(f.blobDir(), 0o755); err != nil {
+		return "", fmt.Errorf("fetching %s: creating cache: %w", what, err)
+	}
+	for attempt := 0; ; attempt++ {
+		err := f.try(ctx, r, src, final)
+		if err == nil {
+			return final, nil
+		}
+		var ce *ChecksumError
+		if errors.As(err, &ce) {
+			if mirrored {
+				ce.Mirror = src
+			}
+			return "", ce
+		}
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("fetching %s: %w", what, ctx.Err())
+		}
+		if !retryable(err) {
+			return "", fmt.Errorf("fetching %s: %w", what, err)
+		}
+		if attempt >= f.retries {
+			return "", fmt.Errorf("fetching %s: giving up after %d attempts: %w", what, attempt+1, err)
+		}
+		if err := sleep(ctx, f.delay(attempt, err)); err != nil {
+			return "", fmt.Errorf("fetching %s: %w", what, err)
+		}
+	}
+}
+
+// FetchAll fetches rs with up to jobs downloads at a time (DefaultJobs when
+// jobs <= 0). Requests with the same sha256 are downloaded once: their URLs
+// are tried in order until one succeeds. The returned paths are in the order
+// of rs ("" for a failed request); the error joins every failure.
+func (f *Fetcher) FetchAll(ctx context.Context, rs []Request, jobs int) ([]string, error) {
+	if jobs <= 0 {
+		jobs = DefaultJobs
+	}
+	type group struct {
+		idx  []int
+		path string
+		err  error
+	}
+	var groups []*group
+	bySHA := map[string]*group{}
+	for i, r := range rs {
+		if err := r.validate(); err != nil {
+			groups = append(groups, &group{idx: []int{i}, err: err})
+			continue
+		}
+		g := bySHA[r.SHA256]
+		if g == nil {
+			g = &group{}
+			bySHA[r.SHA256] = g
+			groups = append(groups, g)
+		}
+		g.idx = append(g.idx, i)
+	}
+	sem := make(chan struct{}, jobs)
+	var wg sync.WaitGroup
+	for _, g := range groups {
+		if g.err != nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				g.err = fmt.Errorf("fetching %s: %w", rs[g.idx[0]].URL, ctx.Err())
+				return
+			}
+			defer func() { <-sem }()
+			tried := map[string]bool{}
+			var errs []error
+			for _, i := range g.idx {
+				if tried[rs[i].URL] {
+					continue
+				}
+				tried[rs[i].URL] = true
+				p, err := f.Fetch(ctx, rs[i])
+				if err == nil {
+					g.path, errs = p, nil
+					break
+				}
+				errs = append(errs, err)
+				if ctx.Err() != nil {
+					break
+				}
+			}
+			g.err = errors.Join(errs...)
+		}()
+	}
+	wg.Wait()
+	paths := make([]string, len(rs))
+	var errs []error
+	for _, g := range groups {
+		if g.err != nil {
+			errs = append(errs, g.err)
+			continue
+		}
+		for _, i := range g.idx {
+			paths[i] = g.path
+		}
+	}
+	return paths, errors.Join(errs...)
+}
+
+func (r Request) validate() error {
+	if r.URL == "" {
+		return fmt.Errorf("%w: empty URL", ErrInvalidRequest)
+	}
+	if !validHex(r.SHA256) {
+		return fmt.Errorf("%w: %s: sha256 %q is not 64 lowercase hex characters", ErrInvalidRequest, r.URL, r.SHA256)
+	}
+	return nil
+}
+
+func validHex(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// try makes one attempt: download src into a temporary file next to final,
+// verify it and rename it into place. The temporary file is gone when it
+// returns, whatever happened.
+func (f *Fetcher) try(ctx context.Context, r Request, src, final string) (err error) {
+	body, total, err := f.open(ctx, src)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+
+	tmp, err := os.CreateTemp(filepath.Dir(final), ".tmp-"+r.SHA256[:16]+"-*")
+	if err != nil {
+		return fmt.Errorf("creating cache file: %w", err)
+	}
+	renamed := false
+	defer func() {
+		if !renamed {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+
+	var done int64
+	defer func() {
+		f.progress.Report(progress.Event{Op: "download", Name: r.URL, Done: done, Total: total, Finished: true})
+	}()
+	h := sha256.New()
+	in := f.progress.Reader(io.LimitReader(body, f.maxSize+1), "download", r.URL, total)
+	done, err = copyHashing(tmp, h, in)
+	if err != nil {
+		return err
+	}
+	if done > f.maxSize {
+		return fmt.Errorf("%w: more than %d bytes", ErrTooLarge, f.maxSize)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != r.SHA256 {
+		return &ChecksumError{URL: r.URL, Expected: r.SHA256, Actual: got}
+	}
+	if err := tmp.Chmod(0o444); err != nil {
+		return fmt.Errorf("writing cache file: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("writing cache file: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing cache file: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), final); err != nil {
+		return fmt.Errorf("writing cache file: %w", err)
+	}
+	renamed = true
+	if err := syncDir(filepath.Dir(final)); err != nil {
+		return fmt.Errorf("writing cache file: %w", err)
+	}
+	return nil
+}
+
+// writeError marks a failure writing the cache file (not worth retrying),
+// as opposed to a failure reading the download.
+type writeError struct{ err error }
+
+func (e writeError) Error() string { return "writing cache file: " + e.err.Error() }
+func (e writeError) Unwrap() error { return e.err }
+
+// copyHashing copies src to dst and h, telling read errors from write errors.
+func copyHashing(dst *os.File, h hash.Hash, src io.Reader) (int64, error) {
+	buf := make([]byte, 256<<10)
+	var n int64
+	for {
+		nr, rerr := src.Read(buf)
+		if nr > 0 {
+			h.Write(buf[:nr])
+			if _, werr := dst.Write(buf[:nr]); werr != nil {
+				return n, writeError{werr}
+			}
+			n += int64(nr)
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+}
+
+// open starts reading src and returns its body and size (0 when unknown).
+func (f *Fetcher) open(ctx context.Context, src string) (io.ReadCloser, int64, error) {
+	u, err := url.Parse(src)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: %v", ErrInvalidRequest, err)
+	}
+	switch u.Scheme {
+	case "file":
+		if u.Host != "" && u.Host != "localhost" {
+			return nil, 0, fmt.Errorf("%w: file URL with host %q (want file:///path)", ErrInvalidRequest, u.Host)
+		}
+		if u.Opaque != "" || !filepath.IsAbs(u.Path) {
+			return nil, 0, fmt.Errorf("%w: file URL %q has no absolute path (want file:///path)", ErrInvalidRequest, src)
+		}
+		fh, err := os.Open(filepath.FromSlash(u.Path))
+		if err != nil {
+			return nil, 0, err
+		}
+		fi, err := fh.Stat()
+		if err != nil {
+			fh.Close()
+			return nil, 0, err
+		}
+		if !fi.Mode().IsRegular() {
+			fh.Close()
+			return nil, 0, fmt.Errorf("%s is not a regular file", u.Path)
+		}
+		if fi.Size() > f.maxSize {
+			fh.Close()
+			return nil, 0, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, fi.Size(), f.maxSize)
+		}
+		return &ctxReader{ctx: ctx, ReadCloser: fh}, fi.Size(), nil
+	case "http", "https":
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: %v", ErrInvalidRequest, err)
+		}
+		// Identity: hash the bytes the server stores, never a transparently
+		// decompressed variant.
+		req.Header.Set("Accept-Encoding", "identity")
+		req.Header.Set("User-Agent", "prebake")
+		resp, err := f.client.Do(req)
+		if err != nil {
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err // the URL is already in the caller's context
+			}
+			return nil, 0, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			return nil, 0, &StatusError{URL: src, Code: resp.StatusCode, retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
+		}
+		if resp.ContentLength > f.maxSize {
+			resp.Body.Close()
+			return nil, 0, fmt.Errorf("%w: Content-Length %d, limit %d", ErrTooLarge, resp.ContentLength, f.maxSize)
+		}
+		total := resp.ContentLength
+		if total < 0 {
+			total = 0
+		}
+		return resp.Body, total, nil
+	default:
+		return nil, 0, fmt.Errorf("%w: unsupported URL scheme %q (want http, https or file)", ErrInvalidRequest, u.Scheme)
+	}
+}
+
+// ctxReader stops a local file copy when ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	io.ReadCloser
+}
+
+func (r *ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.ReadCloser.Read(p)
+}
+
+// retryable reports whether err is a transient failure worth another attempt.
+func retryable(err error) bool {
+	var se *StatusError
+	if errors.As(err, &se) {
+		return se.Temporary()
+	}
+	var we writeError
+	if errors.As(err, &we) || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrInvalidRequest) || errors.Is(err, ErrChecksumMismatch) {
+		return false
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNABORTED) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
+}
+
+// delay is the wait before retry number attempt+1: exponential backoff with
+// jitter, at least the server's Retry-After, at most maxDelay.
+func (f *Fetcher) delay(attempt int, err error) time.Duration {
+	d := f.backoff
+	for i := 0; i < attempt && d < maxDelay; i++ {
+		d *= 2
+	}
+	d = min(d, maxDelay)
+	if d > 0 {
+		d = d/2 + rand.N(d/2+1)
+	}
+	var se *StatusError
+	if errors.As(err, &se) && se.retryAfter > d {
+		d = min(se.retryAfter, maxDelay)
+	}
+	return d
+}
+
+// parseRetryAfter reads a Retry-After value: delay seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+		if s < 0 {
+			return 0
+		}
+		return time.Duration(min(s, int(maxDelay/time.Second))) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return err
+	}
+	return nil
+}
