@@ -72,6 +72,7 @@ Typical flow:
 	root.PersistentFlags().BoolVarP(&a.quiet, "quiet", "q", false, "print only results and errors (no progress)")
 	root.AddCommand(
 		newVersionCmd(a),
+		newRecipeCmd(a),
 	)
 	return root
 }

@@ -1,0 +1,130 @@
+package recipes
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Lock pins the checksum of every source URL a recipe may fetch, for every
+// version and platform it supports. A recipe's lock lives next to it:
+// recipe.yaml -> recipe.lock.yaml.
+type Lock struct {
+	APIVersion string         `yaml:"apiVersion" json:"apiVersion"`
+	Kind       string         `yaml:"kind" json:"kind"`
+	Sources    []LockedSource `yaml:"sources" json:"sources"`
+
+	byURL map[string]string
+}
+
+// LockedSource is one URL and its sha256 (hex).
+type LockedSource struct {
+	URL    string `yaml:"url" json:"url"`
+	SHA256 string `yaml:"sha256" json:"sha256"`
+}
+
+// LockPath is where the lock file of the recipe at path lives.
+func LockPath(recipePath string) string {
+	ext := filepath.Ext(recipePath)
+	return strings.TrimSuffix(recipePath, ext) + ".lock" + ext
+}
+
+// LoadLock reads a lock file strictly. A missing file gives (nil, nil) when
+// optional is true.
+func LoadLock(path string, optional bool) (*Lock, error) {
+	b, err := os.ReadFile(path)
+	if optional && errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading lock file: %w", err)
+	}
+	return ParseLock(path, b)
+}
+
+// ParseLock parses a lock file, reporting every problem.
+func ParseLock(file string, b []byte) (*Lock, error) {
+	p := &problems{file: file, pos: positions{}}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		p.list = append(p.list, yamlSyntaxProblem(file, err))
+		return nil, p.err()
+	}
+	l := &Lock{}
+	if doc.Kind == 0 {
+		p.add("", "empty lock file")
+		return nil, p.err()
+	}
+	strictWalk(&doc, reflect.TypeFor[Lock](), "", p)
+	decodeInto(&doc, l, p)
+	if l.APIVersion != APIVersion {
+		p.add("apiVersion", "unsupported apiVersion %q (want %q)", l.APIVersion, APIVersion)
+	}
+	if l.Kind != "Lock" {
+		p.add("kind", "kind must be Lock, not %q", l.Kind)
+	}
+	l.byURL = map[string]string{}
+	for i, s := range l.Sources {
+		f := fmt.Sprintf("sources[%d]", i)
+		if !hexRE.MatchString(s.SHA256) {
+			p.add(f+".sha256", "sha256 must be 64 lowercase hex digits, got %q", s.SHA256)
+		}
+		if prev, ok := l.byURL[s.URL]; ok && prev != s.SHA256 {
+			p.add(f+".url", "%s is listed twice with different checksums", s.URL)
+		}
+		l.byURL[s.URL] = s.SHA256
+	}
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// SHA256 returns the locked checksum of url.
+func (l *Lock) SHA256(url string) (string, bool) {
+	if l == nil {
+		return "", false
+	}
+	if l.byURL == nil {
+		l.byURL = map[string]string{}
+		for _, s := range l.Sources {
+			l.byURL[s.URL] = s.SHA256
+		}
+	}
+	s, ok := l.byURL[url]
+	return s, ok
+}
+
+// Add records url's checksum, replacing an older one.
+func (l *Lock) Add(url, sha string) {
+	l.SHA256("") // build the map
+	if _, ok := l.byURL[url]; ok {
+		for i := range l.Sources {
+			if l.Sources[i].URL == url {
+				l.Sources[i].SHA256 = sha
+			}
+		}
+	} else {
+		l.Sources = append(l.Sources, LockedSource{URL: url, SHA256: sha})
+	}
+	l.byURL[url] = sha
+	slices.SortFunc(l.Sources, func(a, b LockedSource) int { return strings.Compare(a.URL, b.URL) })
+}
+
+// Marshal renders the lock file deterministically.
+func (l *Lock) Marshal() ([]byte, error) {
+	if l.APIVersion == "" {
+		l.APIVersion = APIVersion
+	}
+	if l.Kind == "" {
+		l.Kind = "Lock"
+	}
+	return yaml.Marshal(l)
+}

@@ -1,0 +1,166 @@
+package recipes
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+
+	"gopkg.in/yaml.v3"
+)
+
+// APIVersion is the only recipe API version this prebake reads.
+const APIVersion = "prebake.dev/v1alpha1"
+
+// Recipe is a recipe file as written: templates unexpanded, checksums possibly
+// in a lock file. Resolve turns it into concrete per-platform builds.
+type Recipe struct {
+	APIVersion string `yaml:"apiVersion" json:"apiVersion"`
+	Kind       string `yaml:"kind" json:"kind"`
+	Metadata   Metadata `yaml:"metadata" json:"metadata"`
+	// Variables and their defaults; override with --set NAME=VALUE. Templates
+	// reference them as {{ .NAME }}; {{ .arch }} and {{ .os }} are built in.
+	Variables map[string]string `yaml:"variables,omitempty" json:"variables,omitempty"`
+	// Platforms the image is built for: linux/amd64, linux/arm64.
+	Platforms []string `yaml:"platforms" json:"platforms"`
+	// Epoch is the default SOURCE_DATE_EPOCH (seconds) for timestamps; the
+	// SOURCE_DATE_EPOCH environment variable wins. Zero when both are unset.
+	Epoch *int64 `yaml:"epoch,omitempty" json:"epoch,omitempty"`
+	// OSPackages the base OS must provide (recorded as an annotation).
+	OSPackages []string `yaml:"osPackages,omitempty" json:"osPackages,omitempty"`
+	// Components in layer order: each becomes one layer.
+	Components []Component `yaml:"components" json:"components"`
+
+	file string
+	pos  positions
+}
+
+// Metadata names the recipe.
+type Metadata struct {
+	Name string `yaml:"name" json:"name"`
+	// Version of the image (templated); default: the kubernetes variable, else "latest".
+	Version     string            `yaml:"version,omitempty" json:"version,omitempty"`
+	Description string            `yaml:"description,omitempty" json:"description,omitempty"`
+	Source      string            `yaml:"source,omitempty" json:"source,omitempty"`
+	Annotations map[string]string `yaml:"annotations,omitempty" json:"annotations,omitempty"`
+}
+
+// Component is one layer of the image.
+type Component struct {
+	Name    string   `yaml:"name" json:"name"`
+	Version string   `yaml:"version,omitempty" json:"version,omitempty"`
+	Sources []Source `yaml:"sources,omitempty" json:"sources,omitempty"`
+	Files   []File   `yaml:"files,omitempty" json:"files,omitempty"`
+	Kernel  *Kernel  `yaml:"kernel,omitempty" json:"kernel,omitempty"`
+	Systemd *Systemd `yaml:"systemd,omitempty" json:"systemd,omitempty"`
+}
+
+// Source is a file downloaded at build time and verified by sha256.
+type Source struct {
+	// Name and Version identify the source in the SBOM; Name defaults to the
+	// URL's last path element, Version to the component's.
+	Name    string `yaml:"name,omitempty" json:"name,omitempty"`
+	Version string `yaml:"version,omitempty" json:"version,omitempty"`
+	// URL, templated; {{ .arch }} gives one URL per platform.
+	URL string `yaml:"url" json:"url"`
+	// SHA256 per architecture (amd64, arm64), or from the recipe's lock file.
+	SHA256 map[string]string `yaml:"sha256,omitempty" json:"sha256,omitempty"`
+	// Archive is none (default), tar, tar.gz or zip.
+	Archive string `yaml:"archive,omitempty" json:"archive,omitempty"`
+	// Extract maps paths in the archive (globs allowed) to destinations; a
+	// destination ending in "/" is a directory.
+	Extract map[string]string `yaml:"extract,omitempty" json:"extract,omitempty"`
+	// Dest is where a plain (archive: none) file goes.
+	Dest string `yaml:"dest,omitempty" json:"dest,omitempty"`
+	// Mode overrides the mode of every file this source installs, e.g. "0755".
+	Mode string `yaml:"mode,omitempty" json:"mode,omitempty"`
+}
+
+// File is a file written into the image from the recipe itself.
+type File struct {
+	Path string `yaml:"path" json:"path"`
+	// Content inline (templated), or From a path relative to the recipe
+	// (copied verbatim).
+	Content *string `yaml:"content,omitempty" json:"content,omitempty"`
+	From    string  `yaml:"from,omitempty" json:"from,omitempty"`
+	// Mode, default "0644".
+	Mode string `yaml:"mode,omitempty" json:"mode,omitempty"`
+}
+
+// Kernel settings: modules loaded at boot and sysctls.
+type Kernel struct {
+	// Modules go to /etc/modules-load.d/<component>.conf.
+	Modules []string `yaml:"modules,omitempty" json:"modules,omitempty"`
+	// Sysctl go to /etc/sysctl.d/<priority>-<component>.conf.
+	Sysctl map[string]string `yaml:"sysctl,omitempty" json:"sysctl,omitempty"`
+	// Priority is the sysctl file's number prefix; default 90.
+	Priority *int `yaml:"priority,omitempty" json:"priority,omitempty"`
+}
+
+// Systemd units installed to /etc/systemd/system and enabled without a
+// boot-time `systemctl enable`.
+type Systemd struct {
+	Units []Unit `yaml:"units,omitempty" json:"units,omitempty"`
+	// Enable lists units (from any component) to enable: the wants/ and
+	// requires/ symlinks their [Install] section asks for are created.
+	Enable []string `yaml:"enable,omitempty" json:"enable,omitempty"`
+}
+
+// Unit is a systemd unit file or a drop-in.
+type Unit struct {
+	// Name is the unit file name (kubelet.service), or for a drop-in the
+	// directory-qualified name (kubelet.service.d/10-kubeadm.conf).
+	Name    string  `yaml:"name" json:"name"`
+	Content *string `yaml:"content,omitempty" json:"content,omitempty"`
+	From    string  `yaml:"from,omitempty" json:"from,omitempty"`
+}
+
+// File returns the path the recipe was loaded from.
+func (r *Recipe) File() string { return r.file }
+
+// Dir is the directory `from:` paths are relative to.
+func (r *Recipe) Dir() string { return filepath.Dir(r.file) }
+
+// Load reads and strictly parses the recipe at path. Every unknown field and
+// type error is reported at once, with file:line:column.
+func Load(path string) (*Recipe, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading recipe: %w", err)
+	}
+	return Parse(path, b)
+}
+
+// Parse parses a recipe from b; file names it in errors and anchors from:
+// paths.
+func Parse(file string, b []byte) (*Recipe, error) {
+	p := &problems{file: file, pos: positions{}}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&doc); err != nil {
+		p.list = append(p.list, yamlSyntaxProblem(file, err))
+		return nil, p.err()
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		p.list = append(p.list, Problem{File: file, Line: extra.Line, Column: extra.Column, Msg: "more than one YAML document; a recipe file holds one"})
+	}
+	r := &Recipe{file: file}
+	strictWalk(&doc, reflect.TypeFor[Recipe](), "", p)
+	decodeInto(&doc, r, p)
+	r.pos = p.pos
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func yamlSyntaxProblem(file string, err error) Problem {
+	pr := Problem{File: file, Msg: err.Error()}
+	var line int
+	if _, scanErr := fmt.Sscanf(err.Error(), "yaml: line %d:", &line); scanErr == nil {
+		pr.Line, pr.Column = line, 1
+	}
+	return pr
+}
