@@ -203,4 +203,6 @@ func ParseMode(s string) (Mode, error) {
 func (m Mode) MarshalYAML() (any, error) { return fmt.Sprintf("%04o", uint32(m)), nil }
 
 // MarshalJSON writes the mode as an octal string.
-func (m Mode) MarshalJSON() ([]byte, error) { return []byte(fmt.Sprintf("%q", fmt.Sprintf("%04o", uint32(m)))), nil }
+func (m Mode) MarshalJSON() ([]byte, error) {
+	return []byte(fmt.Sprintf("%q", fmt.Sprintf("%04o", uint32(m)))), nil
+}

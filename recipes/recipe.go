@@ -16,8 +16,8 @@ const APIVersion = "prebake.dev/v1alpha1"
 // Recipe is a recipe file as written: templates unexpanded, checksums possibly
 // in a lock file. Resolve turns it into concrete per-platform builds.
 type Recipe struct {
-	APIVersion string `yaml:"apiVersion" json:"apiVersion"`
-	Kind       string `yaml:"kind" json:"kind"`
+	APIVersion string   `yaml:"apiVersion" json:"apiVersion"`
+	Kind       string   `yaml:"kind" json:"kind"`
 	Metadata   Metadata `yaml:"metadata" json:"metadata"`
 	// Variables and their defaults; override with --set NAME=VALUE. Templates
 	// reference them as {{ .NAME }}; {{ .arch }} and {{ .os }} are built in.
