@@ -189,7 +189,7 @@ type joinInput struct {
 	node     *Node
 	cluster  *Cluster
 	caHashes []string
-	unsafeCA  bool
+	unsafeCA bool
 }
 
 // kubeletArgs returns the kubelet flags a node needs, sorted by name.
