@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 // Write stores root (an image or index) and its referrers at dst: in a layout
@@ -27,50 +25,13 @@ func Write(ctx context.Context, dst Reference, root Artifact, referrers []Artifa
 	return v1.Descriptor{}, fmt.Errorf("reference %s: unknown transport %q", dst, dst.Transport)
 }
 
+// writeRemote pushes through the same engine as Copy (see Push): HEAD before
+// upload, parallel streaming PUTs of the layers as stored, referrers indexed
+// (API or tag fallback), the tag last.
 func writeRemote(ctx context.Context, dst Reference, root Artifact, referrers []Artifact, o Options) (v1.Descriptor, error) {
-	desc, err := descriptorOf(root)
+	res, err := Push(ctx, dst, root, referrers, o)
 	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	byDigest, err := dst.WithDigest(desc.Digest.String()).Remote(o.nameOptions()...)
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	ropts := o.remoteOptions(ctx)
-	if err := putRemote(byDigest, root, ropts); err != nil {
 		return v1.Descriptor{}, fmt.Errorf("pushing %s: %w", dst, err)
 	}
-	for _, r := range referrers {
-		rd, err := descriptorOf(r)
-		if err != nil {
-			return v1.Descriptor{}, err
-		}
-		rref, err := dst.WithDigest(rd.Digest.String()).Remote(o.nameOptions()...)
-		if err != nil {
-			return v1.Descriptor{}, err
-		}
-		if err := putRemote(rref, r, ropts); err != nil {
-			return v1.Descriptor{}, fmt.Errorf("pushing referrer %s of %s: %w", rd.Digest, dst, err)
-		}
-	}
-	if dst.Tag != "" {
-		tagged, err := dst.Remote(o.nameOptions()...)
-		if err != nil {
-			return v1.Descriptor{}, err
-		}
-		if err := remote.Tag(tagged.Context().Tag(dst.Tag), root.(remote.Taggable), ropts...); err != nil {
-			return v1.Descriptor{}, fmt.Errorf("tagging %s: %w", dst, err)
-		}
-	}
-	return desc, nil
-}
-
-func putRemote(ref name.Reference, a Artifact, ropts []remote.Option) error {
-	switch v := a.(type) {
-	case v1.ImageIndex:
-		return remote.WriteIndex(ref, v, ropts...)
-	case v1.Image:
-		return remote.Write(ref, v, ropts...)
-	}
-	return fmt.Errorf("unsupported artifact %T", a)
+	return res.Descriptor, nil
 }

@@ -1,0 +1,110 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// ociEmpty is the OCI 1.1 empty descriptor's media type ("{}").
+const ociEmpty types.MediaType = "application/vnd.oci.empty.v1+json"
+
+var emptyJSON = []byte("{}")
+
+func blobDescriptor(mt types.MediaType, b []byte) v1.Descriptor {
+	sum := sha256.Sum256(b)
+	return v1.Descriptor{MediaType: mt, Digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}, Size: int64(len(b))}
+}
+
+// artifactManifest is an OCI 1.1 image manifest used as an artifact.
+type artifactManifest struct {
+	SchemaVersion int               `json:"schemaVersion"`
+	MediaType     types.MediaType   `json:"mediaType"`
+	ArtifactType  string            `json:"artifactType,omitempty"`
+	Config        v1.Descriptor     `json:"config"`
+	Layers        []v1.Descriptor   `json:"layers"`
+	Subject       *v1.Descriptor    `json:"subject,omitempty"`
+	Annotations   map[string]string `json:"annotations,omitempty"`
+}
+
+// buildArtifact returns the manifest of an artifact of artifactType whose one
+// layer is payload (of payloadType; none when payload is nil), pointing at
+// subject (none when nil).
+func buildArtifact(artifactType string, subject *v1.Descriptor, payloadType types.MediaType, payload []byte, annotations map[string]string) (v1.Descriptor, []byte, error) {
+	m := artifactManifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIManifestSchema1,
+		ArtifactType:  artifactType,
+		Config:        blobDescriptor(ociEmpty, emptyJSON),
+		Layers:        []v1.Descriptor{},
+		Annotations:   annotations,
+	}
+	if payload != nil {
+		m.Layers = append(m.Layers, blobDescriptor(payloadType, payload))
+	} else {
+		// Registries that predate OCI 1.1 refuse manifests without layers.
+		m.Layers = append(m.Layers, blobDescriptor(ociEmpty, emptyJSON))
+	}
+	if subject != nil {
+		m.Subject = &v1.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size}
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return v1.Descriptor{}, nil, err
+	}
+	d := manifestDescriptor(raw, types.OCIManifestSchema1)
+	d.Annotations = annotations
+	return d, raw, nil
+}
+
+// pushArtifact writes an artifact (blobs, manifest) to e and records it as a
+// referrer of subject.
+func pushArtifact(ctx context.Context, e endpoint, artifactType string, subject v1.Descriptor, payloadType types.MediaType, payload []byte, annotations map[string]string) (v1.Descriptor, error) {
+	d, raw, err := buildArtifact(artifactType, &subject, payloadType, payload, annotations)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	if err := putSmallBlob(ctx, e, ociEmpty, emptyJSON); err != nil {
+		return v1.Descriptor{}, err
+	}
+	if payload != nil {
+		if err := putSmallBlob(ctx, e, payloadType, payload); err != nil {
+			return v1.Descriptor{}, err
+		}
+	}
+	if err := e.putManifest(ctx, d, raw); err != nil {
+		return v1.Descriptor{}, fmt.Errorf("writing %s to %s: %w", artifactType, e, err)
+	}
+	if err := e.addReferrers(ctx, subject, []v1.Descriptor{d}); err != nil {
+		return v1.Descriptor{}, fmt.Errorf("recording %s as referrer of %s: %w", d.Digest, subject.Digest, err)
+	}
+	return d, nil
+}
+
+// putArtifactManifest writes a subject-less artifact (and its blobs).
+func putArtifactManifest(ctx context.Context, e endpoint, d v1.Descriptor, raw []byte) error {
+	if err := putSmallBlob(ctx, e, ociEmpty, emptyJSON); err != nil {
+		return err
+	}
+	return e.putManifest(ctx, d, raw)
+}
+
+func putSmallBlob(ctx context.Context, e endpoint, mt types.MediaType, b []byte) error {
+	d := blobDescriptor(mt, b)
+	has, err := e.hasBlob(ctx, d)
+	if err != nil {
+		return err
+	}
+	if has {
+		return nil
+	}
+	_, err = e.putBlob(ctx, d, func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }, "")
+	return err
+}
