@@ -274,4 +274,3 @@ func TestCopyMissingSource(t *testing.T) {
 		t.Fatalf("err = %v, want ErrNotFound", err)
 	}
 }
-

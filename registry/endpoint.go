@@ -433,7 +433,9 @@ func (e *memEndpoint) referrers(_ context.Context, subject v1.Descriptor, artifa
 
 var errReadOnly = errors.New("read-only source")
 
-func (e *memEndpoint) hasBlob(context.Context, v1.Descriptor) (bool, error) { return false, errReadOnly }
+func (e *memEndpoint) hasBlob(context.Context, v1.Descriptor) (bool, error) {
+	return false, errReadOnly
+}
 func (e *memEndpoint) putBlob(context.Context, v1.Descriptor, func() (io.ReadCloser, error), string) (bool, error) {
 	return false, errReadOnly
 }
