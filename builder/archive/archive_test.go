@@ -39,7 +39,7 @@ func symlink(name, target string) ent {
 func hardlink(name, target string) ent { return ent{name: name, typ: tar.TypeLink, link: target} }
 
 // writeTar writes ents as a tar, compressed per f, into dir and returns the path.
-func writeTar(t *testing.T, f Format, ents []ent) string {
+func writeTar(t testing.TB, f Format, ents []ent) string {
 	t.Helper()
 	var buf bytes.Buffer
 	var w io.Writer = &buf
@@ -98,7 +98,7 @@ func (zeroReader) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func writeZip(t *testing.T, ents []ent) string {
+func writeZip(t testing.TB, ents []ent) string {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
@@ -148,7 +148,7 @@ func writeZip(t *testing.T, ents []ent) string {
 	return p
 }
 
-func write(t *testing.T, f Format, ents []ent) string {
+func write(t testing.TB, f Format, ents []ent) string {
 	if f == Zip {
 		return writeZip(t, ents)
 	}
