@@ -73,6 +73,7 @@ Typical flow:
 	root.AddCommand(
 		newVersionCmd(a),
 		newRecipeCmd(a),
+		newServeCmd(a), newGCCmd(a),
 	)
 	return root
 }

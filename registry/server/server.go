@@ -46,12 +46,12 @@ type Server struct {
 }
 
 type options struct {
-	log          *slog.Logger
-	delete       bool
-	htpasswd     string
-	anonPull     bool
-	tlsCert      string
-	tlsKey       string
+	log      *slog.Logger
+	delete   bool
+	htpasswd string
+	anonPull bool
+	tlsCert  string
+	tlsKey   string
 }
 
 // Option configures New.
