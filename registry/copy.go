@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -342,6 +343,10 @@ func copyBlobs(ctx context.Context, g *graph, dst endpoint, o copyOptions, res *
 				return readCloser{p.Reader(rc, o.op, b.Digest.String(), b.Size), rc}, nil
 			}
 			mounted, err := dst.putBlob(ectx, b, open, o.mountFrom)
+			var de *DigestError
+			if errors.As(err, &de) {
+				return de // it names the blob and where it came from
+			}
 			if err != nil {
 				return fmt.Errorf("copying blob %s to %s: %w", b.Digest, dst, err)
 			}

@@ -11,6 +11,14 @@ var (
 	ErrDigestMismatch = errors.New("digest mismatch")
 	// ErrNotFound: the reference, tag or blob does not exist.
 	ErrNotFound = errors.New("not found")
+	// ErrRevoked: the digest carries a revocation (see Revoke); pulls refuse
+	// it unless told otherwise. Errors wrapping it are *RevokedError.
+	ErrRevoked = errors.New("revoked")
+	// ErrDigestRequired: a tag was given where only a digest is accepted.
+	ErrDigestRequired = errors.New("digest required")
+	// ErrUnsafePath: an archive entry would land outside the target
+	// directory, or is a device node.
+	ErrUnsafePath = errors.New("unsafe path")
 )
 
 // DigestError reports content whose digest or size differs from its descriptor.

@@ -182,6 +182,7 @@ func (c *repoClient) getManifest(ctx context.Context, ref string, want *v1.Descr
 		return v1.Descriptor{}, nil, fmt.Errorf("manifest %s is larger than %d bytes", u, maxManifestSize)
 	}
 	d := manifestDescriptor(raw, types.MediaType(resp.Header.Get("Content-Type")))
+	u = resp.Request.URL.String() // with the scheme actually used
 	if want != nil {
 		if err := checkDigest("manifest", u, *want, d); err != nil {
 			return v1.Descriptor{}, nil, err
@@ -277,7 +278,7 @@ func (c *repoClient) getBlob(ctx context.Context, d v1.Descriptor) (io.ReadClose
 		drain(resp)
 		return nil, err
 	}
-	return newVerifier(resp.Body, d, "blob", u), nil
+	return newVerifier(resp.Body, d, "blob", resp.Request.URL.String()), nil
 }
 
 // startUpload opens an upload session, mounting from fromRepo when given.

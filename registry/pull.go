@@ -1,0 +1,287 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// PullOptions configure Pull.
+type PullOptions struct {
+	Options
+	// Platform picks the image of an index to unpack ("os/arch[/variant]");
+	// empty means linux/<this machine's architecture>. Output to an OCI
+	// layout keeps every platform.
+	Platform string
+	// RequireDigest refuses references by tag (for provisioners, which must
+	// boot exactly what was tested).
+	RequireDigest bool
+	// AllowRevoked pulls digests that carry a revocation.
+	AllowRevoked bool
+	// Resolved, when set, is called once the reference is resolved to a
+	// digest, before anything else is fetched.
+	Resolved func(v1.Descriptor)
+}
+
+// PullResult reports what Pull fetched.
+type PullResult struct {
+	CopyResult
+	// Image is the platform image unpacked (DIR output only).
+	Image v1.Descriptor
+	// Output is the directory written.
+	Output string
+}
+
+// Pull fetches src and writes it to dst: "oci:DIR[:TAG]" stores the graph
+// (every platform, with referrers) in an OCI layout; a plain DIR receives
+// the platform's root filesystem (see Unpack). A tag is resolved to a digest
+// exactly once; everything after is fetched by digest and checked while it
+// streams. A revoked digest fails with ErrRevoked unless o.AllowRevoked.
+// Nothing appears at dst unless the pull completes: content is staged in a
+// temporary sibling and renamed into place.
+func Pull(ctx context.Context, src Reference, dst string, o PullOptions) (PullResult, error) {
+	if o.RequireDigest && src.Digest == "" {
+		return PullResult{}, fmt.Errorf("pulling %s: %w: name the image as REF@sha256:…", src, ErrDigestRequired)
+	}
+	var out Reference
+	toLayout := strings.HasPrefix(dst, "oci:")
+	if toLayout {
+		var err error
+		if out, err = ParseReference(dst); err != nil {
+			return PullResult{}, err
+		}
+		if err := checkLayoutTarget(out.Dir); err != nil {
+			return PullResult{}, err
+		}
+	} else {
+		if dst == "" {
+			return PullResult{}, fmt.Errorf("pulling %s: no output directory", src)
+		}
+		if err := checkEmptyTarget(dst); err != nil {
+			return PullResult{}, err
+		}
+	}
+	se, err := openEndpoint(ctx, src, o.Options, false)
+	if err != nil {
+		return PullResult{}, err
+	}
+	root, err := se.resolve(ctx, src.Tag, src.Digest)
+	if err != nil {
+		return PullResult{}, err
+	}
+	if o.Resolved != nil {
+		o.Resolved(root)
+	}
+	if !o.AllowRevoked {
+		if err := checkRevoked(ctx, se, src.WithDigest("").String(), root); err != nil {
+			return PullResult{}, err
+		}
+	}
+	copts := copyOptions{Options: o.Options, op: "download"}
+	if toLayout {
+		tag := out.Tag
+		if tag == "" && out.Digest == "" {
+			tag = src.Tag
+		}
+		res, err := pullLayout(ctx, se, root, out.Dir, tag, copts)
+		return PullResult{CopyResult: res, Output: out.Dir}, err
+	}
+	img, err := pickPlatform(ctx, se, root, o.Platform)
+	if err != nil {
+		return PullResult{}, err
+	}
+	if img.Digest != root.Digest && !o.AllowRevoked {
+		if err := checkRevoked(ctx, se, src.WithDigest("").String(), img); err != nil {
+			return PullResult{}, err
+		}
+	}
+	dst = filepath.Clean(dst)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return PullResult{}, err
+	}
+	stage, err := os.MkdirTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".pull-*")
+	if err != nil {
+		return PullResult{}, err
+	}
+	defer os.RemoveAll(stage)
+	l, err := OpenLayout(stage)
+	if err != nil {
+		return PullResult{}, err
+	}
+	copts.noReferrers = true
+	res, err := copyGraph(ctx, se, &layoutEndpoint{l: l, display: "oci:" + stage}, img, "", copts)
+	if err != nil {
+		return PullResult{}, err
+	}
+	image, err := l.Path().Image(img.Digest)
+	if err != nil {
+		return PullResult{}, err
+	}
+	if err := Unpack(ctx, image, dst, UnpackOptions{Progress: o.Progress}); err != nil {
+		return PullResult{}, err
+	}
+	return PullResult{CopyResult: res, Image: img, Output: dst}, nil
+}
+
+// checkLayoutTarget accepts a missing path, an empty directory or an OCI
+// layout.
+func checkLayoutTarget(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, "index.json")); err == nil {
+		return nil
+	}
+	return checkEmptyTarget(dir)
+}
+
+// pickPlatform returns root when it is an image, else the image of the index
+// matching platform.
+func pickPlatform(ctx context.Context, e endpoint, root v1.Descriptor, platform string) (v1.Descriptor, error) {
+	if !root.MediaType.IsIndex() {
+		return root, nil
+	}
+	if platform == "" {
+		platform = "linux/" + runtime.GOARCH
+	}
+	want, err := v1.ParsePlatform(platform)
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("platform %q: %w", platform, err)
+	}
+	raw, err := e.manifest(ctx, root)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	var im v1.IndexManifest
+	if err := json.Unmarshal(raw, &im); err != nil {
+		return v1.Descriptor{}, fmt.Errorf("index %s: %w", root.Digest, err)
+	}
+	var have []string
+	for _, d := range im.Manifests {
+		if d.Platform == nil {
+			continue
+		}
+		have = append(have, d.Platform.String())
+		if d.Platform.Satisfies(*want) {
+			if d.MediaType.IsIndex() {
+				return pickPlatform(ctx, e, d, platform)
+			}
+			return d, nil
+		}
+	}
+	return v1.Descriptor{}, fmt.Errorf("%s has no image for platform %s (it has %s): %w", root.Digest, platform, strings.Join(have, ", "), ErrNotFound)
+}
+
+// pullLayout copies into a staging layout next to dir, then moves the result
+// in: a rename when dir does not exist yet, else blob by blob (each a rename)
+// and one atomic index.json update.
+func pullLayout(ctx context.Context, se endpoint, root v1.Descriptor, dir, tag string, o copyOptions) (CopyResult, error) {
+	dir = filepath.Clean(dir)
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return CopyResult{}, err
+	}
+	stage, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".pull-*")
+	if err != nil {
+		return CopyResult{}, err
+	}
+	defer os.RemoveAll(stage)
+	l, err := OpenLayout(stage)
+	if err != nil {
+		return CopyResult{}, err
+	}
+	// An existing layout seeds the stage's "already have" checks.
+	de := &layoutEndpoint{l: l, display: "oci:" + dir}
+	var existing *Layout
+	if _, err := os.Stat(filepath.Join(dir, "index.json")); err == nil {
+		existing = &Layout{dir: dir}
+	}
+	res, err := copyGraph(ctx, se, &seededLayout{layoutEndpoint: de, seed: existing}, root, tag, o)
+	if err != nil {
+		return res, err
+	}
+	if existing == nil {
+		if err := os.Chmod(stage, 0o755); err != nil {
+			return res, err
+		}
+		if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return res, fmt.Errorf("replacing empty %s: %w", dir, err)
+		}
+		if err := os.Rename(stage, dir); err != nil {
+			return res, err
+		}
+		return res, syncDir(filepath.Dir(dir))
+	}
+	return res, mergeLayout(l, existing)
+}
+
+// seededLayout is a staging layout that also counts the blobs of an
+// existing layout as present (they are not copied into the stage).
+type seededLayout struct {
+	*layoutEndpoint
+	seed *Layout
+}
+
+func (s *seededLayout) hasBlob(ctx context.Context, d v1.Descriptor) (bool, error) {
+	if s.seed != nil && s.seed.HasBlob(d.Digest, d.Size) {
+		return true, nil
+	}
+	return s.layoutEndpoint.hasBlob(ctx, d)
+}
+
+// mergeLayout moves stage's blobs into dst (renames, then a directory fsync)
+// and then merges stage's index.json entries into dst's in one atomic write.
+func mergeLayout(stage, dst *Layout) error {
+	src := filepath.Join(stage.dir, "blobs", "sha256")
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	to := filepath.Join(dst.dir, "blobs", "sha256")
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(to, e.Name())); err == nil {
+			continue
+		}
+		if err := os.Rename(filepath.Join(src, e.Name()), filepath.Join(to, e.Name())); err != nil {
+			return err
+		}
+	}
+	if err := syncDir(to); err != nil {
+		return err
+	}
+	im, err := stage.ReadIndex()
+	if err != nil {
+		return err
+	}
+	return dst.updateIndex(func(cur *v1.IndexManifest) {
+		for _, d := range im.Manifests {
+			n := d.Annotations[refNameAnnotation]
+			keep := cur.Manifests[:0]
+			dup := false
+			for _, c := range cur.Manifests {
+				cn := c.Annotations[refNameAnnotation]
+				if n != "" && cn == n {
+					continue
+				}
+				if n == "" && cn == "" && c.Digest == d.Digest {
+					dup = true
+				}
+				keep = append(keep, c)
+			}
+			cur.Manifests = keep
+			if !dup {
+				cur.Manifests = append(cur.Manifests, d)
+			}
+		}
+	})
+}
