@@ -3,11 +3,13 @@ package server
 import (
 	"bufio"
 	"crypto/rand"
+	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -15,7 +17,16 @@ import (
 // htpasswd holds the users of an Apache htpasswd file (bcrypt entries only).
 type htpasswd struct {
 	users map[string][]byte
+
+	// ok remembers recently verified credentials (by a salted hash) for a
+	// few minutes: a push is dozens of requests, and each bcrypt check costs
+	// tens of milliseconds of CPU.
+	mu   sync.Mutex
+	salt [16]byte
+	ok   map[[32]byte]time.Time
 }
+
+const authCacheTTL = 5 * time.Minute
 
 // loadHtpasswd reads file, reporting every bad line as file:line.
 func loadHtpasswd(file string) (*htpasswd, error) {
@@ -24,7 +35,8 @@ func loadHtpasswd(file string) (*htpasswd, error) {
 		return nil, fmt.Errorf("%w: %v", ErrHtpasswd, err)
 	}
 	defer f.Close()
-	h := &htpasswd{users: map[string][]byte{}}
+	h := &htpasswd{users: map[string][]byte{}, ok: map[[32]byte]time.Time{}}
+	rand.Read(h.salt[:])
 	var problems []string
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
@@ -65,7 +77,28 @@ func (h *htpasswd) check(user, pass string) bool {
 	if !ok {
 		hash = dummyHash()
 	}
-	return bcrypt.CompareHashAndPassword(hash, []byte(pass)) == nil && ok
+	sum := sha256.New()
+	sum.Write(h.salt[:])
+	sum.Write([]byte(user + "\x00" + pass + "\x00"))
+	sum.Write(hash)
+	var key [32]byte
+	copy(key[:], sum.Sum(nil))
+	h.mu.Lock()
+	t, cached := h.ok[key]
+	h.mu.Unlock()
+	if cached && time.Since(t) < authCacheTTL {
+		return true
+	}
+	if bcrypt.CompareHashAndPassword(hash, []byte(pass)) != nil || !ok {
+		return false
+	}
+	h.mu.Lock()
+	if len(h.ok) >= 1024 {
+		clear(h.ok)
+	}
+	h.ok[key] = time.Now()
+	h.mu.Unlock()
+	return true
 }
 
 // dummyHash is a bcrypt hash nobody knows the password of, compared against
