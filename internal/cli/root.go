@@ -73,7 +73,11 @@ Typical flow:
 	root.AddCommand(
 		newVersionCmd(a),
 		newRecipeCmd(a),
+		newBuildCmd(a),
+		newInspectCmd(a),
+		newDiffCmd(a),
 		newServeCmd(a), newGCCmd(a),
+		newPushCmd(a), newCopyCmd(a), newPullCmd(a), newLsCmd(a), newPromoteCmd(a), newRevokeCmd(a), newChannelCmd(a),
 	)
 	return root
 }
