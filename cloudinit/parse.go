@@ -27,25 +27,36 @@ type pos struct{ line, col int }
 // source remembers where each field of a parsed spec came from.
 type source struct {
 	file string
-	dir  string // directory relative file references resolve against
-	pos  map[string]pos
+	dir  string         // directory relative file references resolve against
+	pos  map[string]pos // value of each field
+	key  map[string]pos // key of each mapping entry
+	node string         // for a NodeConfigList entry, "nodes[i]": what "node" means
 }
 
-// at returns the position of field (a dotted path), falling back to the
-// nearest parent that has one.
+// at returns the position of field (a dotted path): its value, or for a
+// missing field the key of the nearest parent that is present.
 func (s *source) at(field string) pos {
 	if s == nil {
 		return pos{}
 	}
+	if s.node != "" && (field == "node" || strings.HasPrefix(field, "node.")) {
+		field = s.node + field[len("node"):]
+	}
+	if p, ok := s.pos[field]; ok {
+		return p
+	}
 	for f := field; ; {
-		if p, ok := s.pos[f]; ok {
-			return p
-		}
 		i := strings.LastIndexAny(f, ".[")
 		if i < 0 {
 			return s.pos[""]
 		}
 		f = f[:i]
+		if p, ok := s.key[f]; ok {
+			return p
+		}
+		if p, ok := s.pos[f]; ok {
+			return p
+		}
 	}
 }
 
@@ -131,7 +142,7 @@ func (ps *problems) has(field string) bool {
 }
 
 func parseDocument(file string, root *yaml.Node) ([]*NodeConfig, []Problem) {
-	d := &decoder{ps: problems{src: &source{file: file, pos: map[string]pos{}}}}
+	d := &decoder{ps: problems{src: &source{file: file, pos: map[string]pos{}, key: map[string]pos{}}}}
 	doc := root
 	if doc.Kind == yaml.DocumentNode {
 		if len(doc.Content) == 0 {
@@ -215,22 +226,9 @@ func expandList(l *NodeConfigList, src *source) []*NodeConfig {
 }
 
 // forListNode returns a view of s where "node..." resolves to "nodes[i]...".
+// The position maps are shared, not copied: a list may have many nodes.
 func (s *source) forListNode(i int) *source {
-	prefix := fmt.Sprintf("nodes[%d]", i)
-	m := make(map[string]pos, 16)
-	for k, v := range s.pos {
-		switch {
-		case k == prefix:
-			m["node"] = v
-		case strings.HasPrefix(k, prefix+"."):
-			m["node"+k[len(prefix):]] = v
-		case strings.HasPrefix(k, "nodes["):
-			// another node's field
-		default:
-			m[k] = v
-		}
-	}
-	return &source{file: s.file, dir: s.dir, pos: m}
+	return &source{file: s.file, dir: s.dir, pos: s.pos, key: s.key, node: fmt.Sprintf("nodes[%d]", i)}
 }
 
 // decoder walks yaml.Node trees into Go values by their yaml tags,
@@ -371,6 +369,7 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		kp := path + "." + k.Value
+		d.ps.src.key[kp] = pos{k.Line, k.Column}
 		if m.MapIndex(reflect.ValueOf(k.Value)).IsValid() {
 			d.ps.src.pos[kp] = pos{k.Line, k.Column}
 			d.ps.add(kp, ErrDuplicateField, "")
@@ -426,6 +425,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		if path != "" {
 			kp = path + "." + k.Value
 		}
+		d.ps.src.key[kp] = pos{k.Line, k.Column}
 		f, ok := fields[k.Value]
 		if !ok {
 			d.ps.src.pos[kp] = pos{k.Line, k.Column}

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 var (
@@ -156,7 +157,7 @@ func validateCluster(c *Cluster, ps *problems) []string {
 			}
 			ps.add("cluster.caCertFile", ErrCAFile, "not loaded (use Load, or set CACert)")
 		} else {
-			hashes, detail, err := caCertHashes(c.CACert)
+			hashes, detail, err := caCertHashesCached(c.CACert)
 			if err != nil {
 				ps.add("cluster.caCertFile", err, "%s", detail)
 			}
@@ -191,6 +192,38 @@ func validateCluster(c *Cluster, ps *problems) []string {
 func CACertHash(cert *x509.Certificate) string {
 	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
 	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// caCache memoizes caCertHashes: a fleet shares one CA, and parsing the
+// certificate again for every node would dominate rendering.
+var caCache = struct {
+	sync.Mutex
+	m map[string]caResult
+}{m: map[string]caResult{}}
+
+type caResult struct {
+	hashes []string
+	detail string
+	err    error
+}
+
+const caCacheMax = 64
+
+func caCertHashesCached(pemData []byte) ([]string, string, error) {
+	caCache.Lock()
+	r, ok := caCache.m[string(pemData)]
+	caCache.Unlock()
+	if ok {
+		return r.hashes, r.detail, r.err
+	}
+	r.hashes, r.detail, r.err = caCertHashes(pemData)
+	caCache.Lock()
+	if len(caCache.m) >= caCacheMax {
+		clear(caCache.m)
+	}
+	caCache.m[string(pemData)] = r
+	caCache.Unlock()
+	return r.hashes, r.detail, r.err
 }
 
 // caCertHashes parses PEM and pins every certificate in it.
