@@ -91,7 +91,16 @@ func (p *problems) err() error {
 	if len(p.list) == 0 {
 		return nil
 	}
-	return &ValidationError{Problems: p.list}
+	// The same problem found once per platform is reported once.
+	seen := map[Problem]bool{}
+	var out []Problem
+	for _, pr := range p.list {
+		if !seen[pr] {
+			seen[pr] = true
+			out = append(out, pr)
+		}
+	}
+	return &ValidationError{Problems: out}
 }
 
 // strictWalk checks that every key in n names a field of t (yaml tags), and
