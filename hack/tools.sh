@@ -14,7 +14,7 @@ export GOBIN="$TOOLS/bin" GOFLAGS=-buildvcs=false
 # Debian packages: command -> package
 declare -A APT=(
   [skopeo]=skopeo [umoci]=umoci [docker-registry]=docker-registry
-  [cloud-init]=cloud-init [zstd]=zstd [openssl]=openssl
+  [cloud-init]=cloud-init [zstd]=zstd [openssl]=openssl [bc]=bc
   [ignition-validate]=ignition
 )
 # Go tools: command -> module@version (package path)
