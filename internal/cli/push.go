@@ -1,0 +1,135 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/prebake/prebake/registry"
+)
+
+// registryFlags are the flags of every command that talks to a registry.
+type registryFlags struct {
+	insecure bool
+	jobs     int
+}
+
+func (f *registryFlags) register(cmd *cobra.Command, withJobs bool) {
+	cmd.Flags().BoolVar(&f.insecure, "insecure", false, "allow plain HTTP (loopback registries)")
+	if withJobs {
+		cmd.Flags().IntVar(&f.jobs, "jobs", 4, "blobs transferred at once")
+	}
+}
+
+func (f *registryFlags) options() registry.Options {
+	return registry.Options{Insecure: f.insecure, Jobs: f.jobs}
+}
+
+// copyOutput is what push/copy --json print.
+type copyOutput struct {
+	Source      string   `json:"source"`
+	Destination string   `json:"destination"`
+	Digest      string   `json:"digest"`
+	Referrers   []string `json:"referrers,omitempty"`
+	Manifests   int      `json:"manifests"`
+	Blobs       int      `json:"blobs"`
+	Uploaded    int64    `json:"uploadedBytes"`
+	Skipped     int64    `json:"skippedBytes"`
+	Mounted     int      `json:"mountedBlobs,omitempty"`
+}
+
+func newPushCmd(a *app) *cobra.Command {
+	return newCopyLikeCmd(a, "push", "Push an image and its referrers from the store or a layout to a registry",
+		`Push copies the image or index SRC names, with all its referrers (the SBOM,
+signatures, channel records, revocations) and cosign's sha256-<hex>.sig/.att
+tags, to DST. It is the same operation as "prebake copy"; the name reads better
+when SRC is local.
+
+Blobs move in parallel (--jobs) exactly as stored - nothing is recompressed -
+and blobs DST already has are skipped after a HEAD request, so re-pushing an
+unchanged image uploads nothing and a Kubernetes patch bump uploads one layer.
+Within one registry, blobs are mounted from the source repository. Manifests
+are written after their blobs and the tag last, so DST's tag never names an
+incomplete image.
+
+References: NAME[:TAG] or store:NAME[:TAG] (the local store), oci:DIR[:TAG]
+(an OCI layout), host[:port]/repo[:tag|@digest] (a registry). Credentials come
+from the Docker config and its credential helpers (docker login).`,
+		`  # push the locally built image to a registry
+  prebake push kubernetes-node:1.36.4 registry.example.com/nodes/kubernetes-node:1.36.4
+
+  # to a loopback registry over plain HTTP, machine-readable
+  prebake push store:quickstart:1.0 127.0.0.1:5000/quickstart:1.0 --insecure --json`)
+}
+
+func newCopyCmd(a *app) *cobra.Command {
+	return newCopyLikeCmd(a, "copy", "Copy an image and its referrers between layouts, the store and registries",
+		`Copy copies the image or index SRC names, with all its referrers (the SBOM,
+signatures, channel records, revocations) and cosign's sha256-<hex>.sig/.att
+tags, to DST, between any of: the local store, OCI layouts and registries.
+
+Blobs move in parallel (--jobs) as stored, never recompressed; blobs DST
+already has are skipped; within one registry they are mounted across
+repositories; DST's tag is written last. Without a tag or digest in DST the
+source's tag is used.`,
+		`  # mirror a released image (and its signatures) to another registry
+  prebake copy registry.example.com/nodes/k8s@sha256:… mirror.example.com/nodes/k8s:1.36.4
+
+  # export to an OCI layout directory for an air-gapped site
+  prebake copy registry.example.com/nodes/k8s:1.36.4 oci:./k8s-1.36.4`)
+}
+
+func newCopyLikeCmd(a *app, use, short, long, example string) *cobra.Command {
+	var (
+		rf     registryFlags
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:     use + " SRC DST",
+		Short:   short,
+		Long:    long,
+		Example: example,
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			src, err := registry.ParseReference(args[0])
+			if err != nil {
+				return err
+			}
+			dst, err := registry.ParseReference(args[1])
+			if err != nil {
+				return err
+			}
+			prog, done := a.newProgress()
+			defer done()
+			o := rf.options()
+			o.Progress = prog
+			res, err := registry.Copy(cmd.Context(), src, dst, o)
+			done()
+			if err != nil {
+				return err
+			}
+			out := copyOutput{
+				Source: src.String(), Destination: dst.WithDigest(res.Descriptor.Digest.String()).String(),
+				Digest: res.Descriptor.Digest.String(), Manifests: res.Manifests, Blobs: res.Blobs,
+				Uploaded: res.Uploaded, Skipped: res.Skipped, Mounted: res.BlobsMounted,
+			}
+			for _, r := range res.Referrers {
+				out.Referrers = append(out.Referrers, r.Digest.String())
+			}
+			if asJSON {
+				enc := json.NewEncoder(a.Out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(out)
+			}
+			fmt.Fprintf(a.Out, "%s %s\n", dst, res.Descriptor.Digest)
+			if !a.quiet {
+				fmt.Fprintf(a.Err, "%s; %d manifests, %d referrers\n", res.Summary(), res.Manifests, len(res.Referrers))
+			}
+			return nil
+		},
+	}
+	rf.register(cmd, true)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}
