@@ -131,7 +131,11 @@ func (e *SizeError) Error() string {
 	if e.Limit.Base64 {
 		how = " after base64"
 	}
-	return fmt.Sprintf("user-data for %s is %d bytes%s, over the %s limit of %d", e.Node, e.Size, how, e.Limit.Name, e.Limit.Bytes)
+	name := ""
+	if e.Limit.Name != "" {
+		name = e.Limit.Name + " "
+	}
+	return fmt.Sprintf("user-data for %s is %d bytes%s, over the %slimit of %d bytes", e.Node, e.Size, how, name, e.Limit.Bytes)
 }
 
 // Unwrap returns ErrTooLarge.

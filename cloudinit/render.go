@@ -241,7 +241,7 @@ func RenderFetch(url string, opts Options) ([]byte, error) {
 
 // SizeLimit is a provider's user-data size limit.
 type SizeLimit struct {
-	Name   string // "aws", "openstack", "gce" or "" for a plain byte count
+	Name   string // "aws", "openstack", "gce", or empty for a plain byte count
 	Bytes  int    // 0 means no limit
 	Base64 bool   // the limit counts the base64-encoded size
 }
@@ -267,7 +267,7 @@ func ParseSizeLimit(s string) (SizeLimit, error) {
 	if err != nil || n <= 0 {
 		return SizeLimit{}, fmt.Errorf("%w: size limit %q: want aws, openstack, gce or a positive byte count", ErrInvalidValue, s)
 	}
-	return SizeLimit{Name: strconv.Itoa(n) + " byte", Bytes: n}, nil
+	return SizeLimit{Bytes: n}, nil
 }
 
 // Size is n as the limit counts it.

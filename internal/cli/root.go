@@ -78,6 +78,8 @@ Typical flow:
 		newDiffCmd(a),
 		newServeCmd(a), newGCCmd(a),
 		newPushCmd(a), newCopyCmd(a), newPullCmd(a), newLsCmd(a), newPromoteCmd(a), newRevokeCmd(a), newChannelCmd(a),
+		newRenderCmd(a),
+		newKeygenCmd(a), newSignCmd(a), newVerifyCmd(a), newAttestCmd(a),
 	)
 	return root
 }
