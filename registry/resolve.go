@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
@@ -156,7 +157,57 @@ func (l *Layout) Artifact(d v1.Descriptor) (Artifact, error) {
 		}
 		return ii.ImageIndex(d.Digest)
 	}
-	return p.Image(d.Digest)
+	img, err := p.Image(d.Digest)
+	if err != nil {
+		// A manifest nested in an index (a platform image) is not in
+		// index.json; open it through the index that lists it.
+		if a := nestedArtifact(p, d); a != nil {
+			return a, nil
+		}
+	}
+	return img, err
+}
+
+// nestedArtifact finds d below the indexes listed in the layout's
+// index.json and opens it through its parent; nil when no index lists it.
+func nestedArtifact(p layout.Path, d v1.Descriptor) Artifact {
+	top, err := p.ImageIndex()
+	if err != nil {
+		return nil
+	}
+	var find func(ii v1.ImageIndex, depth int) Artifact
+	find = func(ii v1.ImageIndex, depth int) Artifact {
+		im, err := ii.IndexManifest()
+		if err != nil || depth > 8 {
+			return nil
+		}
+		for _, c := range im.Manifests {
+			if c.Digest == d.Digest {
+				if c.MediaType.IsIndex() {
+					a, err := ii.ImageIndex(c.Digest)
+					if err == nil {
+						return a
+					}
+				} else if a, err := ii.Image(c.Digest); err == nil {
+					return a
+				}
+			}
+		}
+		for _, c := range im.Manifests {
+			if !c.MediaType.IsIndex() {
+				continue
+			}
+			child, err := ii.ImageIndex(c.Digest)
+			if err != nil {
+				continue
+			}
+			if a := find(child, depth+1); a != nil {
+				return a
+			}
+		}
+		return nil
+	}
+	return find(top, 0)
 }
 
 // Annotations returns the manifest annotations of ref. For an index, the

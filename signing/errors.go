@@ -30,8 +30,9 @@ var (
 	// names it (tampered content). It is registry.ErrDigestMismatch, and
 	// the error is a *registry.DigestError saying what and where.
 	ErrDigestMismatch = registry.ErrDigestMismatch
-	// ErrRevoked: the digest was revoked (prebake revoke).
-	ErrRevoked = errors.New("revoked")
+	// ErrRevoked: the digest was revoked (prebake revoke); it is
+	// registry.ErrRevoked and the reason a *registry.RevokedError.
+	ErrRevoked = registry.ErrRevoked
 	// ErrNoAttestation: a required attestation (SBOM, provenance) is
 	// missing or none of its kind verifies with the key.
 	ErrNoAttestation = errors.New("missing attestation")
@@ -55,7 +56,10 @@ func (e *TagReferenceError) Error() string {
 	return fmt.Sprintf("%s is not pinned to a digest (it resolves to %s now); sign by digest: %s", e.Ref, e.Digest, e.Fix)
 }
 
-func (e *TagReferenceError) Unwrap() error { return ErrTagReference }
+// Unwrap matches ErrTagReference and registry.ErrDigestRequired.
+func (e *TagReferenceError) Unwrap() []error {
+	return []error{ErrTagReference, registry.ErrDigestRequired}
+}
 
 // VerificationError is a refusal of Verify: Reason is one of the sentinels
 // above, Digest what was being verified, and Details says why each

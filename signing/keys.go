@@ -73,6 +73,16 @@ func LoadVerifier(ctx context.Context, keyRef string) (Verifier, error) {
 	return &keyVerifier{v: v}, nil
 }
 
+// NewSigner returns a Signer for an in-memory private key (ECDSA, RSA or
+// Ed25519), with cosign's defaults (SHA-256; Ed25519ph).
+func NewSigner(priv crypto.Signer) (Signer, error) {
+	sv, err := signature.LoadDefaultSignerVerifier(priv, *cosign.GetDefaultLoadOptions(nil)...)
+	if err != nil {
+		return nil, fmt.Errorf("loading private key: %w", err)
+	}
+	return &keySigner{sv: sv}, nil
+}
+
 // NewVerifier returns a Verifier for a public key (ECDSA, RSA or Ed25519),
 // hashing with SHA-256 as cosign does.
 func NewVerifier(pub crypto.PublicKey) (Verifier, error) {

@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/in-toto/in-toto-golang/in_toto"
@@ -73,11 +75,6 @@ type VerifiedAttestation struct {
 	Digest string `json:"digest"`
 }
 
-// Revoked reports whether digest has been revoked next to ref and, if so,
-// why. Verify calls it for the digest it verifies; a nil Revoked in the
-// package means revocations cannot be read and Verify refuses nothing for it.
-var revokedFunc func(ctx context.Context, ref registry.Reference, digest string, o registry.Options) (bool, string, error)
-
 // Verify proves that the image ref names is signed by the key and intact,
 // reading nothing but the place it lives: it resolves ref once (a tag is
 // allowed), refuses a revoked digest, checks that the manifest (and, unless
@@ -102,6 +99,9 @@ func Verify(ctx context.Context, ref registry.Reference, o VerifyOptions) (*Veri
 	}
 	a, desc, err := registry.Get(ctx, ref, o.Registry)
 	if err != nil {
+		if de := manifestMismatch(err, ref.Digest, ref.String()); de != nil {
+			return nil, &VerificationError{Ref: ref.String(), Digest: ref.Digest, Reason: de}
+		}
 		return nil, err
 	}
 	pinned := ref.WithDigest(desc.Digest.String())
@@ -110,14 +110,13 @@ func Verify(ctx context.Context, ref registry.Reference, o VerifyOptions) (*Veri
 		return &VerificationError{Ref: ref.String(), Digest: res.Digest, Reason: reason, Details: details}
 	}
 
-	if revokedFunc != nil {
-		revoked, why, err := revokedFunc(ctx, pinned, desc.Digest.String(), o.Registry)
-		if err != nil {
-			return nil, fmt.Errorf("checking revocation of %s: %w", pinned, err)
-		}
-		if revoked {
-			return nil, refuse(ErrRevoked, why)
-		}
+	revs, err := registry.Revocations(ctx, pinned, o.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("checking revocation of %s: %w", pinned, err)
+	}
+	if len(revs) > 0 {
+		r := revs[0]
+		return nil, refuse(fmt.Errorf("%w: %q (by %s at %s)", ErrRevoked, r.Reason, r.By, r.At.Format(time.RFC3339)))
 	}
 
 	c := &contentChecker{skipBlobs: o.SkipBlobs, source: ref.String()}
@@ -296,6 +295,23 @@ func statementOf(a oci.Signature) (*in_toto.Statement, []byte, error) {
 	return &st, raw, nil
 }
 
+// ggcrMismatch is go-containerregistry's refusal of a manifest fetched by
+// digest that hashes to something else.
+var ggcrMismatch = regexp.MustCompile(`manifest digest: "(sha256:[0-9a-f]{64})" does not match requested digest: "(sha256:[0-9a-f]{64})"`)
+
+// manifestMismatch turns a registry client's refusal of a tampered manifest
+// into a *registry.DigestError; nil when err is something else.
+func manifestMismatch(err error, want, source string) *registry.DigestError {
+	var de *registry.DigestError
+	if errors.As(err, &de) {
+		return de
+	}
+	if m := ggcrMismatch.FindStringSubmatch(err.Error()); m != nil && (want == "" || m[2] == want) {
+		return &registry.DigestError{What: "manifest", Source: source, Expected: m[2], Actual: m[1]}
+	}
+	return nil
+}
+
 func isDigestError(err error) bool {
 	var de *registry.DigestError
 	return errors.As(err, &de)
@@ -343,6 +359,9 @@ func (c *contentChecker) artifact(d v1.Descriptor, a registry.Artifact) error {
 				continue
 			}
 			if err != nil {
+				if de := manifestMismatch(err, cd.Digest.String(), c.source); de != nil {
+					return de
+				}
 				return fmt.Errorf("reading %s: %w", cd.Digest, err)
 			}
 			if err := c.artifact(cd, child); err != nil {
