@@ -106,16 +106,7 @@ var ropts = registry.Options{Insecure: true}
 // its reference by digest.
 func pushIndex(t *testing.T, host, repo, tag string) (registry.Reference, v1.ImageIndex) {
 	t.Helper()
-	idx, err := random.Index(512, 2, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx = mutate.Annotations(idx, map[string]string{
-		"org.opencontainers.image.revision": "0123456789abcdef",
-		"org.opencontainers.image.source":   "https://example.com/nodes.git",
-		"dev.prebake.recipe":                "kubernetes-node",
-		"dev.prebake.recipe.digest":         "sha256:" + strings.Repeat("ab", 32),
-	}).(v1.ImageIndex)
+	idx := randomIndex(t)
 	tagged, err := name.NewTag(host+"/"+repo+":"+tag, name.Insecure)
 	if err != nil {
 		t.Fatal(err)
@@ -127,13 +118,26 @@ func pushIndex(t *testing.T, host, repo, tag string) (registry.Reference, v1.Ima
 	return registry.MustParse(host + "/" + repo + "@" + d.String()), idx
 }
 
-// layoutIndex writes a random index into a new layout, tagged tag.
-func layoutIndex(t *testing.T, dir, tag string) (registry.Reference, v1.ImageIndex) {
+// randomIndex is a two-platform index with random layers and the
+// annotations a prebake build sets.
+func randomIndex(t *testing.T) v1.ImageIndex {
 	t.Helper()
 	idx, err := random.Index(512, 2, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return mutate.Annotations(idx, map[string]string{
+		"org.opencontainers.image.revision": "0123456789abcdef",
+		"org.opencontainers.image.source":   "https://example.com/nodes.git",
+		"dev.prebake.recipe":                "kubernetes-node",
+		"dev.prebake.recipe.digest":         "sha256:" + strings.Repeat("ab", 32),
+	}).(v1.ImageIndex)
+}
+
+// layoutIndex writes a random index into a new layout, tagged tag.
+func layoutIndex(t *testing.T, dir, tag string) (registry.Reference, v1.ImageIndex) {
+	t.Helper()
+	idx := randomIndex(t)
 	l, err := registry.OpenLayout(dir)
 	if err != nil {
 		t.Fatal(err)
