@@ -79,6 +79,7 @@ Typical flow:
 		newServeCmd(a), newGCCmd(a),
 		newPushCmd(a), newCopyCmd(a), newPullCmd(a), newLsCmd(a), newPromoteCmd(a), newRevokeCmd(a), newChannelCmd(a),
 		newRenderCmd(a),
+		newKeygenCmd(a), newSignCmd(a), newVerifyCmd(a), newAttestCmd(a),
 	)
 	return root
 }
