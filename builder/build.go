@@ -242,13 +242,14 @@ func (b *build) layer(ctx context.Context, c recipes.ResolvedComponent, platform
 	if err := os.Chmod(root, 0o755); err != nil {
 		return cachedLayer{}, false, err
 	}
-	if err := b.stageComponent(ctx, c, root); err != nil {
+	modes, err := b.stageComponent(ctx, c, root)
+	if err != nil {
 		return cachedLayer{}, false, err
 	}
 	if err := normaliseDirs(root); err != nil {
 		return cachedLayer{}, false, err
 	}
-	cl, files, err := b.compressLayer(ctx, c.Name+" "+platform, root)
+	cl, files, err := b.compressLayer(ctx, c.Name+" "+platform, root, modes)
 	if err != nil {
 		return cachedLayer{}, false, err
 	}

@@ -72,19 +72,24 @@ type cachedLayer struct {
 }
 
 // stageComponent lays the component's files out under root (a staging
-// directory standing for the image's /).
-func (b *build) stageComponent(ctx context.Context, c recipes.ResolvedComponent, root string) error {
+// directory standing for the image's /). Plain downloaded files are hard
+// links into the download cache where possible (no copy); their modes, and
+// every mode a source overrides, are returned by staging path instead of being
+// set on disk, since a link shares its mode with the cached file.
+func (b *build) stageComponent(ctx context.Context, c recipes.ResolvedComponent, root string) (map[string]fs.FileMode, error) {
+	modes := map[string]fs.FileMode{}
 	for _, s := range c.Sources {
 		src, ok := b.sources[s.SHA256]
 		if !ok {
-			return fmt.Errorf("source %s was not fetched", s.URL)
+			return nil, fmt.Errorf("source %s was not fetched", s.URL)
 		}
 		var installed []string
 		if s.Archive == "none" {
 			dst := filepath.Join(root, filepath.FromSlash(s.Dest))
-			if err := copyFile(src, dst, 0o644); err != nil {
-				return fmt.Errorf("installing %s: %w", s.URL, err)
+			if err := linkOrCopy(src, dst); err != nil {
+				return nil, fmt.Errorf("installing %s: %w", s.URL, err)
 			}
+			modes[dst] = 0o644
 			installed = append(installed, dst)
 		} else {
 			rules := make([]archive.Rule, len(s.Extract))
@@ -97,7 +102,7 @@ func (b *build) stageComponent(ctx context.Context, c recipes.ResolvedComponent,
 					// A hostile archive must not stay in the cache for the next build.
 					os.Remove(src)
 				}
-				return fmt.Errorf("extracting %s: %w", s.URL, err)
+				return nil, fmt.Errorf("extracting %s: %w", s.URL, err)
 			}
 			for _, e := range entries {
 				if e.Type == tar.TypeReg {
@@ -107,43 +112,48 @@ func (b *build) stageComponent(ctx context.Context, c recipes.ResolvedComponent,
 		}
 		if s.Mode != nil {
 			for _, p := range installed {
-				if err := os.Chmod(p, fs.FileMode(*s.Mode)&fs.ModePerm); err != nil {
-					return err
-				}
+				modes[p] = fs.FileMode(*s.Mode) & fs.ModePerm
 			}
 		}
 	}
 	for _, f := range c.Files {
 		dst := filepath.Join(root, filepath.FromSlash(f.Path))
 		if _, err := os.Lstat(dst); err == nil {
-			return fmt.Errorf("component %s: %s is installed twice", c.Name, f.Path)
+			return nil, fmt.Errorf("component %s: %s is installed twice", c.Name, f.Path)
 		}
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return err
+			return nil, err
 		}
 		if f.Target != "" {
 			if err := os.Symlink(f.Target, dst); err != nil {
-				return err
+				return nil, err
 			}
 			continue
 		}
 		if err := os.WriteFile(dst, []byte(f.Content), 0o600); err != nil {
-			return err
+			return nil, err
 		}
-		if err := os.Chmod(dst, fs.FileMode(f.Mode)&fs.ModePerm); err != nil {
-			return err
-		}
+		modes[dst] = fs.FileMode(f.Mode) & fs.ModePerm
 	}
-	return nil
+	return modes, nil
 }
 
-func copyFile(src, dst string, mode fs.FileMode) error {
+// linkOrCopy hard-links src to dst, or copies it when they are on different
+// file systems.
+func linkOrCopy(src, dst string) error {
 	if _, err := os.Lstat(dst); err == nil {
 		return fmt.Errorf("%s is installed twice", dst)
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
+	if os.Link(src, dst) == nil {
+		return nil
+	}
+	return copyFile(src, dst, 0o644)
+}
+
+func copyFile(src, dst string, mode fs.FileMode) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -166,7 +176,7 @@ func copyFile(src, dst string, mode fs.FileMode) error {
 // writeTar writes root as a deterministic tar to w: entries in lexical path
 // order, every parent directory present, uid/gid 0 without names, mtime =
 // epoch, permission bits only. It returns the image paths of non-directories.
-func writeTar(ctx context.Context, root string, epoch time.Time, w io.Writer) ([]string, error) {
+func writeTar(ctx context.Context, root string, modes map[string]fs.FileMode, epoch time.Time, w io.Writer) ([]string, error) {
 	tw := tar.NewWriter(w)
 	var files []string
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -185,7 +195,11 @@ func writeTar(ctx context.Context, root string, epoch time.Time, w io.Writer) ([
 		if err != nil {
 			return err
 		}
-		hdr := &tar.Header{Name: name, ModTime: epoch, Mode: int64(fi.Mode().Perm()), Format: tar.FormatPAX}
+		mode := fi.Mode().Perm()
+		if m, ok := modes[p]; ok {
+			mode = m
+		}
+		hdr := &tar.Header{Name: name, ModTime: epoch, Mode: int64(mode), Format: tar.FormatPAX}
 		switch {
 		case fi.IsDir():
 			hdr.Typeflag, hdr.Name = tar.TypeDir, name+"/"
@@ -226,7 +240,7 @@ func writeTar(ctx context.Context, root string, epoch time.Time, w io.Writer) ([
 // compressLayer tars root, compresses it and stores the blob in the layer
 // cache, returning its descriptor data. The blob is written to a temp file,
 // fsynced and renamed, so the cache never holds a partial layer.
-func (b *build) compressLayer(ctx context.Context, name, root string) (cachedLayer, []string, error) {
+func (b *build) compressLayer(ctx context.Context, name, root string, modes map[string]fs.FileMode) (cachedLayer, []string, error) {
 	mt, err := b.o.Compression.mediaType()
 	if err != nil {
 		return cachedLayer{}, nil, err
@@ -256,7 +270,7 @@ func (b *build) compressLayer(ctx context.Context, name, root string) (cachedLay
 		return cachedLayer{}, nil, err
 	}
 	differ := sha256.New()
-	files, err := writeTar(ctx, root, time.Unix(b.res.Epoch, 0).UTC(), io.MultiWriter(zw, differ))
+	files, err := writeTar(ctx, root, modes, time.Unix(b.res.Epoch, 0).UTC(), io.MultiWriter(zw, differ))
 	if err != nil {
 		return cachedLayer{}, nil, err
 	}
