@@ -3,12 +3,11 @@ package cloudinit
 import (
 	"bytes"
 	"fmt"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 )
 
 // The kubeadm JoinConfiguration is marshalled from these types, which mirror
@@ -26,125 +25,117 @@ const (
 )
 
 type typeMeta struct {
-	APIVersion string `json:"apiVersion" yaml:"apiVersion"`
-	Kind       string `json:"kind" yaml:"kind"`
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
 }
 
 type taintV1 struct {
-	Key    string `json:"key" yaml:"key"`
-	Value  string `json:"value,omitempty" yaml:"value,omitempty"`
-	Effect string `json:"effect" yaml:"effect"`
+	Key    string `json:"key"`
+	Value  string `json:"value,omitempty"`
+	Effect string `json:"effect"`
 }
 
-// taintList marshals nil as null (kubeadm: default taints) and empty as []
-// (kubeadm: no taints), in YAML as in JSON.
+// taintList is marshalled as null when nil (kubeadm: default taints) and
+// [] when empty (kubeadm: no taints).
 type taintList []taintV1
 
-// MarshalYAML keeps nil distinct from empty.
-func (l taintList) MarshalYAML() (any, error) {
-	if l == nil {
-		return nil, nil
-	}
-	return []taintV1(l), nil
-}
-
 type apiEndpoint struct {
-	AdvertiseAddress string `json:"advertiseAddress,omitempty" yaml:"advertiseAddress,omitempty"`
-	BindPort         int32  `json:"bindPort,omitempty" yaml:"bindPort,omitempty"`
+	AdvertiseAddress string `json:"advertiseAddress,omitempty"`
+	BindPort         int32  `json:"bindPort,omitempty"`
 }
 
 type joinControlPlane struct {
-	LocalAPIEndpoint apiEndpoint `json:"localAPIEndpoint,omitempty" yaml:"localAPIEndpoint,omitempty"`
-	CertificateKey   string      `json:"certificateKey,omitempty" yaml:"certificateKey,omitempty"`
+	LocalAPIEndpoint apiEndpoint `json:"localAPIEndpoint,omitempty"`
+	CertificateKey   string      `json:"certificateKey,omitempty"`
 }
 
 type bootstrapTokenDiscovery struct {
-	Token                    string   `json:"token" yaml:"token"`
-	APIServerEndpoint        string   `json:"apiServerEndpoint,omitempty" yaml:"apiServerEndpoint,omitempty"`
-	CACertHashes             []string `json:"caCertHashes,omitempty" yaml:"caCertHashes,omitempty"`
-	UnsafeSkipCAVerification bool     `json:"unsafeSkipCAVerification,omitempty" yaml:"unsafeSkipCAVerification,omitempty"`
+	Token                    string   `json:"token"`
+	APIServerEndpoint        string   `json:"apiServerEndpoint,omitempty"`
+	CACertHashes             []string `json:"caCertHashes,omitempty"`
+	UnsafeSkipCAVerification bool     `json:"unsafeSkipCAVerification,omitempty"`
 }
 
 type fileDiscovery struct {
-	KubeConfigPath string `json:"kubeConfigPath" yaml:"kubeConfigPath"`
+	KubeConfigPath string `json:"kubeConfigPath"`
 }
 
 // v1beta3
 
 type joinConfigurationV1beta3 struct {
-	typeMeta         `json:",inline" yaml:",inline"`
-	NodeRegistration nodeRegistrationV1beta3 `json:"nodeRegistration,omitempty" yaml:"nodeRegistration,omitempty"`
-	CACertPath       string                  `json:"caCertPath,omitempty" yaml:"caCertPath,omitempty"`
-	Discovery        discoveryV1beta3        `json:"discovery" yaml:"discovery"`
-	ControlPlane     *joinControlPlane       `json:"controlPlane,omitempty" yaml:"controlPlane,omitempty"`
-	SkipPhases       []string                `json:"skipPhases,omitempty" yaml:"skipPhases,omitempty"`
-	Patches          *patches                `json:"patches,omitempty" yaml:"patches,omitempty"`
+	typeMeta         `json:",inline"`
+	NodeRegistration nodeRegistrationV1beta3 `json:"nodeRegistration,omitempty"`
+	CACertPath       string                  `json:"caCertPath,omitempty"`
+	Discovery        discoveryV1beta3        `json:"discovery"`
+	ControlPlane     *joinControlPlane       `json:"controlPlane,omitempty"`
+	SkipPhases       []string                `json:"skipPhases,omitempty"`
+	Patches          *patches                `json:"patches,omitempty"`
 }
 
 type nodeRegistrationV1beta3 struct {
-	Name                  string            `json:"name,omitempty" yaml:"name,omitempty"`
-	CRISocket             string            `json:"criSocket,omitempty" yaml:"criSocket,omitempty"`
-	Taints                taintList         `json:"taints" yaml:"taints"`
-	KubeletExtraArgs      map[string]string `json:"kubeletExtraArgs,omitempty" yaml:"kubeletExtraArgs,omitempty"`
-	IgnorePreflightErrors []string          `json:"ignorePreflightErrors,omitempty" yaml:"ignorePreflightErrors,omitempty"`
-	ImagePullPolicy       string            `json:"imagePullPolicy,omitempty" yaml:"imagePullPolicy,omitempty"`
+	Name                  string            `json:"name,omitempty"`
+	CRISocket             string            `json:"criSocket,omitempty"`
+	Taints                taintList         `json:"taints"`
+	KubeletExtraArgs      map[string]string `json:"kubeletExtraArgs,omitempty"`
+	IgnorePreflightErrors []string          `json:"ignorePreflightErrors,omitempty"`
+	ImagePullPolicy       string            `json:"imagePullPolicy,omitempty"`
 }
 
 type discoveryV1beta3 struct {
-	BootstrapToken    *bootstrapTokenDiscovery `json:"bootstrapToken,omitempty" yaml:"bootstrapToken,omitempty"`
-	File              *fileDiscovery           `json:"file,omitempty" yaml:"file,omitempty"`
-	TLSBootstrapToken string                   `json:"tlsBootstrapToken,omitempty" yaml:"tlsBootstrapToken,omitempty"`
-	Timeout           *string                  `json:"timeout,omitempty" yaml:"timeout,omitempty"`
+	BootstrapToken    *bootstrapTokenDiscovery `json:"bootstrapToken,omitempty"`
+	File              *fileDiscovery           `json:"file,omitempty"`
+	TLSBootstrapToken string                   `json:"tlsBootstrapToken,omitempty"`
+	Timeout           *string                  `json:"timeout,omitempty"`
 }
 
 type patches struct {
-	Directory string `json:"directory,omitempty" yaml:"directory,omitempty"`
+	Directory string `json:"directory,omitempty"`
 }
 
 // v1beta4: kubeletExtraArgs is a list of name/value pairs, timeouts move from
 // discovery.timeout to a top-level timeouts block.
 
 type joinConfigurationV1beta4 struct {
-	typeMeta         `json:",inline" yaml:",inline"`
-	DryRun           bool                    `json:"dryRun,omitempty" yaml:"dryRun,omitempty"`
-	NodeRegistration nodeRegistrationV1beta4 `json:"nodeRegistration,omitempty" yaml:"nodeRegistration,omitempty"`
-	CACertPath       string                  `json:"caCertPath,omitempty" yaml:"caCertPath,omitempty"`
-	Discovery        discoveryV1beta4        `json:"discovery" yaml:"discovery"`
-	ControlPlane     *joinControlPlane       `json:"controlPlane,omitempty" yaml:"controlPlane,omitempty"`
-	SkipPhases       []string                `json:"skipPhases,omitempty" yaml:"skipPhases,omitempty"`
-	Patches          *patches                `json:"patches,omitempty" yaml:"patches,omitempty"`
-	Timeouts         *timeoutsV1beta4        `json:"timeouts,omitempty" yaml:"timeouts,omitempty"`
+	typeMeta         `json:",inline"`
+	DryRun           bool                    `json:"dryRun,omitempty"`
+	NodeRegistration nodeRegistrationV1beta4 `json:"nodeRegistration,omitempty"`
+	CACertPath       string                  `json:"caCertPath,omitempty"`
+	Discovery        discoveryV1beta4        `json:"discovery"`
+	ControlPlane     *joinControlPlane       `json:"controlPlane,omitempty"`
+	SkipPhases       []string                `json:"skipPhases,omitempty"`
+	Patches          *patches                `json:"patches,omitempty"`
+	Timeouts         *timeoutsV1beta4        `json:"timeouts,omitempty"`
 }
 
 type argV1beta4 struct {
-	Name  string `json:"name" yaml:"name"`
-	Value string `json:"value" yaml:"value"`
+	Name  string `json:"name"`
+	Value string `json:"value"`
 }
 
 type nodeRegistrationV1beta4 struct {
-	Name                  string       `json:"name,omitempty" yaml:"name,omitempty"`
-	CRISocket             string       `json:"criSocket,omitempty" yaml:"criSocket,omitempty"`
-	Taints                taintList    `json:"taints" yaml:"taints"`
-	KubeletExtraArgs      []argV1beta4 `json:"kubeletExtraArgs,omitempty" yaml:"kubeletExtraArgs,omitempty"`
-	IgnorePreflightErrors []string     `json:"ignorePreflightErrors,omitempty" yaml:"ignorePreflightErrors,omitempty"`
-	ImagePullPolicy       string       `json:"imagePullPolicy,omitempty" yaml:"imagePullPolicy,omitempty"`
-	ImagePullSerial       *bool        `json:"imagePullSerial,omitempty" yaml:"imagePullSerial,omitempty"`
+	Name                  string       `json:"name,omitempty"`
+	CRISocket             string       `json:"criSocket,omitempty"`
+	Taints                taintList    `json:"taints"`
+	KubeletExtraArgs      []argV1beta4 `json:"kubeletExtraArgs,omitempty"`
+	IgnorePreflightErrors []string     `json:"ignorePreflightErrors,omitempty"`
+	ImagePullPolicy       string       `json:"imagePullPolicy,omitempty"`
+	ImagePullSerial       *bool        `json:"imagePullSerial,omitempty"`
 }
 
 type discoveryV1beta4 struct {
-	BootstrapToken    *bootstrapTokenDiscovery `json:"bootstrapToken,omitempty" yaml:"bootstrapToken,omitempty"`
-	File              *fileDiscovery           `json:"file,omitempty" yaml:"file,omitempty"`
-	TLSBootstrapToken string                   `json:"tlsBootstrapToken,omitempty" yaml:"tlsBootstrapToken,omitempty"`
+	BootstrapToken    *bootstrapTokenDiscovery `json:"bootstrapToken,omitempty"`
+	File              *fileDiscovery           `json:"file,omitempty"`
+	TLSBootstrapToken string                   `json:"tlsBootstrapToken,omitempty"`
 }
 
 type timeoutsV1beta4 struct {
-	ControlPlaneComponentHealthCheck *string `json:"controlPlaneComponentHealthCheck,omitempty" yaml:"controlPlaneComponentHealthCheck,omitempty"`
-	KubeletHealthCheck               *string `json:"kubeletHealthCheck,omitempty" yaml:"kubeletHealthCheck,omitempty"`
-	KubernetesAPICall                *string `json:"kubernetesAPICall,omitempty" yaml:"kubernetesAPICall,omitempty"`
-	EtcdAPICall                      *string `json:"etcdAPICall,omitempty" yaml:"etcdAPICall,omitempty"`
-	TLSBootstrap                     *string `json:"tlsBootstrap,omitempty" yaml:"tlsBootstrap,omitempty"`
-	Discovery                        *string `json:"discovery,omitempty" yaml:"discovery,omitempty"`
-	UpgradeManifests                 *string `json:"upgradeManifests,omitempty" yaml:"upgradeManifests,omitempty"`
+	ControlPlaneComponentHealthCheck *string `json:"controlPlaneComponentHealthCheck,omitempty"`
+	KubeletHealthCheck               *string `json:"kubeletHealthCheck,omitempty"`
+	KubernetesAPICall                *string `json:"kubernetesAPICall,omitempty"`
+	EtcdAPICall                      *string `json:"etcdAPICall,omitempty"`
+	TLSBootstrap                     *string `json:"tlsBootstrap,omitempty"`
+	Discovery                        *string `json:"discovery,omitempty"`
+	UpgradeManifests                 *string `json:"upgradeManifests,omitempty"`
 }
 
 // KubeVersion is a parsed Kubernetes version.
@@ -251,6 +242,18 @@ func durationText(d time.Duration) *string {
 
 // joinConfiguration marshals the JoinConfiguration for kubeadm apiVersion.
 func joinConfiguration(apiVersion string, in joinInput) ([]byte, error) {
+	v, err := joinObject(apiVersion, in)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.Grow(1024)
+	emitYAML(&b, toNode(reflect.ValueOf(v)))
+	return b.Bytes(), nil
+}
+
+// joinObject builds the typed JoinConfiguration for kubeadm apiVersion.
+func joinObject(apiVersion string, in joinInput) (any, error) {
 	n, c := in.node, in.cluster
 	bt := &bootstrapTokenDiscovery{
 		Token:                    c.BootstrapToken,
@@ -309,14 +312,5 @@ func joinConfiguration(apiVersion string, in joinInput) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("%w: kubeadm API %s", ErrKubernetesVersion, apiVersion)
 	}
-	var b bytes.Buffer
-	enc := yaml.NewEncoder(&b)
-	enc.SetIndent(2)
-	if err := enc.Encode(v); err != nil {
-		return nil, fmt.Errorf("marshalling JoinConfiguration: %w", err)
-	}
-	if err := enc.Close(); err != nil {
-		return nil, fmt.Errorf("marshalling JoinConfiguration: %w", err)
-	}
-	return b.Bytes(), nil
+	return v, nil
 }

@@ -486,13 +486,6 @@ func (d *doc) cloudConfig(withJoin bool) ([]byte, error) {
 		b.WriteString(d.joinBy)
 	}
 	b.WriteByte('\n')
-	enc := yaml.NewEncoder(&b)
-	enc.SetIndent(2)
-	if err := enc.Encode(root); err != nil {
-		return nil, fmt.Errorf("encoding cloud-config: %w", err)
-	}
-	if err := enc.Close(); err != nil {
-		return nil, fmt.Errorf("encoding cloud-config: %w", err)
-	}
+	emitYAML(&b, root)
 	return b.Bytes(), nil
 }

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 var (
@@ -339,7 +340,7 @@ func validateNode(n *Node, ps *problems) {
 		if !flagNameRE.MatchString(k) {
 			ps.add(f, ErrInvalidValue, "%q: want a kubelet flag name without leading dashes", k)
 		}
-		if strings.ContainsAny(n.KubeletExtraArgs[k], "\n\r\x00") {
+		if v := n.KubeletExtraArgs[k]; strings.ContainsAny(v, "\n\r\x00") || !utf8.ValidString(v) {
 			ps.add(f, ErrInvalidValue, "value must be one line")
 		}
 		if k == "node-labels" && len(n.Labels) > 0 {
@@ -373,6 +374,9 @@ func validateFile(f *File, field string, seen map[string]int, i int, ps *problem
 			ps.add(field+".path", ErrInvalidValue, "%s is also files[%d]", f.Path, j)
 		}
 		seen[f.Path] = i
+	}
+	if !utf8.ValidString(f.Content) || !utf8.ValidString(f.Path) {
+		ps.add(field+".content", ErrInvalidValue, "files must be UTF-8 text")
 	}
 	if f.Content != "" && f.ContentFile != "" && !f.loaded {
 		ps.add(field+".contentFile", ErrInvalidValue, "give content or contentFile, not both")
@@ -504,8 +508,8 @@ func checkKubeletLabel(k string) string {
 }
 
 func checkSSHKey(k string) string {
-	if strings.ContainsAny(k, "\n\r\x00") {
-		return "one key per entry, on one line"
+	if strings.ContainsAny(k, "\n\r\x00") || !utf8.ValidString(k) {
+		return "one key per entry, on one line, in UTF-8"
 	}
 	fields := strings.Fields(k)
 	if len(fields) < 2 {
