@@ -15,7 +15,7 @@ export GOBIN="$TOOLS/bin" GOFLAGS=-buildvcs=false
 declare -A APT=(
   [skopeo]=skopeo [umoci]=umoci [docker-registry]=docker-registry
   [cloud-init]=cloud-init [zstd]=zstd [openssl]=openssl [bc]=bc
-  [ignition-validate]=ignition
+  [ignition-validate]=ignition [hyperfine]=hyperfine
 )
 # Go tools: command -> module@version (package path)
 declare -A GOTOOLS=(
