@@ -1,7 +1,7 @@
 # prebake's build, test and demo entry points. `make help` lists them.
 SHELL := /bin/bash
 GO ?= go
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
+VERSION ?= $(shell git describe --tags --match 'v*' --dirty 2>/dev/null || echo v0.1.0-dev)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -buildid= -s -w \
 	-X github.com/prebake/prebake/internal/version.Version=$(VERSION) \

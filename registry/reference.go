@@ -111,7 +111,7 @@ func parseLayout(orig, rest string) (Reference, error) {
 		return Reference{}, err
 	}
 	if dir == "" {
-		return Reference{}, fmt.Errorf("reference %q: missing directory after oci:", orig)
+		return Reference{}, fmt.Errorf("reference %q: no directory after \"oci:\"", orig)
 	}
 	return Reference{Transport: TransportLayout, Dir: filepath.Clean(dir), Tag: tag, Digest: dgst}, nil
 }
