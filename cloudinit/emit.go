@@ -123,9 +123,7 @@ func writeLiteral(b *bytes.Buffer, s string, indent int) {
 	default:
 		b.WriteString("|-\n")
 	}
-	if strings.HasSuffix(body, "\n") {
-		body = body[:len(body)-1]
-	}
+	body = strings.TrimSuffix(body, "\n")
 	for _, line := range strings.Split(body, "\n") {
 		if line != "" {
 			b.WriteString(strings.Repeat(" ", indent))
