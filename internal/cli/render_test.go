@@ -92,6 +92,35 @@ func TestRenderFromImageAnnotations(t *testing.T) {
 	if out != string(want) {
 		t.Errorf("--image output differs from worker-1.30-cloud-config-joinunit.golden:\n%s", out)
 	}
+	// The spec's own image field works the same way.
+	dir := t.TempDir()
+	for _, name := range []string{"ca.crt", "registry-mirror.toml"} {
+		b, err := os.ReadFile(filepath.Join(cloudinitTestdata, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spec, err := os.ReadFile(filepath.Join(cloudinitTestdata, "worker.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	withImage := strings.Replace(string(spec), "image: registry.example.com/nodes/kubernetes-node@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "image: "+ref, 1)
+	if withImage == string(spec) {
+		t.Fatal("fixture has no image line to replace")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "worker.yaml"), []byte(withImage), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = renderCLI(t, filepath.Join(dir, "worker.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != string(want) {
+		t.Errorf("spec image: output differs from worker-1.30-cloud-config-joinunit.golden")
+	}
 	// A tag is not enough: the nodes boot a digest.
 	_, _, err = renderCLI(t, filepath.Join(cloudinitTestdata, "worker.yaml"), "--image", strings.Split(ref, "@")[0]+":node")
 	if !errors.Is(err, registry.ErrDigestRequired) {
