@@ -101,20 +101,41 @@ func newRepoClient(ctx context.Context, ref Reference, scope string, o Options, 
 }
 
 func (c *repoClient) do(ctx context.Context, method, u string, body io.Reader, size int64, hdr map[string]string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, u, body)
-	if err != nil {
-		return nil, err
-	}
-	if body != nil {
-		req.ContentLength = size
-		if size == 0 {
-			req.Body = http.NoBody
+	// Reads are retried on network errors and 429/5xx: some registries
+	// (distribution's filesystem driver) answer 500 while a tag they read is
+	// being rewritten. Writes carry a streamed body and are not replayed.
+	idempotent := body == nil && (method == http.MethodGet || method == http.MethodHead)
+	backoff := 100 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, method, u, body)
+		if err != nil {
+			return nil, err
 		}
+		if body != nil {
+			req.ContentLength = size
+			if size == 0 {
+				req.Body = http.NoBody
+			}
+		}
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := c.client.Do(req)
+		retry := idempotent && attempt < 4 && ctx.Err() == nil &&
+			(err != nil || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500)
+		if !retry {
+			return resp, err
+		}
+		if resp != nil {
+			drain(resp)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff *= 3
 	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	return c.client.Do(req)
 }
 
 func drain(resp *http.Response) {
