@@ -434,4 +434,3 @@ func TestRealPeersConcurrentReferrers(t *testing.T) {
 		t.Errorf("oras sees %d referrers, want %d", len(oras), n)
 	}
 }
-
