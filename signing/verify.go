@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -110,32 +111,47 @@ func Verify(ctx context.Context, ref registry.Reference, o VerifyOptions) (*Veri
 		return &VerificationError{Ref: ref.String(), Digest: res.Digest, Reason: reason, Details: details}
 	}
 
-	revs, err := registry.Revocations(ctx, pinned, o.Registry)
-	if err != nil {
-		return nil, fmt.Errorf("checking revocation of %s: %w", pinned, err)
+	// The revocation records, the content and the signatures are read at
+	// once; the verdict below takes them in a fixed order.
+	var (
+		wg                              sync.WaitGroup
+		revs                            []registry.Revocation
+		sigs, atts                      []oci.Signature
+		revErr, contErr, sigErr, attErr error
+		c                               = &contentChecker{skipBlobs: o.SkipBlobs, source: ref.String()}
+	)
+	wg.Go(func() { revs, revErr = registry.Revocations(ctx, pinned, o.Registry) })
+	wg.Go(func() { contErr = c.check(ctx, desc, a) })
+	wg.Go(func() { sigs, sigErr = readSignatures(ctx, pinned, SignatureTag(desc.Digest), o.Registry) })
+	if o.Attestations {
+		wg.Go(func() { atts, attErr = readSignatures(ctx, pinned, AttestationTag(desc.Digest), o.Registry) })
+	}
+	wg.Wait()
+
+	if revErr != nil {
+		return nil, fmt.Errorf("checking revocation of %s: %w", pinned, revErr)
 	}
 	if len(revs) > 0 {
 		r := revs[0]
 		return nil, refuse(fmt.Errorf("%w: %q (by %s at %s)", ErrRevoked, r.Reason, r.By, r.At.Format(time.RFC3339)))
 	}
-
-	c := &contentChecker{skipBlobs: o.SkipBlobs, source: ref.String()}
-	if err := c.artifact(desc, a); err != nil {
-		if isDigestError(err) {
-			return nil, refuse(err)
+	if contErr != nil {
+		if isDigestError(contErr) {
+			return nil, refuse(contErr)
 		}
-		return nil, fmt.Errorf("reading %s: %w", pinned, err)
+		return nil, fmt.Errorf("reading %s: %w", pinned, contErr)
 	}
 	res.Manifests, res.Blobs = c.manifests, c.blobs
 	res.Annotations = c.rootAnnotations
 
 	co := &cosign.CheckOpts{SigVerifier: sigstoreVerifier(ctx, v), IgnoreTlog: true, IgnoreSCT: true, Offline: true}
-	sigs, err := readSignatures(ctx, pinned, SignatureTag(desc.Digest), o.Registry)
-	if err != nil {
-		if isDigestError(err) {
-			return nil, refuse(err)
+	for _, err := range []error{sigErr, attErr} {
+		if err != nil {
+			if isDigestError(err) {
+				return nil, refuse(err)
+			}
+			return nil, err
 		}
-		return nil, err
 	}
 	if len(sigs) == 0 {
 		return nil, refuse(ErrNoSignature, "nothing at "+pinned.WithTag(SignatureTag(desc.Digest)).String())
@@ -166,17 +182,10 @@ func Verify(ctx context.Context, ref registry.Reference, o VerifyOptions) (*Veri
 	}
 
 	if o.Attestations {
-		atts, err := verifyAttestations(ctx, pinned, desc.Digest, co, o.Registry)
-		if err != nil {
-			if isDigestError(err) {
-				return nil, refuse(err)
-			}
-			return nil, err
-		}
-		res.Attestations = atts
+		res.Attestations = verifyAttestations(ctx, atts, desc.Digest, co)
 		var missing []string
 		for _, want := range []string{PredicateSBOM, PredicateProvenance} {
-			if !slices.ContainsFunc(atts, func(a VerifiedAttestation) bool { return a.PredicateType == want }) {
+			if !slices.ContainsFunc(res.Attestations, func(a VerifiedAttestation) bool { return a.PredicateType == want }) {
 				missing = append(missing, "no verified "+want+" attestation at "+pinned.WithTag(AttestationTag(desc.Digest)).String())
 			}
 		}
@@ -237,11 +246,7 @@ func checkSignature(ctx context.Context, s oci.Signature, h v1.Hash, co *cosign.
 
 // verifyAttestations returns the attestations of digest h that verify with
 // co's key and name h as their subject, sorted by predicate type.
-func verifyAttestations(ctx context.Context, ref registry.Reference, h v1.Hash, co *cosign.CheckOpts, o registry.Options) ([]VerifiedAttestation, error) {
-	atts, err := readSignatures(ctx, ref, AttestationTag(h), o)
-	if err != nil {
-		return nil, err
-	}
+func verifyAttestations(ctx context.Context, atts []oci.Signature, h v1.Hash, co *cosign.CheckOpts) []VerifiedAttestation {
 	var out []VerifiedAttestation
 	for _, a := range atts {
 		st, raw, err := checkAttestation(ctx, a, h, co)
@@ -252,7 +257,7 @@ func verifyAttestations(ctx context.Context, ref registry.Reference, h v1.Hash, 
 		out = append(out, VerifiedAttestation{PredicateType: st.PredicateType, Digest: "sha256:" + hex.EncodeToString(sum[:])})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].PredicateType < out[j].PredicateType })
-	return out, nil
+	return out
 }
 
 // checkAttestation verifies a DSSE envelope with co's key and returns its
@@ -324,6 +329,48 @@ type contentChecker struct {
 	manifests       int
 	blobs           int
 	rootAnnotations map[string]string
+	jobs            []blobJob
+	seen            map[v1.Hash]bool
+}
+
+type blobJob struct {
+	d    v1.Descriptor
+	open func() (io.ReadCloser, error)
+}
+
+// blobJobs is how many blobs are hashed at once.
+const blobJobs = 4
+
+// check walks the manifests below d (in order, one at a time) and then
+// hashes the layers, blobJobs at a time; the error of the first blob in
+// walk order wins, so the verdict does not depend on timing.
+func (c *contentChecker) check(ctx context.Context, d v1.Descriptor, a registry.Artifact) error {
+	c.seen = map[v1.Hash]bool{}
+	if err := c.artifact(d, a); err != nil {
+		return err
+	}
+	errs := make([]error, len(c.jobs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, blobJobs)
+	for i, j := range c.jobs {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := ctx.Err(); err != nil {
+				errs[i] = err
+				return
+			}
+			errs[i] = hashBlob(j.open, j.d, c.source)
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	c.blobs += len(c.jobs)
+	return nil
 }
 
 func (c *contentChecker) artifact(d v1.Descriptor, a registry.Artifact) error {
@@ -388,14 +435,15 @@ func (c *contentChecker) artifact(d v1.Descriptor, a registry.Artifact) error {
 			return nil
 		}
 		for _, ld := range m.Layers {
+			if c.seen[ld.Digest] {
+				continue
+			}
+			c.seen[ld.Digest] = true
 			l, err := v.LayerByDigest(ld.Digest)
 			if err != nil {
 				return fmt.Errorf("reading layer %s: %w", ld.Digest, err)
 			}
-			if err := hashBlob(l.Compressed, ld, c.source); err != nil {
-				return err
-			}
-			c.blobs++
+			c.jobs = append(c.jobs, blobJob{d: ld, open: l.Compressed})
 		}
 	}
 	return nil
