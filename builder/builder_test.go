@@ -11,6 +11,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -234,5 +235,18 @@ func BenchmarkWarmBuild(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		os.RemoveAll(filepath.Join(cache, "layers"))
 		build(b, res, cache, builder.Options{})
+	}
+}
+
+// zstd layers are the same bytes whatever the encoder's concurrency, so the
+// digest does not depend on the machine's core count.
+func TestZstdDeterministicAcrossCPUs(t *testing.T) {
+	res := quickstart(t, nil)
+	a := build(t, res, t.TempDir(), builder.Options{Compression: builder.Zstd})
+	old := runtime.GOMAXPROCS(1)
+	defer runtime.GOMAXPROCS(old)
+	b := build(t, res, t.TempDir(), builder.Options{Compression: builder.Zstd, Jobs: 1})
+	if digest(t, a) != digest(t, b) {
+		t.Errorf("zstd build differs between GOMAXPROCS %d and 1", old)
 	}
 }

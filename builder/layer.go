@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -262,7 +263,7 @@ func (b *build) compressLayer(ctx context.Context, name, root string, modes map[
 	cw := &countWriter{w: io.MultiWriter(f, digester), p: b.o.Progress, name: name}
 	var zw io.WriteCloser
 	if mt == "application/vnd.oci.image.layer.v1.tar+zstd" {
-		zw, err = zstd.NewWriter(cw, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
+		zw, err = zstd.NewWriter(cw, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithEncoderLevel(zstd.SpeedDefault))
 	} else {
 		zw, err = gzip.NewWriterLevel(cw, b.o.GzipLevel)
 	}
