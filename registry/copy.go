@@ -374,3 +374,9 @@ type readCloser struct {
 	io.Reader
 	io.Closer
 }
+
+// verifiedOK passes on the verifier's verdict (see verifiedReader).
+func (r readCloser) verifiedOK() bool {
+	v, ok := r.Closer.(verifiedReader)
+	return ok && v.verifiedOK()
+}

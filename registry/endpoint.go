@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -16,6 +17,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sys/unix"
 
 	"github.com/prebake/prebake/internal/progress"
 )
@@ -252,7 +254,98 @@ func (e *layoutEndpoint) hasBlob(_ context.Context, d v1.Descriptor) (bool, erro
 }
 
 func (e *layoutEndpoint) putBlob(ctx context.Context, d v1.Descriptor, open func() (io.ReadCloser, error), _ string) (bool, error) {
-	return false, e.l.writeBlob(ctx, d.Digest, d.Size, open, nil)
+	if e.l.HasBlob(d.Digest, d.Size) {
+		return false, nil
+	}
+	rc, err := open()
+	if err != nil {
+		return false, err
+	}
+	defer rc.Close()
+	if !selfVerifying(rc) || d.Size < 0 {
+		return false, e.l.writeBlob(ctx, d.Digest, d.Size, func() (io.ReadCloser, error) { return rc, nil }, nil)
+	}
+	return false, e.writeVerified(ctx, d, rc)
+}
+
+// verifiedReader is a reader that checks the digest itself (see verifier),
+// so the layout need not hash the bytes a second time.
+type verifiedReader interface {
+	io.Reader
+	verifiedOK() bool
+}
+
+// writeback writes to f and starts the kernel's writeback every 8 MiB, so
+// that the fsync before the rename finds little left to flush.
+type writeback struct {
+	f       *os.File
+	off     int64
+	flushed int64
+}
+
+func (w *writeback) Write(b []byte) (int, error) {
+	n, err := w.f.Write(b)
+	w.off += int64(n)
+	if w.off-w.flushed >= 8<<20 {
+		_ = unix.SyncFileRange(int(w.f.Fd()), w.flushed, w.off-w.flushed, unix.SYNC_FILE_RANGE_WRITE)
+		w.flushed = w.off
+	}
+	return n, err
+}
+
+func selfVerifying(r io.Reader) bool {
+	switch v := r.(type) {
+	case *verifier:
+		return true
+	case readCloser:
+		_, ok := v.Closer.(*verifier)
+		return ok
+	}
+	return false
+}
+
+// writeVerified streams r, which checks d's digest and size itself, to the
+// blob's temp file with large buffers, then fsync, rename, directory fsync.
+func (e *layoutEndpoint) writeVerified(ctx context.Context, d v1.Descriptor, r io.ReadCloser) error {
+	dst := e.l.blobPath(d.Digest)
+	f, err := os.CreateTemp(filepath.Dir(dst), ".tmp-"+d.Digest.Hex[:12]+"-*")
+	if err != nil {
+		return fmt.Errorf("writing blob %s: %w", d.Digest, err)
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	buf := make([]byte, 1<<20)
+	n, err := io.CopyBuffer(&writeback{f: f}, ctxReader{ctx, r}, buf)
+	if err != nil {
+		var de *DigestError
+		if errors.As(err, &de) {
+			return de
+		}
+		return fmt.Errorf("writing blob %s: %w", d.Digest, err)
+	}
+	if n != d.Size || !r.(verifiedReader).verifiedOK() {
+		return &DigestError{What: "blob", Expected: d.Digest.String(), Actual: "(unverified)", ExpectedSize: d.Size, ActualSize: n}
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return err
+	}
+	ok = true
+	return syncDir(filepath.Dir(dst))
 }
 
 func (e *layoutEndpoint) putManifest(ctx context.Context, d v1.Descriptor, raw []byte) error {

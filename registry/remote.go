@@ -488,3 +488,6 @@ func (v *verifier) mismatch() error {
 }
 
 func (v *verifier) Close() error { return v.r.Close() }
+
+// verifiedOK reports whether the whole content was read and matched.
+func (v *verifier) verifiedOK() bool { return v.verified }
