@@ -336,7 +336,13 @@ func copyBlobs(ctx context.Context, g *graph, dst endpoint, o copyOptions, res *
 				return nil
 			}
 			open := func() (io.ReadCloser, error) {
-				rc, err := g.src.blob(ectx, b)
+				var rc io.ReadCloser
+				var err error
+				if raw, ok := g.src.(rawBlobSource); ok {
+					rc, err = raw.rawBlob(ectx, b)
+				} else {
+					rc, err = g.src.blob(ectx, b)
+				}
 				if err != nil {
 					return nil, err
 				}

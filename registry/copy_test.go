@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -272,5 +274,40 @@ func TestCopyMissingSource(t *testing.T) {
 	_, err := Copy(ctxT(t), MustParse(ggcrHost(t)+"/nodes/none:v1"), MustParse("oci:"+t.TempDir()), insecure())
 	if !errors.Is(err, ErrNotFound) {
 		t.Fatalf("err = %v, want ErrNotFound", err)
+	}
+}
+
+// TestCopyCorruptLocalBlob: a blob that no longer matches its digest in a
+// source layout is refused by a layout destination (DigestError) and by a
+// registry destination (which checks every upload), and no tag is written.
+func TestCopyCorruptLocalBlob(t *testing.T) {
+	ctx := ctxT(t)
+	dir := t.TempDir()
+	src := MustParse("oci:" + filepath.Join(dir, "src") + ":v1")
+	img := ociImage(t, 4096, 1)
+	if _, err := Write(ctx, src, img, nil, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := img.Layers()
+	ld, _ := layers[0].Digest()
+	p := filepath.Join(dir, "src", "blobs", "sha256", ld.Hex)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Copy(ctx, src, MustParse("oci:"+filepath.Join(dir, "dst")+":v1"), Options{})
+	if !errors.Is(err, ErrDigestMismatch) || !strings.Contains(err.Error(), ld.String()) {
+		t.Fatalf("layout to layout: %v", err)
+	}
+	reg := MustParse(ggcrHost(t) + "/nodes/a:v1")
+	if _, err := Copy(ctx, src, reg, insecure()); err == nil {
+		t.Fatal("registry accepted a corrupt blob")
+	}
+	if _, _, err := Get(ctx, reg, insecure()); err == nil {
+		t.Fatal("tag written after a failed copy")
 	}
 }

@@ -249,6 +249,16 @@ func (e *layoutEndpoint) blob(_ context.Context, d v1.Descriptor) (io.ReadCloser
 	return newVerifier(f, d, "blob", e.l.blobPath(d.Digest)), nil
 }
 
+// rawBlob opens a blob without hashing it, for a destination that checks
+// what it receives (see rawBlobSource).
+func (e *layoutEndpoint) rawBlob(_ context.Context, d v1.Descriptor) (io.ReadCloser, error) {
+	f, err := os.Open(e.l.blobPath(d.Digest))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: blob %s: %w", e, d.Digest, ErrNotFound)
+	}
+	return f, err
+}
+
 func (e *layoutEndpoint) hasBlob(_ context.Context, d v1.Descriptor) (bool, error) {
 	return e.l.HasBlob(d.Digest, d.Size), nil
 }
@@ -266,6 +276,15 @@ func (e *layoutEndpoint) putBlob(ctx context.Context, d v1.Descriptor, open func
 		return false, e.l.writeBlob(ctx, d.Digest, d.Size, func() (io.ReadCloser, error) { return rc, nil }, nil)
 	}
 	return false, e.writeVerified(ctx, d, rc)
+}
+
+// rawBlobSource is a local source (a layout, the store, memory) that can
+// stream a blob without hashing it. Copy uses it when the destination checks
+// every blob it receives anyway: a registry verifies the digest of each
+// upload, and a layout hashes what it writes unless the reader already did —
+// so a local blob is hashed once, not twice.
+type rawBlobSource interface {
+	rawBlob(ctx context.Context, d v1.Descriptor) (io.ReadCloser, error)
 }
 
 // verifiedReader is a reader that checks the digest itself (see verifier),
@@ -518,6 +537,14 @@ func (e *memEndpoint) blob(_ context.Context, d v1.Descriptor) (io.ReadCloser, e
 		return nil, err
 	}
 	return newVerifier(rc, d, "blob", "memory"), nil
+}
+
+func (e *memEndpoint) rawBlob(_ context.Context, d v1.Descriptor) (io.ReadCloser, error) {
+	open, ok := e.blobs[d.Digest]
+	if !ok {
+		return nil, fmt.Errorf("blob %s: %w", d.Digest, ErrNotFound)
+	}
+	return open()
 }
 
 func (e *memEndpoint) referrers(_ context.Context, subject v1.Descriptor, artifactType string) ([]v1.Descriptor, error) {
