@@ -10,6 +10,7 @@ import (
 	"github.com/prebake/prebake/builder"
 	"github.com/prebake/prebake/builder/fetch"
 	"github.com/prebake/prebake/registry"
+	"github.com/prebake/prebake/signing"
 )
 
 // fetchFlags configure downloading sources.
@@ -52,6 +53,8 @@ type buildOutput struct {
 	Version      string                   `json:"version"`
 	RecipeDigest string                   `json:"recipeDigest"`
 	SBOM         string                   `json:"sbom"`
+	Signatures   int                      `json:"signatures,omitempty"`
+	Attestations int                      `json:"attestations,omitempty"`
 	Platforms    []builder.PlatformResult `json:"platforms"`
 }
 
@@ -65,6 +68,7 @@ func newBuildCmd(a *app) *cobra.Command {
 		revision    string
 		asJSON      bool
 		insecure    bool
+		signKey     string
 	)
 	cmd := &cobra.Command{
 		Use:   "build RECIPE",
@@ -86,8 +90,9 @@ registry.`,
   # a new Kubernetes patch release, arm64 only, into a layout directory
   prebake build recipe.yaml --set kubernetes=1.36.5 --platform linux/arm64 -o oci:out:1.36.5
 
-  # CI: machine-readable result, pushed to a registry
-  SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) prebake build recipe.yaml --push registry.example.com/nodes --json`,
+  # CI: machine-readable result, pushed to a registry, signed and attested
+  SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) COSIGN_PASSWORD=… \
+    prebake build recipe.yaml --push registry.example.com/nodes --sign-key cosign.key --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -127,6 +132,9 @@ registry.`,
 			if d, err := result.SBOM.Digest(); err == nil {
 				out.SBOM = d.String()
 			}
+			if signKey != "" && push == "" {
+				return fmt.Errorf("--sign-key signs the pushed image: give --push REF too (or run prebake sign on the output)")
+			}
 			if push != "" {
 				pdst, err := registry.ParseReference(push)
 				if err != nil {
@@ -139,6 +147,17 @@ registry.`,
 					return fmt.Errorf("pushing %s: %w", pdst, err)
 				}
 				out.Pushed = pdst.WithDigest(out.Digest).String()
+				if signKey != "" {
+					sr, err := signing.SignAndAttest(ctx, pdst.WithDigest(out.Digest), signing.SignAndAttestOptions{
+						KeyOptions: signing.KeyOptions{Key: signKey, Password: a.keyPassword()},
+						Registry:   ropts,
+					})
+					if err != nil {
+						return fmt.Errorf("signing %s: %w", out.Pushed, err)
+					}
+					out.Signatures = len(sr.Signed)
+					out.Attestations = len(sr.Attested)
+				}
 			}
 			done()
 			if asJSON {
@@ -161,6 +180,9 @@ registry.`,
 			if out.Pushed != "" {
 				fmt.Fprintf(a.Out, "pushed to %s\n", out.Pushed)
 			}
+			if out.Signatures > 0 {
+				fmt.Fprintf(a.Out, "signed %d manifests, %d attestations (SBOM, provenance)\n", out.Signatures, out.Attestations)
+			}
 			return nil
 		},
 	}
@@ -172,6 +194,7 @@ registry.`,
 	cmd.Flags().StringVar(&revision, "revision", "", "source revision to record in org.opencontainers.image.revision")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as one JSON object")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP to the registry (loopback test registries)")
+	cmd.Flags().StringVar(&signKey, "sign-key", "", "after --push, sign the image and attest its SBOM and provenance with this key (file, env://VAR or KMS URI; password from COSIGN_PASSWORD)")
 	return cmd
 }
 

@@ -254,3 +254,35 @@ func TestInspectAndDiff(t *testing.T) {
 }
 
 func registryOptions() registry.Options { return registry.Options{} }
+
+// build --push --sign-key pushes, signs and attests in one step; verify then
+// accepts the pushed digest with the public key, attestations included.
+func TestBuildPushSign(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("COSIGN_PASSWORD", "build-test")
+	if _, stderr, err := runPrebake(t, "keygen", "--prefix", filepath.Join(tmp, "cosign")); err != nil {
+		t.Fatalf("keygen: %v\n%s", err, stderr)
+	}
+	repo := strings.TrimPrefix(olaregURL(t), "http://") + "/nodes/quickstart"
+	out, stderr, err := runPrebake(t, quickstartArgs(t, "-q", "--json", "--cache-dir", filepath.Join(tmp, "cache"), "-o", "oci:"+filepath.Join(tmp, "out"),
+		"--push", repo, "--insecure", "--sign-key", filepath.Join(tmp, "cosign.key"))...)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	var res buildOutput
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Digest != golden(t) || res.Signatures != 3 || res.Attestations < 2 || !strings.HasSuffix(res.Pushed, "@"+res.Digest) {
+		t.Fatalf("build --push --sign-key: %s", out)
+	}
+	vout, stderr, err := runPrebake(t, "verify", res.Pushed, "--key", filepath.Join(tmp, "cosign.pub"), "--insecure", "--attestations")
+	if err != nil || !strings.Contains(vout, res.Digest) {
+		t.Fatalf("verify: %v\n%s\n%s", err, vout, stderr)
+	}
+	// --sign-key without --push has nothing to sign by digest in a registry.
+	if _, _, err := runPrebake(t, quickstartArgs(t, "-q", "--cache-dir", filepath.Join(tmp, "cache"), "-o", "oci:"+filepath.Join(tmp, "out2"),
+		"--sign-key", filepath.Join(tmp, "cosign.key"))...); err == nil || !strings.Contains(err.Error(), "--push") {
+		t.Errorf("--sign-key without --push: %v", err)
+	}
+}
