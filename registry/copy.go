@@ -346,6 +346,9 @@ func copyBlobs(ctx context.Context, g *graph, dst endpoint, o copyOptions, res *
 				if err != nil {
 					return nil, err
 				}
+				if p == nil {
+					return rc, nil // a bare *os.File lets net/http use sendfile
+				}
 				return readCloser{p.Reader(rc, o.op, b.Digest.String(), b.Size), rc}, nil
 			}
 			mounted, err := dst.putBlob(ectx, b, open, o.mountFrom)
