@@ -107,9 +107,7 @@ is pulled. Revoked digests (prebake revoke) are refused unless --allow-revoked.`
 				}
 				return enc.Encode(out)
 			}
-			if !a.quiet {
-				fmt.Fprintf(a.Err, "wrote %s: downloaded %d bytes, %d bytes already present (%d blobs)\n", output, res.Uploaded, res.Skipped, res.Blobs)
-			}
+			fmt.Fprintf(a.Err, "wrote %s: downloaded %s, %s already present (%d blobs)\n", output, humanBytes(res.Uploaded), humanBytes(res.Skipped), res.Blobs)
 			return nil
 		},
 	}

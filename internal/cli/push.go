@@ -123,9 +123,9 @@ func newCopyLikeCmd(a *app, use, short, long, example string) *cobra.Command {
 				return enc.Encode(out)
 			}
 			fmt.Fprintf(a.Out, "%s %s\n", dst, res.Descriptor.Digest)
-			if !a.quiet {
-				fmt.Fprintf(a.Err, "%s; %d manifests, %d referrers\n", res.Summary(), res.Manifests, len(res.Referrers))
-			}
+			// The summary is a result, printed with -q too (on stderr, so
+			// stdout stays "DST DIGEST").
+			fmt.Fprintf(a.Err, "%s; %d manifests, %d referrers\n", res.Summary(), res.Manifests, len(res.Referrers))
 			return nil
 		},
 	}
