@@ -175,3 +175,49 @@ func TestRegistryCommandsHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyKeyGatesPromoteAndPull signs a pushed image with a fresh key:
+// promote and pull with --verify-key succeed with that key and refuse an
+// unsigned digest or another key.
+func TestVerifyKeyGatesPromoteAndPull(t *testing.T) {
+	img, _ := storeWithImage(t, "1.36.4")
+	h, _ := img.Digest()
+	digest := h.String()
+	repo := olaregURL(t) + "/nodes/k8s"
+	dir := t.TempDir()
+	t.Setenv("COSIGN_PASSWORD", "pw")
+	for _, p := range []string{"good", "other"} {
+		if _, _, err := runPrebake(t, "keygen", "--prefix", filepath.Join(dir, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := runPrebake(t, "push", "-q", "nodes:v1", repo+":v1", "--insecure"); err != nil {
+		t.Fatal(err)
+	}
+	good, other := filepath.Join(dir, "good.pub"), filepath.Join(dir, "other.pub")
+
+	// Unsigned: refused.
+	if _, _, err := runPrebake(t, "promote", repo+"@"+digest, "--channel", "production", "--insecure", "--verify-key", good); err == nil {
+		t.Fatal("promoted an unsigned digest")
+	}
+	if _, _, err := runPrebake(t, "sign", repo+"@"+digest, "--key", filepath.Join(dir, "good.key"), "--insecure"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runPrebake(t, "promote", repo+"@"+digest, "--channel", "production", "--insecure", "--verify-key", other); err == nil {
+		t.Fatal("promoted with the wrong key")
+	}
+	if _, _, err := runPrebake(t, "pull", repo+"@"+digest, "--insecure", "--verify-key", other, "-o", filepath.Join(dir, "x")); err == nil {
+		t.Fatal("pulled with the wrong key")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "x")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("refused pull left output")
+	}
+	out, _, err := runPrebake(t, "promote", repo+"@"+digest, "--channel", "production", "--insecure", "--verify-key", good)
+	if err != nil || !strings.Contains(out, "-> "+digest) {
+		t.Fatalf("signed promote: %q %v", out, err)
+	}
+	out, _, err = runPrebake(t, "pull", repo+":v1", "--insecure", "--verify-key", good, "-o", "oci:"+filepath.Join(dir, "layout"))
+	if err != nil || strings.TrimSpace(out) != repo+"@"+digest {
+		t.Fatalf("verified pull: %q %v", out, err)
+	}
+}
