@@ -1,0 +1,396 @@
+// Package prebake is the plugin's provisioner: it applies a signed prebake
+// node image to the machine of any Packer builder over Packer's
+// communicator. It verifies the image offline with a public key, uploads the
+// layers of the machine's platform, extracts them in order as root with
+// their exact modes and ownership (OCI whiteouts applied), installs the
+// recipe's OS packages, imports pre-pulled container images into containerd
+// and records what was applied in /etc/prebake/image.json. It refuses tags:
+// a machine gets exactly the digest that was tested.
+package prebake
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/hashicorp/hcl/v2/hcldec"
+	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+
+	"github.com/prebake/prebake/recipes"
+	"github.com/prebake/prebake/registry"
+	"github.com/prebake/prebake/signing"
+)
+
+// Provisioner applies a prebake image to a Packer machine.
+type Provisioner struct {
+	config Config
+}
+
+// ConfigSpec returns the HCL2 schema of Config.
+func (p *Provisioner) ConfigSpec() hcldec.ObjectSpec { return p.config.FlatMapstructure().HCL2Spec() }
+
+// Prepare checks the configuration (see Config.Prepare).
+func (p *Provisioner) Prepare(raws ...any) error { return p.config.Prepare(raws...) }
+
+// Provision verifies the image, uploads its layers and applies them.
+func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packersdk.Communicator, _ map[string]any) error {
+	c := &p.config
+	ropts := registry.Options{Insecure: c.Insecure}
+	ui.Say(fmt.Sprintf("Verifying %s with %s", c.ref, c.PublicKey))
+	vr, err := signing.Verify(ctx, c.ref, signing.VerifyOptions{Key: c.PublicKey, Registry: ropts})
+	if err != nil {
+		return err
+	}
+	platform := c.Platform
+	if platform == "" {
+		if platform, err = remotePlatform(ctx, comm); err != nil {
+			return err
+		}
+	}
+	root, _, err := registry.Get(ctx, c.ref, ropts)
+	if err != nil {
+		return err
+	}
+	img, err := pickImage(root, platform)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.ref, err)
+	}
+	ann, err := registry.Annotations(ctx, c.ref, platform, ropts)
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "prebake-provision-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+
+	plan, err := stageLayers(ctx, img, work)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.ref, err)
+	}
+	rec, err := record(c.ref, vr.Digest, platform, img, ann)
+	if err != nil {
+		return err
+	}
+	if err := runCmd(ctx, comm, ui, "mkdir -p "+quote(c.StagingDir)+" && chmod 0700 "+quote(c.StagingDir)); err != nil {
+		return fmt.Errorf("creating %s: %w", c.StagingDir, err)
+	}
+	for i := range plan.layers {
+		l := &plan.layers[i]
+		what := fmt.Sprintf("%d bytes", l.size)
+		if l.component != "" {
+			what = l.component + " " + l.version + ", " + what
+		}
+		ui.Say(fmt.Sprintf("Uploading layer %d/%d %s (%s)", i+1, len(plan.layers), l.digest, what))
+		l.remote = path.Join(c.StagingDir, fmt.Sprintf("%02d-%.12s.layer", i+1, digestHex(l.digest)))
+		if err := upload(comm, l.remote, l.local); err != nil {
+			return fmt.Errorf("uploading layer %s: %w", l.digest, err)
+		}
+	}
+	recRemote := path.Join(c.StagingDir, "image.json")
+	if err := comm.Upload(recRemote, bytes.NewReader(rec), nil); err != nil {
+		return fmt.Errorf("uploading image.json: %w", err)
+	}
+	var pkgs []string
+	if s := ann[recipes.AnnotationOSPackages]; s != "" && !c.SkipOSPackages {
+		for _, n := range strings.Split(s, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				pkgs = append(pkgs, n)
+			}
+		}
+	}
+	script, err := applyScript(c, plan, recRemote, pkgs)
+	if err != nil {
+		return err
+	}
+	scriptRemote := path.Join(c.StagingDir, "apply.sh")
+	if err := comm.Upload(scriptRemote, strings.NewReader(script), nil); err != nil {
+		return fmt.Errorf("uploading apply.sh: %w", err)
+	}
+	cmd := "sh " + quote(scriptRemote)
+	if c.Sudo {
+		cmd = "sudo -n " + cmd
+	}
+	ui.Say(fmt.Sprintf("Applying %d layers of %s (%s) under %s", len(plan.layers), vr.Digest, platform, c.Root))
+	if err := runCmd(ctx, comm, ui, cmd); err != nil {
+		return fmt.Errorf("applying %s: %w", c.ref, err)
+	}
+	ui.Say(fmt.Sprintf("Applied %s; recorded in %s", vr.Digest, path.Join(c.Root, "etc/prebake/image.json")))
+	return nil
+}
+
+// runCmd runs command on the machine, streaming its output to ui, and fails
+// on a non-zero exit.
+func runCmd(ctx context.Context, comm packersdk.Communicator, ui packersdk.Ui, command string) error {
+	cmd := &packersdk.RemoteCmd{Command: command}
+	if err := cmd.RunWithUi(ctx, comm, ui); err != nil {
+		return err
+	}
+	if s := cmd.ExitStatus(); s != 0 {
+		return fmt.Errorf("%q exited with status %d", command, s)
+	}
+	return nil
+}
+
+// remotePlatform asks the machine for its architecture.
+func remotePlatform(ctx context.Context, comm packersdk.Communicator) (string, error) {
+	var out, errOut bytes.Buffer
+	cmd := &packersdk.RemoteCmd{Command: "uname -m", Stdout: &out, Stderr: &errOut}
+	if err := comm.Start(ctx, cmd); err != nil {
+		return "", fmt.Errorf("asking the machine its architecture: %w", err)
+	}
+	if s := cmd.Wait(); s != 0 {
+		return "", fmt.Errorf("asking the machine its architecture: uname -m exited with %d: %s", s, strings.TrimSpace(errOut.String()))
+	}
+	m := strings.TrimSpace(out.String())
+	arch, ok := map[string]string{
+		"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
+		"ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64",
+	}[m]
+	if !ok {
+		return "", fmt.Errorf("machine architecture %q: unknown; set platform", m)
+	}
+	return "linux/" + arch, nil
+}
+
+// pickImage returns the image for platform: root itself when it is an image
+// (of that platform), or the index's entry for it.
+func pickImage(root registry.Artifact, platform string) (v1.Image, error) {
+	want, err := v1.ParsePlatform(platform)
+	if err != nil {
+		return nil, err
+	}
+	switch a := root.(type) {
+	case v1.ImageIndex:
+		im, err := a.IndexManifest()
+		if err != nil {
+			return nil, err
+		}
+		var have []string
+		for _, d := range im.Manifests {
+			if d.Platform == nil {
+				continue
+			}
+			have = append(have, d.Platform.String())
+			if d.Platform.OS == want.OS && d.Platform.Architecture == want.Architecture &&
+				(want.Variant == "" || d.Platform.Variant == want.Variant) {
+				return a.Image(d.Digest)
+			}
+		}
+		return nil, fmt.Errorf("no image for %s (the index has %s)", platform, strings.Join(have, ", "))
+	case v1.Image:
+		cf, err := a.ConfigFile()
+		if err != nil {
+			return nil, err
+		}
+		if cf.OS != want.OS || cf.Architecture != want.Architecture {
+			return nil, fmt.Errorf("the image is for %s/%s, the machine is %s", cf.OS, cf.Architecture, platform)
+		}
+		return a, nil
+	}
+	return nil, errors.New("neither an image nor an index")
+}
+
+// layerPlan is one layer staged locally and what applying it involves.
+type layerPlan struct {
+	digest, mediaType, component, version string
+	size                                  int64
+	local, remote                         string
+	whiteouts                             []string // paths (relative to the root) to remove first
+	compression                           string   // "", "gzip" or "zstd"
+}
+
+type plan struct {
+	layers []layerPlan
+}
+
+// stageLayers downloads each layer into dir, checking its digest, and lists
+// it to find its whiteouts. Opaque directories remove only what the image's
+// own earlier layers put there: an image never deletes the machine's files
+// it did not ship, except where it names them with a .wh. entry.
+func stageLayers(ctx context.Context, img v1.Image, dir string) (*plan, error) {
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	if len(layers) != len(m.Layers) {
+		return nil, fmt.Errorf("manifest lists %d layers, image has %d", len(m.Layers), len(layers))
+	}
+	written := map[string]bool{} // paths earlier layers wrote
+	p := &plan{}
+	for i, l := range layers {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		desc := m.Layers[i]
+		lp := layerPlan{
+			digest: desc.Digest.String(), mediaType: string(desc.MediaType), size: desc.Size,
+			component: desc.Annotations[recipes.AnnotationComponent], version: desc.Annotations[recipes.AnnotationComponentVersion],
+			local: filepath.Join(dir, fmt.Sprintf("%02d.layer", i+1)),
+		}
+		if lp.compression, err = compressionOf(lp.mediaType); err != nil {
+			return nil, fmt.Errorf("layer %s: %w", lp.digest, err)
+		}
+		if err := download(l, desc, lp.local); err != nil {
+			return nil, fmt.Errorf("layer %s: %w", lp.digest, err)
+		}
+		entries, err := listTar(lp.local, lp.compression)
+		if err != nil {
+			return nil, fmt.Errorf("layer %s: %w", lp.digest, err)
+		}
+		var mine []string
+		for _, e := range entries {
+			dirName, base := path.Split(e)
+			switch {
+			case base == ".wh..wh..opq":
+				d := strings.TrimSuffix(dirName, "/")
+				var gone []string
+				for w := range written {
+					if d == "" || strings.HasPrefix(w, d+"/") {
+						gone = append(gone, w)
+					}
+				}
+				sort.Strings(gone)
+				for _, w := range gone {
+					delete(written, w)
+				}
+				lp.whiteouts = append(lp.whiteouts, gone...)
+			case strings.HasPrefix(base, ".wh."):
+				w := path.Join(dirName, strings.TrimPrefix(base, ".wh."))
+				lp.whiteouts = append(lp.whiteouts, w)
+				for x := range written {
+					if x == w || strings.HasPrefix(x, w+"/") {
+						delete(written, x)
+					}
+				}
+			default:
+				mine = append(mine, e)
+			}
+		}
+		for _, e := range mine {
+			written[e] = true
+		}
+		p.layers = append(p.layers, lp)
+	}
+	return p, nil
+}
+
+func compressionOf(mt string) (string, error) {
+	switch {
+	case strings.HasSuffix(mt, "+gzip") || strings.HasSuffix(mt, ".gzip"):
+		return "gzip", nil
+	case strings.HasSuffix(mt, "+zstd") || strings.HasSuffix(mt, ".zstd"):
+		return "zstd", nil
+	case strings.HasSuffix(mt, ".tar") || strings.HasSuffix(mt, "tar.v1"):
+		return "", nil
+	}
+	return "", fmt.Errorf("media type %s: not a tar layer", mt)
+}
+
+// download writes the layer's compressed bytes to file, checking the size and
+// sha256 against the manifest's descriptor whatever the source.
+func download(l v1.Layer, desc v1.Descriptor, file string) error {
+	rc, err := l.Compressed()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	f, err := os.OpenFile(file, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(rc, desc.Size+1))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if n != desc.Size {
+		return fmt.Errorf("%d bytes, manifest says %d", n, desc.Size)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); desc.Digest.Algorithm != "sha256" || got != desc.Digest.String() {
+		return fmt.Errorf("content is %s, manifest says %s", got, desc.Digest)
+	}
+	return nil
+}
+
+// upload copies a local file to the machine.
+func upload(comm packersdk.Communicator, dst, src string) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	return comm.Upload(dst, f, &fi)
+}
+
+// imageRecord is /etc/prebake/image.json: what was applied, reproducibly
+// (no timestamps), for node agents and audits.
+type imageRecord struct {
+	Image             string            `json:"image"`
+	Digest            string            `json:"digest"`
+	Platform          string            `json:"platform"`
+	PlatformDigest    string            `json:"platformDigest"`
+	Name              string            `json:"name,omitempty"`
+	Version           string            `json:"version,omitempty"`
+	KubernetesVersion string            `json:"kubernetesVersion,omitempty"`
+	RecipeDigest      string            `json:"recipeDigest,omitempty"`
+	OSPackages        []string          `json:"osPackages,omitempty"`
+	Components        []componentRecord `json:"components"`
+	Annotations       map[string]string `json:"annotations,omitempty"`
+}
+
+type componentRecord struct {
+	Name    string `json:"name"`
+	Version string `json:"version,omitempty"`
+	Layer   string `json:"layer"`
+}
+
+func record(ref registry.Reference, digest, platform string, img v1.Image, ann map[string]string) ([]byte, error) {
+	pd, err := img.Digest()
+	if err != nil {
+		return nil, err
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, err
+	}
+	r := imageRecord{
+		Image: ref.WithDigest(digest).String(), Digest: digest, Platform: platform, PlatformDigest: pd.String(),
+		Name: ann[recipes.AnnotationRecipe], Version: ann["org.opencontainers.image.version"],
+		KubernetesVersion: ann[recipes.AnnotationKubernetesVersion], RecipeDigest: ann[recipes.AnnotationRecipeDigest],
+		Annotations: ann, Components: []componentRecord{},
+	}
+	if s := ann[recipes.AnnotationOSPackages]; s != "" {
+		r.OSPackages = strings.Split(s, ",")
+	}
+	for _, l := range m.Layers {
+		r.Components = append(r.Components, componentRecord{
+			Name: l.Annotations[recipes.AnnotationComponent], Version: l.Annotations[recipes.AnnotationComponentVersion], Layer: l.Digest.String(),
+		})
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	return append(b, '\n'), err
+}
