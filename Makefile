@@ -47,3 +47,18 @@ verify: lint ## lint plus generated files up to date
 
 clean:
 	rm -rf bin _out
+
+# The Packer plugin is its own Go module (packer/), so that the Packer SDK and
+# its go-cty replace stay out of the CLI's dependency graph.
+.PHONY: plugin test-packer e2e-packer
+
+plugin: ## build bin/packer-plugin-prebake (Packer plugin, module packer/)
+	cd packer && $(GO) build -trimpath -ldflags '-buildid= -s -w' -o $(CURDIR)/bin/packer-plugin-prebake .
+
+test-packer: ## the Packer plugin's unit and in-process tests
+	cd packer && $(GO) test -count=1 -timeout 15m ./...
+
+e2e-packer: build plugin ## real packer v1.11.2 runs the plugin against prebake serve and a local sshd
+	packer/hack/tools.sh
+	cd packer && PACKER_ACC=1 PREBAKE_BIN=$(CURDIR)/bin/prebake PACKER_PLUGIN_BIN=$(CURDIR)/bin/packer-plugin-prebake \
+		$(GO) test -count=1 -timeout 30m -run TestE2E -v ./e2e/

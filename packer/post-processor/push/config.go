@@ -68,6 +68,9 @@ func (c *Config) Prepare(raws ...any) error {
 	} else {
 		ref, err := pluginutil.ParseRepoRef(c.Repository)
 		p.Add("repository", err)
+		if ref.Transport == registry.TransportRemote && !pluginutil.HasTag(c.Repository) {
+			ref.Tag = "" // by digest only; ParseReference fills in "latest"
+		}
 		c.dst = ref
 	}
 	switch {
