@@ -3,7 +3,9 @@ package recipes
 import (
 	"bytes"
 	"fmt"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 
@@ -33,6 +35,7 @@ type Recipe struct {
 	Components []Component `yaml:"components" json:"components"`
 
 	file string
+	fsys fs.FS // set by LoadFS: from: paths are read from it
 	pos  positions
 }
 
@@ -130,6 +133,29 @@ func Load(path string) (*Recipe, error) {
 		return nil, fmt.Errorf("reading recipe: %w", err)
 	}
 	return Parse(path, b)
+}
+
+// LoadFS reads and strictly parses the recipe at name in fsys (an embedded
+// catalog, for instance); its from: paths are read from fsys too.
+func LoadFS(fsys fs.FS, name string) (*Recipe, error) {
+	b, err := fs.ReadFile(fsys, name)
+	if err != nil {
+		return nil, fmt.Errorf("reading recipe: %w", err)
+	}
+	r, err := Parse(name, b)
+	if err != nil {
+		return nil, err
+	}
+	r.fsys = fsys
+	return r, nil
+}
+
+// readFrom reads a from: path relative to the recipe.
+func (r *Recipe) readFrom(from string) ([]byte, error) {
+	if r.fsys != nil {
+		return fs.ReadFile(r.fsys, path.Join(path.Dir(r.file), filepath.ToSlash(from)))
+	}
+	return os.ReadFile(filepath.Join(r.Dir(), from))
 }
 
 // Parse parses a recipe from b; file names it in errors and anchors from:

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"net/url"
-	"os"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -442,7 +441,7 @@ func (r *Recipe) unitContents(p *problems) map[string]unitRef {
 			if u.Content != nil {
 				content = *u.Content
 			} else if u.From != "" && !filepath.IsAbs(u.From) && !hasDotDot(filepath.ToSlash(u.From)) {
-				b, err := os.ReadFile(filepath.Join(r.Dir(), u.From))
+				b, err := r.readFrom(u.From)
 				if err != nil {
 					p.add(field+".from", "reading %s: %v", u.From, err)
 					continue
@@ -527,7 +526,7 @@ func (r *Recipe) resolveComponent(ci int, c Component, osName, arch string, tx *
 		case f.Content != nil:
 			rf.Content = tx.expand(ff+".content", *f.Content, osName, arch)
 		case f.From != "" && !filepath.IsAbs(f.From) && !hasDotDot(filepath.ToSlash(f.From)):
-			b, err := os.ReadFile(filepath.Join(r.Dir(), f.From))
+			b, err := r.readFrom(f.From)
 			if err != nil {
 				p.add(ff+".from", "reading %s: %v", f.From, err)
 			}

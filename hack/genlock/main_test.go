@@ -1,0 +1,44 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// The committed catalog locks and matrix are exactly what genlock writes from
+// the shared Kubespray data (so they are neither hand-edited nor stale), and
+// two runs give the same bytes.
+func TestCommittedOutputIsCurrent(t *testing.T) {
+	data := filepath.Join("..", "..", "..", "shared", "upstream", "kubespray")
+	if _, err := os.Stat(filepath.Join(data, "checksums.yml")); err != nil {
+		t.Skipf("Kubespray data not present at %s: %v", data, err)
+	}
+	for i := 0; i < 2; i++ {
+		out := t.TempDir()
+		if err := run(data, out, ""); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{"versions.yaml", "kubernetes-node/recipe.lock.yaml", "kubernetes-control-plane/recipe.lock.yaml"} {
+			got, err := os.ReadFile(filepath.Join(out, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := os.ReadFile(filepath.Join("..", "..", "recipes", "catalog", f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("recipes/catalog/%s is not what genlock generates; run go run ./hack/genlock", f)
+			}
+		}
+	}
+}
+
+func TestBadTemplateIsAnError(t *testing.T) {
+	urls := map[string]string{"x_download_url": "{{ github_url }}/{{ something_new | filter }}"}
+	if _, err := expandURL(urls, "x_download_url", nil); err == nil {
+		t.Fatal("an unknown Jinja expression was accepted")
+	}
+}
