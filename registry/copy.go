@@ -65,8 +65,10 @@ func humanBytes(n int64) string {
 // recompressed), blobs dst already has are skipped after a HEAD, and within
 // one registry they are mounted across repositories. Manifests go after their
 // blobs, children before parents, referrers after their subject, and dst's
-// tag last, so the tag never names an incomplete graph. Without a tag or
-// digest in dst, src's tag is used. o.Progress receives "upload" events.
+// tag last, so the tag never names an incomplete graph. A dst with neither tag
+// nor digest (possible for oci: layouts; ParseReference gives registry and
+// store references "latest") gets src's tag. o.Progress receives "upload"
+// events.
 func Copy(ctx context.Context, src, dst Reference, o Options) (CopyResult, error) {
 	se, err := openEndpoint(ctx, src, o, false)
 	if err != nil {

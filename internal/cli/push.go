@@ -71,8 +71,8 @@ tags, to DST, between any of: the local store, OCI layouts and registries.
 
 Blobs move in parallel (--jobs) as stored, never recompressed; blobs DST
 already has are skipped; within one registry they are mounted across
-repositories; DST's tag is written last. Without a tag or digest in DST the
-source's tag is used.`,
+repositories; DST's tag is written last. A registry or store DST without a
+tag gets "latest"; an oci: layout without a tag gets the source's tag.`,
 		`  # mirror a released image (and its signatures) to another registry
   prebake copy registry.example.com/nodes/k8s@sha256:… mirror.example.com/nodes/k8s:1.36.4
 
