@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Tests against real peers: Debian's docker-registry (distribution 2.8, no
@@ -163,12 +165,12 @@ http:
 
 // startPrebakeServe runs `prebake serve --addr 127.0.0.1:0` and reads the
 // address from its first line, "listening on ADDR".
-func startPrebakeServe(t *testing.T) string {
+func startPrebakeServe(t *testing.T, args ...string) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs the prebake binary; skipped with -short")
 	}
-	cmd := exec.Command(prebakeBin(t), "serve", "--root", t.TempDir(), "--addr", "127.0.0.1:0")
+	cmd := exec.Command(prebakeBin(t), append([]string{"serve", "--root", t.TempDir(), "--addr", "127.0.0.1:0"}, args...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +193,9 @@ func startPrebakeServe(t *testing.T) string {
 	}
 	go io.Copy(io.Discard, stdout)
 	addr := strings.TrimSpace(strings.TrimPrefix(line, "listening on "))
-	waitHTTP(t, "http://"+addr+"/v2/")
+	if len(args) == 0 {
+		waitHTTP(t, "http://"+addr+"/v2/")
+	}
 	return addr
 }
 
@@ -432,5 +436,48 @@ func TestRealPeersConcurrentReferrers(t *testing.T) {
 	oras := orasReferrers(t, "--plain-http", "--artifact-type", "application/vnd.test.note", ref.Name+"@"+res.Descriptor.Digest.String())
 	if len(oras) != n {
 		t.Errorf("oras sees %d referrers, want %d", len(oras), n)
+	}
+}
+
+// TestRealPeersCredentials pushes to `prebake serve --htpasswd` with
+// credentials from a Docker config (go-containerregistry's default keychain,
+// as `docker login` leaves them), and is refused without them.
+func TestRealPeersCredentials(t *testing.T) {
+	needTool(t, "crane")
+	dir := t.TempDir()
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	htpasswd := filepath.Join(dir, "htpasswd")
+	if err := os.WriteFile(htpasswd, []byte("ci:"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := startPrebakeServe(t, "--htpasswd", htpasswd)
+	ctx := ctxT(t)
+	ref := MustParse(addr + "/nodes/a:v1")
+	img := ociImage(t, 512, 1)
+
+	t.Setenv("DOCKER_CONFIG", filepath.Join(dir, "empty"))
+	if _, err := Push(ctx, ref, img, nil, insecure()); err == nil {
+		t.Fatal("push without credentials succeeded")
+	}
+	cfgDir := filepath.Join(dir, "docker")
+	os.MkdirAll(cfgDir, 0o700)
+	auth := base64.StdEncoding.EncodeToString([]byte("ci:s3cret"))
+	if err := os.WriteFile(filepath.Join(cfgDir, "config.json"), []byte(`{"auths":{"`+addr+`":{"auth":"`+auth+`"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DOCKER_CONFIG", cfgDir)
+	res, err := Push(ctx, ref, img, []Artifact{sbomFor(t, img)}, insecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := run(t, "crane", "manifest", "--insecure", ref.String())
+	if sha256Hex(raw) != res.Descriptor.Digest.String() {
+		t.Fatalf("crane with the same credentials reads %s", sha256Hex(raw))
+	}
+	if _, err := Pull(ctx, ref, filepath.Join(dir, "out"), PullOptions{Options: insecure()}); err != nil {
+		t.Fatal(err)
 	}
 }
