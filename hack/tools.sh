@@ -16,6 +16,8 @@ declare -A APT=(
   [skopeo]=skopeo [umoci]=umoci [docker-registry]=docker-registry
   [cloud-init]=cloud-init [zstd]=zstd [openssl]=openssl [bc]=bc
   [ignition-validate]=ignition [hyperfine]=hyperfine
+  [sgdisk]=gdisk [mcopy]=mtools [mmd]=mtools [mkfs.vfat]=dosfstools
+  [mkfs.ext4]=e2fsprogs [debugfs]=e2fsprogs [qemu-img]=qemu-utils [objcopy]=binutils
 )
 # Go tools: command -> module@version (package path)
 declare -A GOTOOLS=(
@@ -44,6 +46,9 @@ for t in "${want[@]}"; do
     command -v "$t" >/dev/null 2>&1 || missing+=("${APT[$t]}")
   fi
 done
+# prebake export's EFI stub is a file, not a command.
+stub=/usr/lib/systemd/boot/efi/linuxx64.efi.stub
+if { [ $# -eq 0 ] || [[ " $* " == *" sgdisk "* ]]; } && [ ! -e "$stub" ]; then missing+=(systemd-boot-efi); fi
 apt_install "${missing[@]}"
 
 for t in "${want[@]}"; do

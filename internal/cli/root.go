@@ -72,13 +72,14 @@ Typical flow:
 	root.PersistentFlags().BoolVarP(&a.quiet, "quiet", "q", false, "print only results and errors (no progress)")
 	root.AddCommand(
 		newVersionCmd(a),
-		newRecipeCmd(a),
+		newRecipeCmd(a), newCatalogCmd(a),
 		newBuildCmd(a),
 		newInspectCmd(a),
 		newDiffCmd(a),
 		newServeCmd(a), newGCCmd(a),
 		newPushCmd(a), newCopyCmd(a), newPullCmd(a), newLsCmd(a), newPromoteCmd(a), newRevokeCmd(a), newChannelCmd(a),
 		newRenderCmd(a),
+		newExportCmd(a),
 		newKeygenCmd(a), newSignCmd(a), newVerifyCmd(a), newAttestCmd(a),
 	)
 	return root

@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/prebake/prebake/registry"
+)
+
+func exportCLI(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	root := NewRootCommand(Streams{In: strings.NewReader(""), Out: &out, Err: &errb})
+	root.SetArgs(append([]string{"export"}, args...))
+	err := root.ExecuteContext(t.Context())
+	return out.String(), err
+}
+
+func TestExportFlags(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := exportCLI(t, "oci:"+dir+":tag", "--base", dir, "-o", dir+"/d.raw"); !errors.Is(err, registry.ErrDigestRequired) {
+		t.Errorf("a tag reference: err = %v, want ErrDigestRequired", err)
+	}
+	if _, err := exportCLI(t, "-o", dir+"/d.raw"); err == nil || !strings.Contains(err.Error(), "--base") {
+		t.Errorf("no base: err = %v, want one naming --base", err)
+	}
+	if _, err := exportCLI(t, "--base", dir); err == nil || !strings.Contains(err.Error(), "-o FILE") {
+		t.Errorf("no output: err = %v, want one naming -o FILE", err)
+	}
+	if _, err := exportCLI(t, "--base", dir, "--size", "4X", "-o", dir+"/d.raw"); err == nil || !strings.Contains(err.Error(), `--size "4X"`) {
+		t.Errorf("bad size: err = %v", err)
+	}
+}
+
+func TestParseByteSize(t *testing.T) {
+	for in, want := range map[string]int64{"4G": 4 << 30, "512M": 512 << 20, "4GiB": 4 << 30, "1048576": 1 << 20, "2t": 2 << 40, "64MB": 64 << 20} {
+		if got, err := parseByteSize(in); err != nil || got != want {
+			t.Errorf("parseByteSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "G", "-1G", "0", "4X", "99999999999T"} {
+		if _, err := parseByteSize(in); err == nil {
+			t.Errorf("parseByteSize(%q) accepted", in)
+		}
+	}
+}
