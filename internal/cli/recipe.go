@@ -29,6 +29,9 @@ func (f *recipeFlags) register(cmd *cobra.Command) {
 // load reads the recipe at path and resolves it with the flags; SOURCE_DATE_EPOCH
 // from the environment overrides the recipe's epoch.
 func (f *recipeFlags) load(path string) (*recipes.Recipe, *recipes.Resolved, error) {
+	if isCatalogName(path) { // not a file but a catalog recipe's name (catalog.go)
+		return f.loadCatalog(path)
+	}
 	r, err := recipes.Load(path)
 	if err != nil {
 		return nil, nil, err

@@ -1,0 +1,206 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/prebake/prebake/recipes"
+	"github.com/prebake/prebake/recipes/catalog"
+)
+
+// loadCatalog resolves the catalog recipe name with the flags: --set
+// kubernetes=X.Y.Z picks the versions that go with it from the catalog's
+// matrix, and an unsupported version is an error listing the supported ones.
+func (f *recipeFlags) loadCatalog(name string) (*recipes.Recipe, *recipes.Resolved, error) {
+	e, err := catalog.Get(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	set, err := recipes.ParseSet(f.set)
+	if err != nil {
+		return nil, nil, err
+	}
+	if set, err = e.Variables(set); err != nil {
+		return nil, nil, err
+	}
+	lock := e.Lock
+	if f.lockFile != "" {
+		if lock, err = recipes.LoadLock(f.lockFile, false); err != nil {
+			return nil, nil, err
+		}
+	}
+	o := recipes.ResolveOptions{Set: set, Platforms: f.platforms, Lock: lock, Locked: f.locked}
+	if s, ok := os.LookupEnv("SOURCE_DATE_EPOCH"); ok && s != "" {
+		ep, err := recipes.ParseEpoch(s)
+		if err != nil {
+			return nil, nil, err
+		}
+		o.SourceDateEpoch = &ep
+	}
+	res, err := e.Recipe.Resolve(o)
+	return e.Recipe, res, err
+}
+
+func newCatalogCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "catalog",
+		Short: "List and show the recipes shipped with prebake",
+		Long: `The catalog holds ready-made recipes (kubernetes-node, kubernetes-control-plane)
+with a lock of the real upstream sha256 of every download, for every supported
+Kubernetes patch release on amd64 and arm64. Build one by name; only the
+Kubernetes version needs choosing, the runtime versions that go with it come
+from the catalog's version matrix. See docs/catalog.md.`,
+		Example: `  prebake catalog list
+  prebake catalog show kubernetes-node --kubernetes 1.35.2
+  prebake build kubernetes-node --set kubernetes=1.35.2`,
+	}
+	cmd.AddCommand(newCatalogListCmd(a), newCatalogShowCmd(a))
+	return cmd
+}
+
+func newCatalogListCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the catalog recipes and the Kubernetes versions they support",
+		Long: `List prints each catalog recipe with its description and the Kubernetes
+versions its lock covers (newest first).`,
+		Example: `  prebake catalog list`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tw := tabwriter.NewWriter(a.Out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tKUBERNETES\tDESCRIPTION")
+			for _, name := range catalog.List() {
+				e, err := catalog.Get(name)
+				if err != nil {
+					return err
+				}
+				vs, err := e.SupportedKubernetes()
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", name, strings.Join(vs, " "), e.Recipe.Metadata.Description)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+// catalogShow is what `prebake catalog show --json` prints.
+type catalogShow struct {
+	Name        string           `json:"name"`
+	Description string           `json:"description,omitempty"`
+	Versions    []catalogVersion `json:"versions"`
+}
+
+type catalogVersion struct {
+	catalog.Versions
+	Platforms []catalogPlatform `json:"platforms"`
+}
+
+type catalogPlatform struct {
+	Platform   string             `json:"platform"`
+	Components []catalogComponent `json:"components"`
+}
+
+type catalogComponent struct {
+	Name    string                   `json:"name"`
+	Version string                   `json:"version,omitempty"`
+	Sources []recipes.ResolvedSource `json:"sources,omitempty"`
+}
+
+func newCatalogShowCmd(a *app) *cobra.Command {
+	var (
+		asJSON     bool
+		kubernetes []string
+	)
+	cmd := &cobra.Command{
+		Use:   "show NAME",
+		Short: "Print every component's version, URL and sha256 per Kubernetes version and platform",
+		Long: `Show resolves the catalog recipe for each supported Kubernetes version (or
+only those given with --kubernetes) and each platform, and prints every
+component's version and every download's URL and sha256 from the lock.`,
+		Example: `  prebake catalog show kubernetes-node
+  prebake catalog show kubernetes-control-plane --kubernetes 1.36.4 --json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := catalog.Get(args[0])
+			if err != nil {
+				return err
+			}
+			rows, err := e.Supported()
+			if err != nil {
+				return err
+			}
+			show := catalogShow{Name: e.Name, Description: e.Recipe.Metadata.Description}
+			for _, k := range kubernetes {
+				if _, err := e.Variables(map[string]string{"kubernetes": k}); err != nil {
+					return err
+				}
+			}
+			for _, row := range rows {
+				if len(kubernetes) > 0 && !containsString(kubernetes, row.Kubernetes) {
+					continue
+				}
+				res, err := e.Resolve(recipes.ResolveOptions{Set: map[string]string{"kubernetes": row.Kubernetes}, Locked: true})
+				if err != nil {
+					return err
+				}
+				v := catalogVersion{Versions: row}
+				for _, b := range res.Builds {
+					p := catalogPlatform{Platform: b.Platform()}
+					for _, c := range b.Components {
+						p.Components = append(p.Components, catalogComponent{Name: c.Name, Version: c.Version, Sources: c.Sources})
+					}
+					v.Platforms = append(v.Platforms, p)
+				}
+				show.Versions = append(show.Versions, v)
+			}
+			if asJSON {
+				enc := json.NewEncoder(a.Out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(show)
+			}
+			fmt.Fprintf(a.Out, "%s: %s\n", show.Name, show.Description)
+			for _, v := range show.Versions {
+				fmt.Fprintf(a.Out, "\nKubernetes %s (containerd %s, runc %s, CNI plugins %s, crictl %s, pause %s)\n",
+					v.Kubernetes, v.Containerd, v.Runc, v.CNI, v.Crictl, v.Pause)
+				for _, p := range v.Platforms {
+					fmt.Fprintf(a.Out, "  %s\n", p.Platform)
+					for _, c := range p.Components {
+						fmt.Fprintf(a.Out, "    %s %s\n", c.Name, c.Version)
+						for _, s := range c.Sources {
+							fmt.Fprintf(a.Out, "      %s %s %s sha256:%s\n", s.Name, s.Version, s.URL, s.SHA256)
+						}
+					}
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().StringSliceVar(&kubernetes, "kubernetes", nil, "only these Kubernetes versions (default: every supported one)")
+	return cmd
+}
+
+func containsString(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// isCatalogName reports whether arg names a catalog recipe rather than an
+// existing file.
+func isCatalogName(arg string) bool {
+	if _, err := os.Stat(arg); err == nil {
+		return false
+	}
+	return catalog.Has(arg)
+}

@@ -1,0 +1,98 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// catalogCLI runs prebake ARGS in-process.
+func catalogCLI(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	root := NewRootCommand(Streams{In: strings.NewReader(""), Out: &out, Err: &errb})
+	root.SetArgs(args)
+	err := root.ExecuteContext(t.Context())
+	return out.String(), err
+}
+
+func TestCatalogList(t *testing.T) {
+	out, err := catalogCLI(t, "catalog", "list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"kubernetes-node", "kubernetes-control-plane", "1.36.4", "1.35.2", "1.34.1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("catalog list lacks %s:\n%s", want, out)
+		}
+	}
+}
+
+func TestCatalogShowJSON(t *testing.T) {
+	out, err := catalogCLI(t, "catalog", "show", "kubernetes-node", "--kubernetes", "1.35.2", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// recipes.Mode marshals as a string only; decode what is checked.
+	var show struct {
+		Versions []struct {
+			Kubernetes, Crictl string
+			Platforms          []struct {
+				Platform   string
+				Components []struct {
+					Sources []struct{ URL, SHA256 string }
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &show); err != nil {
+		t.Fatal(err)
+	}
+	if len(show.Versions) != 1 || show.Versions[0].Kubernetes != "1.35.2" || show.Versions[0].Crictl != "1.35.0" || len(show.Versions[0].Platforms) != 2 {
+		t.Fatalf("unexpected show output: %+v", show)
+	}
+	n := 0
+	for _, p := range show.Versions[0].Platforms {
+		for _, c := range p.Components {
+			for _, s := range c.Sources {
+				n++
+				if len(s.SHA256) != 64 || !strings.Contains(s.URL, strings.TrimPrefix(p.Platform, "linux/")) {
+					t.Errorf("%s: source %+v", p.Platform, s)
+				}
+			}
+		}
+	}
+	if n != 14 { // 7 downloads x 2 platforms
+		t.Errorf("%d sources, want 14", n)
+	}
+	if _, err := catalogCLI(t, "catalog", "show", "kubernetes-node", "--kubernetes", "1.30.0"); err == nil || !strings.Contains(err.Error(), "1.36.4") {
+		t.Errorf("show of an unsupported version: %v", err)
+	}
+}
+
+func TestRecipeByCatalogName(t *testing.T) {
+	out, err := catalogCLI(t, "recipe", "show", "kubernetes-control-plane", "--set", "kubernetes=1.34.1", "--platform", "linux/arm64", "--json", "--locked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Name, Version string
+		Variables     map[string]string
+		Builds        []struct{ Arch string }
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Name != "kubernetes-control-plane" || res.Version != "1.34.1" || res.Variables["crictl"] != "1.34.0" || res.Variables["pause"] != "3.10.1" || len(res.Builds) != 1 || res.Builds[0].Arch != "arm64" {
+		t.Fatalf("resolved: %s %s %v %d builds", res.Name, res.Version, res.Variables, len(res.Builds))
+	}
+	_, err = catalogCLI(t, "recipe", "validate", "kubernetes-node", "--set", "kubernetes=1.33.0")
+	if err == nil {
+		t.Fatal("kubernetes=1.33.0 accepted")
+	}
+	_, err = catalogCLI(t, "recipe", "show", "kubernetes-node", "--set", "kubernetes=1.33.0")
+	if err == nil || !strings.Contains(err.Error(), "unsupported Kubernetes version") || !strings.Contains(err.Error(), "1.34.1") {
+		t.Fatalf("unsupported version error: %v", err)
+	}
+}
