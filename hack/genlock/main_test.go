@@ -36,6 +36,33 @@ func TestCommittedOutputIsCurrent(t *testing.T) {
 	}
 }
 
+// docs/catalog.md's version matrix is the generated one.
+func TestDocsMatrixIsCurrent(t *testing.T) {
+	data := filepath.Join("..", "..", "..", "shared", "upstream", "kubespray")
+	if _, err := os.Stat(filepath.Join(data, "checksums.yml")); err != nil {
+		t.Skipf("Kubespray data not present at %s: %v", data, err)
+	}
+	want, err := os.ReadFile(filepath.Join("..", "..", "docs", "catalog.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	docs := filepath.Join(out, "catalog.md")
+	if err := os.WriteFile(docs, want, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(data, out, docs); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(docs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Error("docs/catalog.md's version matrix is not what genlock generates; run go run ./hack/genlock -docs docs/catalog.md")
+	}
+}
+
 func TestBadTemplateIsAnError(t *testing.T) {
 	urls := map[string]string{"x_download_url": "{{ github_url }}/{{ something_new | filter }}"}
 	if _, err := expandURL(urls, "x_download_url", nil); err == nil {
