@@ -59,11 +59,15 @@ func ref(t *testing.T, host, s string) name.Reference {
 
 func randomImage(t *testing.T, size int64, layers int) v1.Image {
 	t.Helper()
-	img, err := random.Image(size, int64(layers))
+	img, err := randomImageErr(size, layers)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return img
+}
+
+func randomImageErr(size int64, layers int) (v1.Image, error) {
+	return random.Image(size, int64(layers))
 }
 
 func digestOf(t *testing.T, a interface{ Digest() (v1.Hash, error) }) v1.Hash {
@@ -78,13 +82,22 @@ func digestOf(t *testing.T, a interface{ Digest() (v1.Hash, error) }) v1.Hash {
 // artifact returns a referrer of subject (an SBOM-like artifact manifest).
 func artifact(t *testing.T, subject v1.Image, content string) v1.Image {
 	t.Helper()
+	a := artifactErr(subject, content)
+	if a == nil {
+		t.Fatal("making an artifact failed")
+	}
+	return a
+}
+
+// artifactErr is artifact for goroutines: nil on failure.
+func artifactErr(subject v1.Image, content string) v1.Image {
 	desc, err := partial.Descriptor(subject)
 	if err != nil {
-		t.Fatal(err)
+		return nil
 	}
 	img, err := mutate.Append(empty.Image, mutate.Addendum{Layer: static.NewLayer([]byte(content), "application/spdx+json")})
 	if err != nil {
-		t.Fatal(err)
+		return nil
 	}
 	img = mutate.ConfigMediaType(mutate.MediaType(img, types.OCIManifestSchema1), "application/vnd.example.sbom")
 	return mutate.Subject(img, *desc).(v1.Image)

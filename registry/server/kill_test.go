@@ -1,0 +1,139 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// TestKill9DuringPushes pushes images and referrers to a `prebake serve`
+// process from two clients and SIGKILLs it at a different moment in each of
+// many rounds (during blob uploads, manifest commits, referrers updates).
+// After a restart every tag must resolve to a complete graph whose every
+// blob verifies, and every push the server acknowledged must be there.
+func TestKill9DuringPushes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs prebake serve as a process")
+	}
+	root := t.TempDir()
+	var mu sync.Mutex
+	acked := map[string]v1.Hash{} // tag -> digest of every acknowledged push
+	const rounds = 24
+	for round := range rounds {
+		p := startServe(t, root)
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		for client := range 2 {
+			wg.Go(func() {
+				for k := 0; ctx.Err() == nil; k++ {
+					img, err := randomImageErr(96<<10, 3)
+					if err != nil {
+						return
+					}
+					tag := fmt.Sprintf("r%02d-c%d-%03d", round, client, k)
+					r, err := name.ParseReference(p.addr+"/kill/repo:"+tag, name.Insecure)
+					if err != nil {
+						return
+					}
+					if remote.Write(r, img, noRetry(ctx)...) != nil {
+						return
+					}
+					d, _ := img.Digest()
+					mu.Lock()
+					acked[tag] = d
+					mu.Unlock()
+					// A referrer on every other image: referrers
+					// responses are rewritten on each push.
+					if k%2 == 0 {
+						sbom := artifactErr(img, tag)
+						if sbom == nil {
+							return
+						}
+						sd, _ := sbom.Digest()
+						rr, _ := name.ParseReference(p.addr+"/kill/repo@"+sd.String(), name.Insecure)
+						if remote.Write(rr, sbom, noRetry(ctx)...) != nil {
+							return
+						}
+					}
+				}
+			})
+		}
+		// Kill at 20 ms .. ~720 ms, a different point of the push cycle
+		// each round.
+		time.Sleep(20*time.Millisecond + time.Duration(round*67%700)*time.Millisecond)
+		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		p.cmd.Wait()
+		cancel()
+		wg.Wait()
+	}
+	if len(acked) < rounds {
+		t.Fatalf("only %d pushes were acknowledged in %d rounds; the test did not exercise much", len(acked), rounds)
+	}
+	t.Logf("%d pushes acknowledged over %d kills", len(acked), rounds)
+
+	// On disk, without any server: every tag names a complete, verified graph.
+	onDisk := verifyRoot(t, root)["kill/repo"]
+	for tag, d := range acked {
+		if onDisk[tag] != d.String() {
+			t.Errorf("acknowledged push %s = %s lost (on disk: %q)", tag, d, onDisk[tag])
+		}
+	}
+	// Through a restarted server, with ggcr verifying every blob.
+	p := startServe(t, root)
+	for tag := range onDisk {
+		verifyTag(t, must(name.ParseReference(p.addr+"/kill/repo:"+tag, name.Insecure)))
+	}
+	// The store is still writable, and gc (another process, no grace:
+	// nothing pushes now) keeps every tag intact.
+	img := randomImage(t, 1024, 1)
+	if err := remote.Write(must(name.ParseReference(p.addr+"/kill/repo:after", name.Insecure)), img); err != nil {
+		t.Fatalf("push after the kills: %v", err)
+	}
+	out, err := exec.Command(prebakeBin, "gc", "--root", root, "--grace", "0").CombinedOutput()
+	if err != nil {
+		t.Fatalf("prebake gc: %v\n%s", err, out)
+	}
+	t.Logf("gc: %s", lastLine(out))
+	onDisk = verifyRoot(t, root)["kill/repo"]
+	if len(onDisk) < len(acked)+1 {
+		t.Errorf("after gc %d tags, want at least %d", len(onDisk), len(acked)+1)
+	}
+	for tag := range onDisk {
+		verifyTag(t, must(name.ParseReference(p.addr+"/kill/repo:"+tag, name.Insecure)))
+	}
+}
+
+// noRetry: a killed server is not coming back, don't wait for it.
+func noRetry(ctx context.Context) []remote.Option {
+	return []remote.Option{remote.WithContext(ctx), remote.WithRetryBackoff(remote.Backoff{Steps: 1})}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func lastLine(b []byte) string {
+	s := string(b)
+	for len(s) > 0 && s[len(s)-1] == '\n' {
+		s = s[:len(s)-1]
+	}
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == '\n' {
+			return s[i+1:]
+		}
+	}
+	return s
+}
