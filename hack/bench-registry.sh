@@ -104,6 +104,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 ratio() { echo "scale=2; $1 / $2" | bc | sed 's/^\./0./'; }
 mbps() { echo "scale=0; $BYTES / 1048576 / $1" | bc; }
 
+LOAD=$(cut -d' ' -f1 /proc/loadavg)
 tools=(prebake crane skopeo)
 rows=()
 for target in $TARGETS; do
@@ -130,7 +131,7 @@ for target in $TARGETS; do
   row+=" prebake ${PM[prebake]}s ($(mbps "${PM[prebake]}") MiB/s), crane ${PM[crane]}s, skopeo ${PM[skopeo]}s |"
   row+=" **$(ratio "${PM[crane]}" "${PM[prebake]}")×** / **$(ratio "${PM[skopeo]}" "${PM[prebake]}")×** |"
   row+=" prebake ${LM[prebake]}s ($(mbps "${LM[prebake]}") MiB/s), crane ${LM[crane]}s, skopeo ${LM[skopeo]}s |"
-  row+=" **$(ratio "${LM[crane]}" "${LM[prebake]}")×** / **$(ratio "${LM[skopeo]}" "${LM[prebake]}")×** | $(nproc) cores, median of $RUNS |"
+  row+=" **$(ratio "${LM[crane]}" "${LM[prebake]}")×** / **$(ratio "${LM[skopeo]}" "${LM[prebake]}")×** | $(nproc) cores, load $LOAD at start, median of $RUNS |"
   echo "$row"
   rows+=("$row")
   unset P L PM LM
