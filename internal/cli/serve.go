@@ -12,8 +12,8 @@ import (
 
 func newServeCmd(a *app) *cobra.Command {
 	var (
-		root, addr, cert, key, htpasswd string
-		anonPull, enableDelete, debug   bool
+		root, addr, cert, key, htpasswd, bootstrap string
+		anonPull, enableDelete, debug              bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve --root DIR [--addr HOST:PORT]",
@@ -33,7 +33,8 @@ server gracefully (running requests finish).
 
 With --htpasswd every request needs a user from the file (bcrypt entries, as
 written by "htpasswd -B"); --anonymous-pull lets requests without credentials
-pull. Deletes are off unless --delete; "prebake gc" reclaims unreferenced
+pull. --bootstrap-dir serves one-time join documents under /bootstrap/TOKEN
+(the token is the credential). Deletes are off unless --delete; "prebake gc" reclaims unreferenced
 blobs either way.`,
 		Example: `  # a local registry for pushes from this machine
   prebake serve --root /var/lib/prebake/registry --addr 127.0.0.1:5000
@@ -60,6 +61,9 @@ blobs either way.`,
 				opts = append(opts, server.WithHtpasswd(htpasswd), server.WithAnonymousPull(anonPull))
 			} else if anonPull {
 				return fmt.Errorf("--anonymous-pull needs --htpasswd")
+			}
+			if bootstrap != "" {
+				opts = append(opts, server.WithBootstrapDir(bootstrap))
 			}
 			if cert != "" || key != "" {
 				opts = append(opts, server.WithTLS(cert, key))
@@ -88,6 +92,7 @@ blobs either way.`,
 	f.StringVar(&key, "tls-key", "", "PEM private key file for --tls-cert")
 	f.StringVar(&htpasswd, "htpasswd", "", "require basic auth against this htpasswd file (bcrypt entries)")
 	f.BoolVar(&anonPull, "anonymous-pull", false, "with --htpasswd: allow pulls without credentials")
+	f.StringVar(&bootstrap, "bootstrap-dir", "", "serve one-time bootstrap documents from DIR under /bootstrap/ (see prebake render --bootstrap-url)")
 	f.BoolVar(&enableDelete, "delete", false, "enable the DELETE API for manifests, tags and blobs")
 	f.BoolVar(&debug, "debug", false, "log every request")
 	_ = cmd.MarkFlagRequired("root")

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -186,5 +187,41 @@ func TestTLS(t *testing.T) {
 	}
 	if _, err := New(t.TempDir(), WithTLS(certFile, "")); err == nil {
 		t.Error("TLS with a certificate but no key accepted")
+	}
+}
+
+// The bootstrap endpoint is outside htpasswd: its one-time token is the
+// credential.
+func TestBootstrapMounted(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "bootstrap")
+	file := writeHtpasswd(t, map[string]string{"ci": "s3cret"})
+	_, host := start(t, t.TempDir(), WithHtpasswd(file), WithBootstrapDir(dir))
+	tok, err := IssueBootstrapToken(dir, []byte("join: me\n"), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func() (int, string) {
+		resp, err := http.Get("http://" + host + "/bootstrap/" + tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get(); code != http.StatusOK || body != "join: me\n" {
+		t.Errorf("first GET: %d %q, want 200 and the document", code, body)
+	}
+	if code, _ := get(); code != http.StatusNotFound {
+		t.Errorf("second GET: %d, want 404", code)
+	}
+	// The registry itself still wants credentials.
+	resp, err := http.Get("http://" + host + "/v2/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("/v2/ without credentials: %d, want 401", resp.StatusCode)
 	}
 }

@@ -52,6 +52,8 @@ type options struct {
 	anonPull bool
 	tlsCert  string
 	tlsKey   string
+
+	bootstrapDir string
 }
 
 // Option configures New.
@@ -81,6 +83,11 @@ func WithAnonymousPull(enabled bool) Option { return func(o *options) { o.anonPu
 func WithTLS(certFile, keyFile string) Option {
 	return func(o *options) { o.tlsCert, o.tlsKey = certFile, keyFile }
 }
+
+// WithBootstrapDir serves the one-time bootstrap documents in dir (see
+// NewBootstrapHandler) under /bootstrap/, outside htpasswd authentication:
+// the token in the URL is the credential. Default: no /bootstrap/ endpoint.
+func WithBootstrapDir(dir string) Option { return func(o *options) { o.bootstrapDir = dir } }
 
 // New opens (creating if needed) the store at root and returns its server.
 // Close it when done.
@@ -119,6 +126,11 @@ func New(root string, opts ...Option) (*Server, error) {
 			return nil, fmt.Errorf("loading tls key pair %s, %s: %w", o.tlsCert, o.tlsKey, err)
 		}
 		s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if o.bootstrapDir != "" {
+		if s.extra, err = NewBootstrapHandler(o.bootstrapDir); err != nil {
+			return nil, err
+		}
 	}
 	// The upload instance gets a private root per process, locked while the
 	// process lives so gc can tell abandoned ones.
@@ -270,7 +282,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w}
 	defer func() {
-		s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start))
+		s.log.Debug("request", "method", r.Method, "path", RedactBootstrapPath(r.URL.Path), "status", rec.status, "duration", time.Since(start))
 	}()
 	if s.extra != nil && (r.URL.Path == "/bootstrap" || strings.HasPrefix(r.URL.Path, "/bootstrap/")) {
 		s.extra.ServeHTTP(rec, r)
