@@ -200,3 +200,27 @@ func sigTag(ref registry.Reference) string {
 	h, _ := v1.NewHash(ref.Digest)
 	return signing.SignatureTag(h)
 }
+
+// TestAllowRevoked: a revoked digest passes only when the caller allows it,
+// and the revocation is reported.
+func TestAllowRevoked(t *testing.T) {
+	ctx := context.Background()
+	s, v := newKey(t)
+	ref, _ := layoutIndex(t, t.TempDir(), "1.36.4")
+	if _, err := signing.Sign(ctx, ref, signing.SignOptions{KeyOptions: signing.KeyOptions{Signer: s}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := registry.Revoke(ctx, ref, registry.RevokeOptions{Reason: "superseded"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := signing.Verify(ctx, ref, signing.VerifyOptions{Verifier: v}); !errors.Is(err, signing.ErrRevoked) {
+		t.Fatalf("got %v, want ErrRevoked", err)
+	}
+	res, err := signing.Verify(ctx, ref, signing.VerifyOptions{Verifier: v, AllowRevoked: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Revocations) != 1 || res.Revocations[0].Reason != "superseded" {
+		t.Errorf("revocations %+v, want the one record", res.Revocations)
+	}
+}

@@ -44,6 +44,9 @@ type VerifyOptions struct {
 	// SkipBlobs checks manifests only, not the config and layer contents
 	// (what cosign verify checks). The signature still pins them by digest.
 	SkipBlobs bool
+	// AllowRevoked does not refuse a revoked digest; the revocations are
+	// returned in VerifyResult.Revocations (prebake pull --allow-revoked).
+	AllowRevoked bool
 	// Registry reaches the image.
 	Registry registry.Options
 }
@@ -67,6 +70,8 @@ type VerifyResult struct {
 	Blobs     int `json:"blobs"`
 	// Attestations lists the verified attestations by predicate type.
 	Attestations []VerifiedAttestation `json:"attestations,omitempty"`
+	// Revocations of Digest, when AllowRevoked let them pass.
+	Revocations []registry.Revocation `json:"revocations,omitempty"`
 }
 
 // VerifiedAttestation is one attestation whose envelope verified.
@@ -131,7 +136,8 @@ func Verify(ctx context.Context, ref registry.Reference, o VerifyOptions) (*Veri
 	if revErr != nil {
 		return nil, fmt.Errorf("checking revocation of %s: %w", pinned, revErr)
 	}
-	if len(revs) > 0 {
+	res.Revocations = revs
+	if len(revs) > 0 && !o.AllowRevoked {
 		r := revs[0]
 		return nil, refuse(fmt.Errorf("%w: %q (by %s at %s)", ErrRevoked, r.Reason, r.By, r.At.Format(time.RFC3339)))
 	}
