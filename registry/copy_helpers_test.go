@@ -141,12 +141,6 @@ func (p *countingProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.target.ServeHTTP(w, r)
 }
 
-func (p *countingProxy) count(key string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.requests[key]
-}
-
 type countingBody struct {
 	io.ReadCloser
 	n *atomic.Int64

@@ -185,7 +185,7 @@ func (u *unpacker) apply(ctx context.Context, r io.Reader) error {
 func cleanEntry(name string) (string, error) {
 	p := path.Clean("/" + name)[1:]
 	if strings.Contains("/"+name+"/", "/../") {
-		return "", fmt.Errorf("%w: entry %q contains ..", ErrUnsafePath, name)
+		return "", fmt.Errorf("%w: entry %q has a \"..\" component", ErrUnsafePath, name)
 	}
 	return p, nil
 }
@@ -234,7 +234,7 @@ func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
 		}
 		u.dirs[p] = h
 		return u.owner(p, h)
-	case tar.TypeReg, tar.TypeRegA: //nolint:staticcheck // TypeRegA appears in old archives
+	case tar.TypeReg:
 		f, err := u.root.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 		if err != nil {
 			return u.wrap(p, err)
