@@ -1,0 +1,353 @@
+// Package e2e runs the plugin inside a real Packer (v1.11.2, built from the
+// module proxy by packer/hack/tools.sh): `packer plugins install --path`,
+// then `packer build` of HCL2 templates against a loopback `prebake serve`
+// and a local sshd started by the test. It runs only with PACKER_ACC=1
+// (`make e2e-packer`), because it needs packer, sshd and root.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prebake/prebake/packer/internal/testenv"
+)
+
+// env is one e2e run: binaries, directories, the registry and sshd.
+type env struct {
+	t         *testing.T
+	dir       string
+	packerBin string
+	prebake   string
+	registry  string // host:port of prebake serve
+	sshPort   int
+	sshKey    string
+	priv      string
+	pub       string
+	environ   []string
+}
+
+func TestE2E(t *testing.T) {
+	if os.Getenv("PACKER_ACC") != "1" {
+		t.Skip("set PACKER_ACC=1 (make e2e-packer) to run packer end to end")
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("the e2e test applies an image over SSH as root: run it as root")
+	}
+	e := setup(t)
+
+	// 1. builder: recipe -> signed image in prebake serve.
+	var buildOut struct {
+		Builds []struct {
+			ArtifactID string `json:"artifact_id"`
+		} `json:"builds"`
+	}
+	e.packerRun("build", "build.pkr.hcl")
+	e.readJSON("build-manifest.json", &buildOut)
+	if len(buildOut.Builds) != 1 || !strings.HasPrefix(buildOut.Builds[0].ArtifactID, "sha256:") {
+		t.Fatalf("build manifest: %+v", buildOut)
+	}
+	digest := buildOut.Builds[0].ArtifactID
+	image := e.registry + "/nodes/quickstart@" + digest
+	e.prebakeRun("verify", image, "--key", e.pub, "--insecure")
+	e.prebakeRun("promote", image, "--channel", "stable", "--verify-key", e.pub, "--insecure")
+
+	// 2. data source + provisioner: the channel resolves to the digest, which
+	// is applied over SSH under a scratch root.
+	out := e.packerRun("build", "apply.pkr.hcl")
+	if !strings.Contains(out, digest) {
+		t.Errorf("apply output does not name %s", digest)
+	}
+	root := filepath.Join(e.dir, "root")
+	for p, mode := range map[string]os.FileMode{
+		"usr/local/bin/kubelet": 0o755, "usr/local/bin/kubeadm": 0o755, "usr/local/sbin/runc": 0o755,
+		"etc/crictl.yaml": 0o644, "etc/prebake/image.json": 0o644,
+	} {
+		fi, err := os.Lstat(filepath.Join(root, p))
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+			continue
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if fi.Mode() != mode || st.Uid != 0 || st.Gid != 0 {
+			t.Errorf("%s: %v %d:%d, want %v 0:0", p, fi.Mode(), st.Uid, st.Gid, mode)
+		}
+	}
+	var rec struct {
+		Digest string `json:"digest"`
+	}
+	e.readJSON(filepath.Join(root, "etc/prebake/image.json"), &rec)
+	if rec.Digest != digest {
+		t.Errorf("image.json digest %s, want %s", rec.Digest, digest)
+	}
+
+	// 3. post-processor: a stand-in qcow2 from the file builder is pushed,
+	// signed, linked to the node image, and `prebake verify` accepts it.
+	qcow := "QFI\xfb\x00\x00\x00\x03" + strings.Repeat("\x00", 64<<10)
+	if err := os.WriteFile(filepath.Join(e.dir, "standin.qcow2"), []byte(qcow), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.packerRun("build", "-var", "source_image="+image, "disk.pkr.hcl")
+	var diskOut struct {
+		Builds []struct {
+			ArtifactID string `json:"artifact_id"`
+		} `json:"builds"`
+	}
+	e.readJSON("disk-manifest.json", &diskOut)
+	if len(diskOut.Builds) != 1 || !strings.HasPrefix(diskOut.Builds[0].ArtifactID, "sha256:") {
+		t.Fatalf("disk manifest: %+v", diskOut)
+	}
+	disk := e.registry + "/disks/node@" + diskOut.Builds[0].ArtifactID
+	verify := e.prebakeRun("verify", disk, "--key", e.pub, "--insecure")
+	if !strings.Contains(verify, digest) {
+		t.Errorf("verify of the disk does not show the source image annotation %s:\n%s", digest, verify)
+	}
+
+	// 4. packer validate refuses a tag for the provisioner, saying why.
+	out, err := e.packer("validate", "tag.pkr.hcl")
+	if err == nil {
+		t.Fatalf("packer validate accepted a tag:\n%s", out)
+	}
+	flat := strings.Join(strings.Fields(out), " ") // packer wraps long lines
+	if !strings.Contains(flat, "image: \""+e.registry+"/nodes/quickstart:1.36.4\" names the image by a tag (1.36.4); name it by digest, REF@sha256:") {
+		t.Errorf("packer validate did not explain the refusal:\n%s", out)
+	}
+}
+
+func setup(t *testing.T) *env {
+	e := &env{t: t, dir: t.TempDir()}
+	e.packerBin = lookTool(t, "packer")
+	sshd := "/usr/sbin/sshd"
+	if _, err := os.Stat(sshd); err != nil {
+		t.Fatal("no /usr/sbin/sshd: run packer/hack/tools.sh")
+	}
+	e.prebake = binary(t, "PREBAKE_BIN", "prebake", "../..", "./cmd/prebake")
+	plugin := binary(t, "PACKER_PLUGIN_BIN", "packer-plugin-prebake", "..", ".")
+	e.environ = append(os.Environ(),
+		"PACKER_PLUGIN_PATH="+filepath.Join(e.dir, "plugins"), "PACKER_CONFIG_DIR="+filepath.Join(e.dir, "config"),
+		"PACKER_CACHE_DIR="+filepath.Join(e.dir, "cache"), "CHECKPOINT_DISABLE=1", "PACKER_NO_COLOR=1",
+		"XDG_CACHE_HOME="+filepath.Join(e.dir, "xdg-cache"), "XDG_DATA_HOME="+filepath.Join(e.dir, "xdg-data"),
+		"COSIGN_PASSWORD=",
+	)
+	e.priv, e.pub = testenv.Keys(t)
+	e.startRegistry()
+	e.startSSHD(sshd)
+	e.writeTemplates()
+	if out, err := e.packer("plugins", "install", "--path", plugin, "github.com/prebake/prebake"); err != nil {
+		t.Fatalf("packer plugins install --path: %v\n%s", err, out)
+	}
+	return e
+}
+
+// lookTool finds a tool on PATH or in .cache/tools/bin.
+func lookTool(t *testing.T, name string) string {
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	p := filepath.Join(testenv.RepoRoot(t), ".cache", "tools", "bin", name)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("%s not found on PATH or in .cache/tools/bin: run packer/hack/tools.sh", name)
+	}
+	return p
+}
+
+// binary returns $envVar, or builds pkg in module dir into the test's
+// temporary directory.
+func binary(t *testing.T, envVar, name, dir, pkg string) string {
+	if p := os.Getenv(envVar); p != "" {
+		return p
+	}
+	out := filepath.Join(t.TempDir(), name)
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = dir
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building %s: %v\n%s", name, err, b)
+	}
+	return out
+}
+
+func (e *env) startRegistry() {
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, e.prebake, "serve", "--root", filepath.Join(e.dir, "registry"), "--addr", "127.0.0.1:0")
+	cmd.Env = e.environ
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { cancel(); cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "listening on ") {
+		e.t.Fatalf("prebake serve: first line %q, %v", line, err)
+	}
+	e.registry = strings.TrimSpace(strings.TrimPrefix(line, "listening on "))
+}
+
+func (e *env) startSSHD(sshd string) {
+	d := filepath.Join(e.dir, "ssh")
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		e.t.Fatal(err)
+	}
+	for _, k := range []string{"host", "client"} {
+		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(d, k)).CombinedOutput(); err != nil {
+			e.t.Fatalf("ssh-keygen: %v\n%s", err, out)
+		}
+	}
+	pub, err := os.ReadFile(filepath.Join(d, "client.pub"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(d, "authorized_keys"), pub, 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	e.sshKey = filepath.Join(d, "client")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.sshPort = ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	conf := fmt.Sprintf(`Port %d
+ListenAddress 127.0.0.1
+HostKey %s
+AuthorizedKeysFile %s
+PidFile %s
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+Subsystem sftp internal-sftp
+`, e.sshPort, filepath.Join(d, "host"), filepath.Join(d, "authorized_keys"), filepath.Join(d, "sshd.pid"))
+	if err := os.WriteFile(filepath.Join(d, "sshd_config"), []byte(conf), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	// Debian's sshd needs its privilege separation directory.
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+		e.t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	cmd := exec.Command(sshd, "-D", "-e", "-f", filepath.Join(d, "sshd_config"))
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if e.t.Failed() {
+			e.t.Logf("sshd log:\n%s", logs.String())
+		}
+	})
+	for i := 0; ; i++ {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", e.sshPort), time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if i == 100 {
+			e.t.Fatalf("sshd did not listen on %d: %v\n%s", e.sshPort, err, logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// writeTemplates copies testdata/*.pkr.hcl into the run directory, each
+// with the shared variable declarations (packer reads only the file it is
+// given), and writes the run's values as a variables file.
+func (e *env) writeTemplates() {
+	decls, err := os.ReadFile("testdata/variables.pkr.hcl")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	files, err := filepath.Glob("testdata/*.pkr.hcl")
+	if err != nil || len(files) < 2 {
+		e.t.Fatalf("templates: %v", err)
+	}
+	for _, f := range files {
+		if filepath.Base(f) == "variables.pkr.hcl" {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		b = append(append(append([]byte(nil), decls...), '\n'), b...)
+		if err := os.WriteFile(filepath.Join(e.dir, filepath.Base(f)), b, 0o644); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	mirrors, _ := json.Marshal(testenv.Mirrors(e.t))
+	vars := fmt.Sprintf(`registry    = %q
+recipe      = %q
+mirrors     = %s
+sign_key    = %q
+public_key  = %q
+ssh_port    = %d
+ssh_key     = %q
+root        = %q
+`, e.registry, testenv.Quickstart(e.t), mirrors, e.priv, e.pub, e.sshPort, e.sshKey, filepath.Join(e.dir, "root"))
+	if err := os.WriteFile(filepath.Join(e.dir, "e2e.pkrvars.hcl"), []byte(vars), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// packer runs packer in the run directory and returns its combined output.
+func (e *env) packer(args ...string) (string, error) {
+	if args[0] == "build" || args[0] == "validate" {
+		args = append([]string{args[0], "-var-file=e2e.pkrvars.hcl"}, args[1:]...)
+	}
+	cmd := exec.Command(e.packerBin, args...)
+	cmd.Dir, cmd.Env = e.dir, e.environ
+	start := time.Now()
+	b, err := cmd.CombinedOutput()
+	e.t.Logf("packer %s (%.1fs)", strings.Join(args, " "), time.Since(start).Seconds())
+	return string(b), err
+}
+
+func (e *env) packerRun(args ...string) string {
+	e.t.Helper()
+	out, err := e.packer(args...)
+	if err != nil {
+		e.t.Fatalf("packer %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func (e *env) prebakeRun(args ...string) string {
+	e.t.Helper()
+	cmd := exec.Command(e.prebake, args...)
+	cmd.Dir, cmd.Env = e.dir, e.environ
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		e.t.Fatalf("prebake %s: %v\n%s", strings.Join(args, " "), err, b)
+	}
+	return string(b)
+}
+
+func (e *env) readJSON(name string, v any) {
+	e.t.Helper()
+	if !filepath.IsAbs(name) {
+		name = filepath.Join(e.dir, name)
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		e.t.Fatalf("%s: %v", name, err)
+	}
+}
