@@ -22,7 +22,8 @@ import (
 //	ROOT/<repo>/oci-layout, index.json, blobs/<alg>/<hex>   one OCI layout per repository (olareg's format)
 //	ROOT/<repo>/_uploads/                                   olareg's upload sessions (temp files)
 //	ROOT/.prebake/locks/<escaped repo>.lock                 flock per repository, shared by all processes
-//	ROOT/.prebake/staging/<random>/                         per-request shadow of a repository (see commit)
+//	ROOT/.prebake/staging/<escaped repo>~<random>/          per-request shadow of a repository (see commit)
+//	ROOT/.prebake/uploads/<random>/                         one server's upload sessions (flocked .owner)
 const (
 	metaDir     = ".prebake"
 	indexFile   = "index.json"
@@ -261,7 +262,7 @@ func (s *Server) newStaging(repo string) (*staging, error) {
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return nil, err
 	}
-	st := &staging{root: filepath.Join(s.root, metaDir, "staging", hex.EncodeToString(rnd[:])), oldIndex: oldIndex}
+	st := &staging{root: filepath.Join(s.root, metaDir, "staging", stagingPrefix(repo)+hex.EncodeToString(rnd[:])), oldIndex: oldIndex}
 	st.repoDir = filepath.Join(st.root, filepath.FromSlash(repo))
 	if err := os.MkdirAll(st.repoDir, 0o755); err != nil {
 		return nil, fmt.Errorf("staging %s: %w", repo, err)
@@ -288,6 +289,11 @@ func (s *Server) newStaging(repo string) (*staging, error) {
 	ok = true
 	return st, nil
 }
+
+// stagingPrefix starts the names of repo's staging directories; "~" occurs
+// in no escaped repository name, so prefixes of different repositories
+// never match each other.
+func stagingPrefix(repo string) string { return url.PathEscape(repo) + "~" }
 
 // remove deletes the shadow; the symlink goes first so nothing can follow it.
 func (st *staging) remove() {

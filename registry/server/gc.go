@@ -11,6 +11,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -85,9 +86,7 @@ func (s *Server) GC(ctx context.Context, o GCOptions) (GCResult, error) {
 			errs = append(errs, err)
 		}
 	}
-	if err := s.gcLeftovers(cutoff, o.DryRun, &res); err != nil {
-		errs = append(errs, err)
-	}
+	s.gcLeftovers(cutoff, o.DryRun, &res)
 	sort.Slice(res.Removed, func(i, j int) bool {
 		a, b := res.Removed[i], res.Removed[j]
 		return a.Repo < b.Repo || a.Repo == b.Repo && a.Digest < b.Digest
@@ -131,6 +130,16 @@ func (s *Server) gcRepo(ctx context.Context, repo string, cutoff time.Time, dryR
 		return err
 	}
 	defer unlock()
+	// Staging directories of this repository are only used under its lock:
+	// any left now belongs to a request that died with its process.
+	staging := filepath.Join(s.root, metaDir, "staging")
+	if ents, err := os.ReadDir(staging); err == nil {
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), stagingPrefix(repo)) {
+				s.removeLeftover(filepath.Join(staging, e.Name()), dryRun, res)
+			}
+		}
+	}
 	keep, err := s.reachable(repo)
 	if err != nil {
 		return err
@@ -267,16 +276,19 @@ func readVerified(p, dig string) ([]byte, error) {
 	return raw, nil
 }
 
-// gcLeftovers removes staging directories and upload roots that no live
-// request or process owns any more.
-func (s *Server) gcLeftovers(cutoff time.Time, dryRun bool, res *GCResult) error {
-	var errs []error
+// gcLeftovers removes upload roots that no live process owns any more, and
+// old staging directories of repositories that no longer exist.
+func (s *Server) gcLeftovers(cutoff time.Time, dryRun bool, res *GCResult) {
 	staging := filepath.Join(s.root, metaDir, "staging")
 	ents, _ := os.ReadDir(staging)
 	for _, e := range ents {
 		fi, err := e.Info()
 		if err != nil || fi.ModTime().After(cutoff) {
 			continue
+		}
+		escaped, _, _ := strings.Cut(e.Name(), "~")
+		if repo, err := url.PathUnescape(escaped); err == nil && validRepo(repo) && s.repoExists(repo) {
+			continue // collected under the repository's lock
 		}
 		s.removeLeftover(filepath.Join(staging, e.Name()), dryRun, res)
 	}
@@ -296,7 +308,6 @@ func (s *Server) gcLeftovers(cutoff time.Time, dryRun bool, res *GCResult) error
 		}
 		f.Close()
 	}
-	return errors.Join(errs...)
 }
 
 // removeLeftover removes dir (symlinks inside are removed, not followed)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -201,9 +202,16 @@ func TestGCDuringPushes(t *testing.T) {
 	}
 }
 
-func TestGCRemovesAbandonedUploadRoots(t *testing.T) {
+func TestGCRemovesLeftovers(t *testing.T) {
 	root := t.TempDir()
-	s, _ := start(t, root)
+	s, host := start(t, root)
+	if err := remote.Write(ref(t, host, "left/over:v1"), randomImage(t, 256, 1)); err != nil {
+		t.Fatal(err)
+	}
+	// A request that died with its process left its staging directory.
+	stale := filepath.Join(root, metaDir, "staging", stagingPrefix("left/over")+"0123")
+	os.MkdirAll(stale, 0o755)
+	os.WriteFile(filepath.Join(stale, indexFile), make([]byte, 50), 0o644)
 	dead := filepath.Join(root, metaDir, "uploads", "deadbeef")
 	os.MkdirAll(filepath.Join(dead, "r", uploadsDir), 0o755)
 	os.WriteFile(filepath.Join(dead, ".owner"), nil, 0o644)
@@ -212,12 +220,16 @@ func TestGCRemovesAbandonedUploadRoots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Leftovers) != 1 || res.Leftovers[0] != ".prebake/uploads/deadbeef" || res.BytesFreed != 100 {
-		t.Errorf("gc = %+v, want the dead upload root (100 bytes)", res)
+	want := []string{".prebake/staging/left%2Fover~0123", ".prebake/uploads/deadbeef"}
+	if !reflect.DeepEqual(res.Leftovers, want) || res.BytesFreed != 150 {
+		t.Errorf("gc = %+v, want leftovers %q (150 bytes)", res, want)
 	}
-	if _, err := os.Stat(dead); err == nil {
-		t.Error("dead upload root still there")
+	for _, d := range []string{dead, stale} {
+		if _, err := os.Stat(d); err == nil {
+			t.Errorf("%s still there", d)
+		}
 	}
+	verifyTag(t, ref(t, host, "left/over:v1"))
 	if _, err := os.Stat(s.upRoot); err != nil {
 		t.Errorf("gc removed the live upload root: %v", err)
 	}

@@ -333,14 +333,10 @@ func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request, rt route) {
 				return
 			}
 		}
-	} else if _, ok := s.upRepos.Load(rt.repo); !ok {
-		// A session this process never started (another process's, or from
-		// before a restart): olareg answers BLOB_UPLOAD_UNKNOWN.
-		if err := s.prepareUploads(rt.repo); err != nil {
-			s.fail(w, r, err)
-			return
-		}
 	}
+	// Other methods address a session: one this process never started
+	// (another process's, or from before a restart) gets olareg's
+	// BLOB_UPLOAD_UNKNOWN.
 	buf := newBufferedResponse()
 	s.uploads.ServeHTTP(buf, r)
 	if buf.status == http.StatusCreated {
