@@ -185,6 +185,13 @@ type layoutEndpoint struct {
 	l       *Layout
 	prefix  string // "NAME:" in the store, "" for oci: layouts
 	display string
+
+	// Referrers by subject, from one scan of index.json; rescanned when
+	// index.json changes (stamp is its mtime and size).
+	mu    sync.Mutex
+	stamp string
+	refs  map[v1.Hash][]v1.Descriptor
+	bad   map[v1.Hash]error
 }
 
 func (e *layoutEndpoint) String() string { return e.display }

@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -183,17 +186,42 @@ func mergeDescriptors(cur, add []v1.Descriptor) ([]v1.Descriptor, bool) {
 	return out, changed
 }
 
-// referrers scans index.json: every manifest listed there (tagged or not)
-// whose subject is subject.
+// referrers lists the manifests in index.json (tagged or not) whose subject
+// is subject. The whole index is scanned once and kept until index.json
+// changes, so a copy that asks for every manifest's referrers reads each
+// manifest once.
 func (e *layoutEndpoint) referrers(_ context.Context, subject v1.Descriptor, artifactType string) ([]v1.Descriptor, error) {
-	im, err := e.l.ReadIndex()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	fi, err := os.Stat(filepath.Join(e.l.dir, "index.json"))
 	if err != nil {
+		return nil, fmt.Errorf("reading layout %s: %w", e.l.dir, err)
+	}
+	stamp := fmt.Sprint(fi.ModTime().UnixNano(), fi.Size())
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		stamp += fmt.Sprint(" ", st.Ino) // index.json is replaced by rename: a new inode
+	}
+	if stamp != e.stamp || e.refs == nil {
+		if err := e.scanReferrers(); err != nil {
+			return nil, err
+		}
+		e.stamp = stamp
+	}
+	if err := e.bad[subject.Digest]; err != nil {
 		return nil, err
 	}
-	var out []v1.Descriptor
+	return filterArtifactType(e.refs[subject.Digest], artifactType), nil
+}
+
+func (e *layoutEndpoint) scanReferrers() error {
+	im, err := e.l.ReadIndex()
+	if err != nil {
+		return err
+	}
+	e.refs, e.bad = map[v1.Hash][]v1.Descriptor{}, map[v1.Hash]error{}
 	seen := map[v1.Hash]bool{}
 	for _, d := range im.Manifests {
-		if seen[d.Digest] || d.Digest == subject.Digest || !(d.MediaType.IsImage() || d.MediaType.IsIndex()) {
+		if seen[d.Digest] || !(d.MediaType.IsImage() || d.MediaType.IsIndex()) {
 			continue
 		}
 		seen[d.Digest] = true
@@ -204,20 +232,23 @@ func (e *layoutEndpoint) referrers(_ context.Context, subject v1.Descriptor, art
 		var probe struct {
 			Subject *v1.Descriptor `json:"subject"`
 		}
-		if json.Unmarshal(raw, &probe) != nil || probe.Subject == nil || probe.Subject.Digest != subject.Digest {
+		if json.Unmarshal(raw, &probe) != nil || probe.Subject == nil {
 			continue
 		}
+		s := probe.Subject.Digest
 		md := manifestDescriptor(raw, d.MediaType)
 		if md.Digest != d.Digest {
-			return nil, &DigestError{What: "manifest", Source: e.l.blobPath(d.Digest), Expected: d.Digest.String(), Actual: md.Digest.String(), ExpectedSize: d.Size, ActualSize: md.Size}
+			e.bad[s] = &DigestError{What: "manifest", Source: e.l.blobPath(d.Digest), Expected: d.Digest.String(), Actual: md.Digest.String(), ExpectedSize: d.Size, ActualSize: md.Size}
+			continue
 		}
 		m, err := parseManifest(md, raw)
 		if err != nil {
-			return nil, err
+			e.bad[s] = err
+			continue
 		}
-		out = append(out, referrerDescriptor(md, m))
+		e.refs[s] = append(e.refs[s], referrerDescriptor(md, m))
 	}
-	return filterArtifactType(out, artifactType), nil
+	return nil
 }
 
 // addReferrers lists ds untagged in index.json, which is what makes a layout
