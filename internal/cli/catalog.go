@@ -197,9 +197,10 @@ func containsString(l []string, s string) bool {
 }
 
 // isCatalogName reports whether arg names a catalog recipe rather than an
-// existing file.
+// existing file (a directory of that name, as in recipes/catalog, does not
+// count).
 func isCatalogName(arg string) bool {
-	if _, err := os.Stat(arg); err == nil {
+	if fi, err := os.Stat(arg); err == nil && !fi.IsDir() {
 		return false
 	}
 	return catalog.Has(arg)

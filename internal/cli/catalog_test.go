@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 )
@@ -72,6 +73,21 @@ func TestCatalogShowJSON(t *testing.T) {
 }
 
 func TestRecipeByCatalogName(t *testing.T) {
+	// A directory named like the recipe does not hide it; a file does.
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if err := os.Mkdir("kubernetes-control-plane", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("kubernetes-node", []byte("kind: Recipe\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := catalogCLI(t, "recipe", "validate", "kubernetes-node"); err == nil {
+		t.Fatal("the file kubernetes-node was not read")
+	}
+	if err := os.Remove("kubernetes-node"); err != nil {
+		t.Fatal(err)
+	}
 	out, err := catalogCLI(t, "recipe", "show", "kubernetes-control-plane", "--set", "kubernetes=1.34.1", "--platform", "linux/arm64", "--json", "--locked")
 	if err != nil {
 		t.Fatal(err)
