@@ -51,7 +51,7 @@ Revoked digests are refused unless --allow-revoked.`,
 			}
 			o := rf.options()
 			if verifyKey != "" {
-				if _, err := signing.Verify(ctx, ref, signing.VerifyOptions{Key: verifyKey, SkipBlobs: true, Registry: o}); err != nil {
+				if _, err := signing.Verify(ctx, ref, signing.VerifyOptions{Key: verifyKey, SkipBlobs: true, AllowRevoked: allowRevoked, Registry: o}); err != nil {
 					return err
 				}
 			}

@@ -72,7 +72,7 @@ is pulled. Revoked digests (prebake revoke) are refused unless --allow-revoked.`
 			verified := false
 			if verifyKey != "" {
 				// Verify resolves the reference; the pull then uses that digest.
-				vr, err := signing.Verify(ctx, src, signing.VerifyOptions{Key: verifyKey, SkipBlobs: true, Registry: o})
+				vr, err := signing.Verify(ctx, src, signing.VerifyOptions{Key: verifyKey, SkipBlobs: true, AllowRevoked: allowRevoked, Registry: o})
 				if err != nil {
 					return err
 				}
