@@ -70,12 +70,13 @@ func prebakeBin(t *testing.T) string {
 		return p
 	}
 	prebakeBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "prebake-registry-test-")
-		if err != nil {
+		// Under .cache (never committed), replaced by every run: no leftovers in /tmp.
+		dir := filepath.Join(repoRoot(t), ".cache", "test-bin")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			prebakeBinErr = err
 			return
 		}
-		prebakeBinPath = filepath.Join(dir, "prebake")
+		prebakeBinPath = filepath.Join(dir, "prebake-registry-test")
 		cmd := exec.Command("go", "build", "-o", prebakeBinPath, "./cmd/prebake")
 		cmd.Dir = repoRoot(t)
 		if out, err := cmd.CombinedOutput(); err != nil {
