@@ -3,7 +3,6 @@
 package prebake
 
 import (
-	"fmt"
 	"path"
 	"regexp"
 
@@ -28,8 +27,8 @@ type Config struct {
 	// Root is the directory the image is applied under; "/" by default.
 	// Anything else (a scratch root) also skips OS packages and containerd.
 	Root string `mapstructure:"root"`
-	// StagingDir is where layers are uploaded on the machine; it is removed
-	// afterwards. Default /tmp/prebake-<digest prefix>.
+	// StagingDir is where layers are uploaded on the machine (created 0700,
+	// removed afterwards). Default: a new `mktemp -d` directory under /tmp.
 	StagingDir string `mapstructure:"staging_dir"`
 	// SkipOSPackages skips installing the image's osPackages with the OS
 	// package manager (apt-get, dnf, yum, zypper or apk).
@@ -89,9 +88,6 @@ func (c *Config) Prepare(raws ...any) error {
 	}
 	if !path.IsAbs(c.ImagesDir) {
 		p.Addf("images_dir", "%q: must be an absolute path", c.ImagesDir)
-	}
-	if c.StagingDir == "" && c.ref.Digest != "" {
-		c.StagingDir = fmt.Sprintf("/tmp/prebake-%.12s", digestHex(c.ref.Digest))
 	}
 	if c.StagingDir != "" && (!path.IsAbs(c.StagingDir) || path.Clean(c.StagingDir) == "/") {
 		p.Addf("staging_dir", "%q: must be an absolute path other than /", c.StagingDir)

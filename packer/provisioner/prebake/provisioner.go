@@ -84,9 +84,19 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 	if err != nil {
 		return err
 	}
-	if err := runCmd(ctx, comm, ui, "mkdir -p "+quote(c.StagingDir)+" && chmod 0700 "+quote(c.StagingDir)); err != nil {
-		return fmt.Errorf("creating %s: %w", c.StagingDir, err)
+	staging := c.StagingDir
+	if staging == "" {
+		out, err := output(ctx, comm, "mktemp -d /tmp/prebake.XXXXXXXXXX")
+		if err != nil {
+			return fmt.Errorf("creating a staging directory: %w", err)
+		}
+		if staging = strings.TrimSpace(out); !path.IsAbs(staging) || staging == "/" {
+			return fmt.Errorf("creating a staging directory: mktemp printed %q", out)
+		}
+	} else if err := runCmd(ctx, comm, ui, "mkdir -p "+quote(staging)+" && chmod 0700 "+quote(staging)); err != nil {
+		return fmt.Errorf("creating %s: %w", staging, err)
 	}
+	plan.staging = staging
 	for i := range plan.layers {
 		l := &plan.layers[i]
 		what := fmt.Sprintf("%d bytes", l.size)
@@ -94,12 +104,12 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 			what = l.component + " " + l.version + ", " + what
 		}
 		ui.Say(fmt.Sprintf("Uploading layer %d/%d %s (%s)", i+1, len(plan.layers), l.digest, what))
-		l.remote = path.Join(c.StagingDir, fmt.Sprintf("%02d-%.12s.layer", i+1, digestHex(l.digest)))
+		l.remote = path.Join(staging, fmt.Sprintf("%02d-%.12s.layer", i+1, digestHex(l.digest)))
 		if err := upload(comm, l.remote, l.local); err != nil {
 			return fmt.Errorf("uploading layer %s: %w", l.digest, err)
 		}
 	}
-	recRemote := path.Join(c.StagingDir, "image.json")
+	recRemote := path.Join(staging, "image.json")
 	if err := comm.Upload(recRemote, bytes.NewReader(rec), nil); err != nil {
 		return fmt.Errorf("uploading image.json: %w", err)
 	}
@@ -115,7 +125,7 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 	if err != nil {
 		return err
 	}
-	scriptRemote := path.Join(c.StagingDir, "apply.sh")
+	scriptRemote := path.Join(staging, "apply.sh")
 	if err := comm.Upload(scriptRemote, strings.NewReader(script), nil); err != nil {
 		return fmt.Errorf("uploading apply.sh: %w", err)
 	}
@@ -144,17 +154,26 @@ func runCmd(ctx context.Context, comm packersdk.Communicator, ui packersdk.Ui, c
 	return nil
 }
 
-// remotePlatform asks the machine for its architecture.
-func remotePlatform(ctx context.Context, comm packersdk.Communicator) (string, error) {
+// output runs command on the machine and returns its standard output.
+func output(ctx context.Context, comm packersdk.Communicator, command string) (string, error) {
 	var out, errOut bytes.Buffer
-	cmd := &packersdk.RemoteCmd{Command: "uname -m", Stdout: &out, Stderr: &errOut}
+	cmd := &packersdk.RemoteCmd{Command: command, Stdout: &out, Stderr: &errOut}
 	if err := comm.Start(ctx, cmd); err != nil {
-		return "", fmt.Errorf("asking the machine its architecture: %w", err)
+		return "", err
 	}
 	if s := cmd.Wait(); s != 0 {
-		return "", fmt.Errorf("asking the machine its architecture: uname -m exited with %d: %s", s, strings.TrimSpace(errOut.String()))
+		return "", fmt.Errorf("%s exited with %d: %s", command, s, strings.TrimSpace(errOut.String()))
 	}
-	m := strings.TrimSpace(out.String())
+	return out.String(), nil
+}
+
+// remotePlatform asks the machine for its architecture.
+func remotePlatform(ctx context.Context, comm packersdk.Communicator) (string, error) {
+	out, err := output(ctx, comm, "uname -m")
+	if err != nil {
+		return "", fmt.Errorf("asking the machine its architecture: %w", err)
+	}
+	m := strings.TrimSpace(out)
 	arch, ok := map[string]string{
 		"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
 		"ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64",
@@ -213,7 +232,8 @@ type layerPlan struct {
 }
 
 type plan struct {
-	layers []layerPlan
+	layers  []layerPlan
+	staging string // remote staging directory
 }
 
 // stageLayers downloads each layer into dir, checking its digest, and lists

@@ -70,7 +70,7 @@ func applyScript(c *Config, p *plan, recRemote string, pkgs []string) (string, e
 	w("# written by the prebake Packer provisioner for %s", c.ref)
 	w("set -eu")
 	w("ROOT=%s", quote(c.Root))
-	w("STAGING=%s", quote(c.StagingDir))
+	w("STAGING=%s", quote(p.staging))
 	w(`trap 'rm -rf "$STAGING"' EXIT`)
 	w(`if [ "$(id -u)" != 0 ]; then echo "prebake: applying an image needs root (set sudo = true)" >&2; exit 1; fi`)
 	w(`command -v tar >/dev/null || { echo "prebake: tar is not installed on the machine" >&2; exit 1; }`)
