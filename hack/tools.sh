@@ -15,7 +15,7 @@ export GOBIN="$TOOLS/bin" GOFLAGS=-buildvcs=false
 declare -A APT=(
   [skopeo]=skopeo [umoci]=umoci [docker-registry]=docker-registry
   [cloud-init]=cloud-init [zstd]=zstd [openssl]=openssl [bc]=bc
-  [ignition-validate]=ignition [hyperfine]=hyperfine
+  [ignition-validate]=ignition [hyperfine]=hyperfine [jq]=jq
   [sgdisk]=gdisk [mcopy]=mtools [mmd]=mtools [mkfs.vfat]=dosfstools
   [mkfs.ext4]=e2fsprogs [debugfs]=e2fsprogs [qemu-img]=qemu-utils [objcopy]=binutils
 )

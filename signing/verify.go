@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"regexp"
 	"slices"
 	"sort"
@@ -169,9 +170,12 @@ func Verify(ctx context.Context, ref registry.Reference, o VerifyOptions) (*Veri
 	for i, s := range sigs {
 		claims, err := checkSignature(ctx, s, desc.Digest, co, o.Annotations)
 		if err != nil {
-			details = append(details, fmt.Sprintf("signature %d: %v", i+1, err))
+			details = append(details, fmt.Sprintf("signature %d %s", i+1, describe(err)))
 			if rank(err) > rank(reason) {
 				reason = err
+				if ce := (*claimError)(nil); errors.As(err, &ce) {
+					reason = ce.reason
+				}
 			}
 			continue
 		}
@@ -205,15 +209,37 @@ func Verify(ctx context.Context, ref registry.Reference, o VerifyOptions) (*Veri
 // rank orders the reasons a signature fails, most telling first: a valid
 // signature over the wrong digest says more than a foreign key.
 func rank(err error) int {
-	switch err {
-	case ErrSubjectMismatch:
+	switch {
+	case errors.Is(err, ErrSubjectMismatch):
 		return 3
-	case ErrAnnotationMismatch:
+	case errors.Is(err, ErrAnnotationMismatch):
 		return 2
-	case ErrWrongKey:
+	case errors.Is(err, ErrWrongKey):
 		return 1
 	}
 	return 0
+}
+
+// claimError is a signature's refusal with what it claimed instead.
+type claimError struct {
+	reason error
+	detail string
+}
+
+func (e *claimError) Error() string { return e.reason.Error() + ": " + e.detail }
+func (e *claimError) Unwrap() error { return e.reason }
+
+// describe says why one signature was rejected, for VerificationError's
+// details.
+func describe(err error) string {
+	var ce *claimError
+	switch {
+	case errors.As(err, &ce):
+		return ce.detail
+	case errors.Is(err, ErrWrongKey):
+		return "does not verify with this key"
+	}
+	return err.Error()
 }
 
 // checkSignature verifies one simple-signing signature of digest h and
@@ -230,8 +256,8 @@ func checkSignature(ctx context.Context, s oci.Signature, h v1.Hash, co *cosign.
 	if err := json.Unmarshal(p, &sci); err != nil || sci.Critical.Type != payload.CosignSignatureType {
 		return nil, ErrSubjectMismatch
 	}
-	if sci.Critical.Image.DockerManifestDigest != h.String() {
-		return nil, ErrSubjectMismatch
+	if got := sci.Critical.Image.DockerManifestDigest; got != h.String() {
+		return nil, &claimError{ErrSubjectMismatch, fmt.Sprintf("is valid but signs %s (%s)", got, sci.Critical.Identity.DockerReference)}
 	}
 	claims := map[string]string{}
 	for k, v := range sci.Optional {
@@ -242,9 +268,11 @@ func checkSignature(ctx context.Context, s oci.Signature, h v1.Hash, co *cosign.
 			claims[k] = string(b)
 		}
 	}
-	for k, v := range want {
-		if got, ok := claims[k]; !ok || got != v {
-			return nil, ErrAnnotationMismatch
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		if got, ok := claims[k]; !ok {
+			return nil, &claimError{ErrAnnotationMismatch, fmt.Sprintf("is valid but does not claim %s", k)}
+		} else if got != want[k] {
+			return nil, &claimError{ErrAnnotationMismatch, fmt.Sprintf("is valid but claims %s=%s, not %s", k, got, want[k])}
 		}
 	}
 	return claims, nil
