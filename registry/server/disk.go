@@ -301,18 +301,27 @@ func (st *staging) remove() {
 	os.RemoveAll(st.root)
 }
 
-// commit makes olareg's changes to the shadow visible: every blob the new
-// index.json names and the old did not (the pushed manifest, new referrers
-// responses), plus extra (blobs the request referenced), is fsynced with its
-// directory, then the real index.json is replaced atomically. It reports
-// whether index.json changed.
-func (s *Server) commit(repo string, st *staging, extra []string) (bool, error) {
+// commit makes olareg's changes to the shadow visible. The blobs olareg
+// wrote through the shadow (the pushed manifest, given in written, and the
+// ones the new index.json names and the old did not: referrers responses)
+// are verified against their digests and fsynced, extra (the blobs the
+// manifest references, promoted durably when uploaded) is fsynced, and then
+// the real index.json is replaced atomically. Verification matters after a
+// power loss: olareg renames before prebake fsyncs, so a manifest blob of a
+// push that was never acknowledged can exist with torn content, and olareg
+// skips writing a blob that exists. Such a blob is removed and the request
+// fails; the client's retry writes it afresh. It reports whether index.json
+// changed.
+func (s *Server) commit(repo string, st *staging, written, extra []string) (bool, error) {
 	newIndex, err := os.ReadFile(filepath.Join(st.repoDir, indexFile))
 	if err != nil {
 		return false, fmt.Errorf("reading staged index of %s: %w", repo, err)
 	}
-	toSync := map[string]bool{}
+	toSync := map[string]bool{} // digest -> verify it too
 	for _, d := range extra {
+		toSync[d] = false
+	}
+	for _, d := range written {
 		toSync[d] = true
 	}
 	if !bytes.Equal(newIndex, st.oldIndex) {
@@ -326,17 +335,24 @@ func (s *Server) commit(repo string, st *staging, extra []string) (bool, error) 
 			old[d.Digest] = true
 		}
 		for _, d := range newIdx.Manifests {
-			if !old[d.Digest] {
+			if !old[d.Digest] && isManifest(d.MediaType) {
 				toSync[d.Digest] = true
 			}
 		}
 	}
 	dirs := map[string]bool{}
-	for d := range toSync {
+	for d, verify := range toSync {
 		if !digestRE.MatchString(d) {
 			continue
 		}
 		p := s.blobPath(repo, d)
+		if verify {
+			if _, err := readVerified(p, d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				os.Remove(p)
+				syncDir(filepath.Dir(p))
+				return false, fmt.Errorf("blob %s of %s was corrupt (removed): %w", d, repo, err)
+			}
+		}
 		if err := syncFile(p); err != nil {
 			return false, err
 		}

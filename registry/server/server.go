@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -38,7 +39,7 @@ type Server struct {
 	tls     *tls.Config
 	locks   repoLock
 	uploads *olareg.Server // long-lived: upload sessions live in its memory
-	upRoot  string         // its private root (symlinks to the real blob stores)
+	upRoot  string         // its private root, see prepareUploads
 	upLock  *os.File       // flock held while this process owns upRoot
 	upRepos sync.Map       // repo -> *sync.Once preparing upRoot/<repo>
 	extra   http.Handler   // mounted under /bootstrap/ when set
@@ -188,12 +189,8 @@ func (s *Server) olaregConfig(root string, readOnly bool) config.Config {
 func (s *Server) Close() error {
 	var err error
 	s.closed.Do(func() {
-		// Cut the private root off the real blob stores first: olareg's
-		// Close garbage-collects the repositories it knows.
-		s.upRepos.Range(func(k, _ any) bool {
-			os.Remove(filepath.Join(s.upRoot, filepath.FromSlash(k.(string)), blobsDir))
-			return true
-		})
+		// olareg's Close garbage-collects the repositories it knows: here
+		// only the private root, which holds no committed content.
 		err = s.uploads.Close()
 		os.RemoveAll(s.upRoot)
 		s.upLock.Close()
@@ -342,7 +339,7 @@ func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request, rt route) {
 	if buf.status == http.StatusCreated {
 		dig := buf.header.Get("Docker-Content-Digest")
 		if digestRE.MatchString(dig) {
-			if err := s.syncBlob(rt.repo, dig); err != nil {
+			if err := s.promote(rt.repo, dig); err != nil {
 				s.fail(w, r, err)
 				return
 			}
@@ -351,9 +348,34 @@ func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request, rt route) {
 	buf.flush(w)
 }
 
+// promote moves a blob olareg finished (verified against its digest) from
+// the private upload root into the repository's blob store: fsync, rename,
+// directory fsync. A blob's name in the real store therefore always means
+// complete, durable content, even after a power loss, and a client that
+// finds it with HEAD may safely skip uploading it.
+func (s *Server) promote(repo, dig string) error {
+	alg, enc, _ := strings.Cut(dig, ":")
+	src := filepath.Join(s.upRoot, filepath.FromSlash(repo), blobsDir, alg, enc)
+	dst := s.blobPath(repo, dig)
+	if err := syncFile(src); err != nil {
+		return err
+	}
+	if err := mkdirAllSync(filepath.Dir(dst), s.root); err != nil {
+		return err
+	}
+	if err := os.Rename(src, dst); err != nil {
+		// A concurrent upload of the same blob may have moved it already.
+		if !errors.Is(err, fs.ErrNotExist) || !isBlob(dst) {
+			return fmt.Errorf("storing blob %s in %s: %w", dig, repo, err)
+		}
+	}
+	return s.syncBlob(repo, dig)
+}
+
 // prepareUploads makes sure repo exists on disk and has its shadow in this
-// process's upload root: oci-layout, an index.json only olareg's upload
-// instance sees, and a symlink to the real blob store.
+// process's upload root: oci-layout, and an index.json and a blob store
+// only olareg's upload instance sees (finished blobs are promoted out of
+// it at once).
 func (s *Server) prepareUploads(repo string) error {
 	v, _ := s.upRepos.LoadOrStore(repo, &onceErr{})
 	o := v.(*onceErr)
@@ -380,9 +402,7 @@ func (s *Server) prepareUploads(repo string) error {
 			if err := os.WriteFile(filepath.Join(dir, indexFile), emptyIndex, 0o644); err != nil {
 				return err
 			}
-			link := filepath.Join(dir, blobsDir)
-			os.Remove(link)
-			return os.Symlink(filepath.Join(s.repoDir(repo), blobsDir), link)
+			return os.MkdirAll(filepath.Join(dir, blobsDir, "sha256"), 0o755)
 		}()
 	})
 	if o.err != nil {
@@ -515,10 +535,11 @@ func (s *Server) serveCommit(w http.ResponseWriter, r *http.Request, rt route) {
 	buf := newBufferedResponse()
 	olareg.New(s.olaregConfig(st.root, false)).ServeHTTP(buf, r)
 	if buf.status >= 200 && buf.status < 300 {
-		if dig := buf.header.Get("Docker-Content-Digest"); dig != "" {
-			refs = append(refs, dig)
+		var written []string
+		if dig := buf.header.Get("Docker-Content-Digest"); dig != "" && r.Method == http.MethodPut {
+			written = append(written, dig)
 		}
-		if _, err := s.commit(rt.repo, st, refs); err != nil {
+		if _, err := s.commit(rt.repo, st, written, refs); err != nil {
 			s.fail(w, r, err)
 			return
 		}
