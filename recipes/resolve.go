@@ -33,6 +33,10 @@ type ResolveOptions struct {
 	Locked bool
 	// SourceDateEpoch, when set, overrides the recipe's epoch.
 	SourceDateEpoch *int64
+	// NoChecksums resolves a source whose checksum is neither inline nor in
+	// Lock with an empty SHA256 instead of reporting it (prebake lock, which
+	// finds the checksums). Such a result must not be built.
+	NoChecksums bool
 }
 
 // Resolved is a recipe with every variable expanded and every checksum known:
@@ -506,7 +510,7 @@ func (r *Recipe) resolveComponent(ci int, c Component, osName, arch string, tx *
 			rs.SHA256 = sum
 		case inLock:
 			rs.SHA256 = locked
-		case u != "":
+		case u != "" && !o.NoChecksums:
 			p.add(sf+".sha256", "missing checksum for %s (%s/%s): add sha256.%s or a lock entry", u, osName, arch, arch)
 		}
 		rc.Sources = append(rc.Sources, rs)

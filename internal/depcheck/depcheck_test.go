@@ -29,6 +29,7 @@ var rules = []rule{
 	{"recipes", []string{module + "/builder", module + "/registry", module + "/signing", module + "/cloudinit", module + "/internal/cli"}, "recipes is the bottom of the graph"},
 	{"cloudinit", []string{module + "/registry", module + "/builder", module + "/signing", module + "/internal/cli"}, "Render is pure: the CLI resolves images, not the renderer"},
 	{"signing", []string{module + "/builder", module + "/internal/cli"}, "signing works on references, not builds"},
+	{"lock", []string{module + "/registry", module + "/signing", module + "/cloudinit", module + "/internal/cli", module + "/builder/archive"}, "lock finds checksums; it may only download (builder/fetch)"},
 }
 
 func imports(t *testing.T, dir string) map[string][]string {

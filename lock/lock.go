@@ -1,0 +1,354 @@
+// Package lock finds the checksums of a recipe's downloads and records them
+// in its lock file (prebake lock).
+//
+// Update resolves every source URL of a recipe for the requested variable
+// values on every platform, reads the checksum file upstream publishes next
+// to each new URL (dl.k8s.io: URL.sha256 holding the bare hex; GitHub
+// releases: URL.sha256sum holding "hex  filename"), optionally downloads the
+// source and checks it against that value, and only then writes the lock,
+// atomically. A failure anywhere leaves the lock file as it was.
+//
+// The package trusts the upstream checksum files: it is how a new version
+// gets into a lock, not a substitute for reviewing the lock's diff. It does
+// not build images and does not print (progress goes to a progress.Func).
+package lock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prebake/prebake/builder/fetch"
+	"github.com/prebake/prebake/internal/progress"
+	"github.com/prebake/prebake/recipes"
+)
+
+// Suffixes are the checksum file names tried next to a download, in order:
+// dl.k8s.io publishes URL.sha256, GitHub releases URL.sha256sum.
+var Suffixes = []string{".sha256", ".sha256sum"}
+
+// maxChecksumFile caps the size of a checksum file read.
+const maxChecksumFile = 1 << 20
+
+// DefaultJobs is the parallelism when Options.Jobs <= 0.
+const DefaultJobs = 4
+
+// Options adjust Update. Fetcher is required; every other zero value is
+// documented on its field.
+type Options struct {
+	// Set gives variable values (prebake lock --update NAME=VERSION); the
+	// others keep the recipe's defaults. Unknown names are errors.
+	Set map[string]string
+	// LockPath is the lock file to update. Default: recipes.LockPath of the
+	// recipe's file. A missing file is created.
+	LockPath string
+	// Fetcher downloads the sources (when Verify is set) into its cache, and
+	// its mirrors (fetch.WithMirrors) also rewrite the checksum files' URLs.
+	Fetcher *fetch.Fetcher
+	// Client reads checksum files over HTTP. Default: a client with a 60 s
+	// timeout on http.DefaultTransport.
+	Client *http.Client
+	// Verify also downloads every new source and refuses it unless its
+	// sha256 equals its checksum file's. Default: false (the CLI defaults to
+	// true, --verify-downloads).
+	Verify bool
+	// Jobs is how many URLs are worked on at once. Default: DefaultJobs.
+	Jobs int
+	// Progress receives events: Op "checksum", Name the source URL. Default:
+	// nil (silent); downloads report through the Fetcher's own progress.
+	Progress progress.Func
+}
+
+// Entry is one lock entry Update added.
+type Entry struct {
+	URL         string `json:"url"`
+	SHA256      string `json:"sha256"`
+	ChecksumURL string `json:"checksumURL"` // where the sha256 came from
+	Verified    bool   `json:"verified"`    // the download was hashed and matched
+}
+
+// Result is what Update did.
+type Result struct {
+	// LockPath is the lock file written (or that would have been: nothing is
+	// written when Added is empty).
+	LockPath string `json:"lockPath"`
+	// Added are the new entries, sorted by URL.
+	Added []Entry `json:"added"`
+	// Known counts the source URLs whose checksum was already in the lock or
+	// inline in the recipe.
+	Known int `json:"known"`
+}
+
+// Update adds to r's lock file the checksum of every source URL the recipe
+// fetches with o.Set, on every platform of the recipe, that the lock does not
+// have yet. Each comes from the checksum file upstream publishes next to the
+// URL (Suffixes, tried in order). Every problem is reported together, and
+// the lock is written (temp file, fsync, rename, fsync of the directory) only
+// when there is none.
+func Update(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) {
+	if o.Fetcher == nil {
+		return nil, errors.New("lock: a Fetcher is required")
+	}
+	lockPath := o.LockPath
+	if lockPath == "" {
+		lockPath = recipes.LockPath(r.File())
+	}
+	l, err := recipes.LoadLock(lockPath, true)
+	if err != nil {
+		return nil, err
+	}
+	if l == nil {
+		l = &recipes.Lock{APIVersion: recipes.APIVersion, Kind: "Lock"}
+	}
+	res, err := r.Resolve(recipes.ResolveOptions{Set: o.Set, Lock: l, NoChecksums: true})
+	if err != nil {
+		return nil, err
+	}
+	out := &Result{LockPath: lockPath}
+	seen := map[string]bool{}
+	var todo []string
+	for _, b := range res.Builds {
+		for _, c := range b.Components {
+			for _, s := range c.Sources {
+				if seen[s.URL] {
+					continue
+				}
+				seen[s.URL] = true
+				if s.SHA256 != "" {
+					out.Known++
+					continue
+				}
+				todo = append(todo, s.URL)
+			}
+		}
+	}
+	slices.Sort(todo)
+
+	client := o.Client
+	if client == nil {
+		client = &http.Client{Timeout: 60 * time.Second}
+	}
+	jobs := o.Jobs
+	if jobs <= 0 {
+		jobs = DefaultJobs
+	}
+	entries := make([]Entry, len(todo))
+	errs := make([]error, len(todo))
+	sem := make(chan struct{}, jobs)
+	var wg sync.WaitGroup
+	for i, u := range todo {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				errs[i] = fmt.Errorf("locking %s: %w", u, ctx.Err())
+				return
+			}
+			defer func() { <-sem }()
+			entries[i], errs[i] = lockOne(ctx, client, o, u)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	out.Added = entries
+	if len(entries) == 0 {
+		return out, nil
+	}
+	for _, e := range entries {
+		l.Add(e.URL, e.SHA256)
+	}
+	b, err := l.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("writing lock file: %w", err)
+	}
+	if err := writeFile(lockPath, b); err != nil {
+		return nil, fmt.Errorf("writing lock file: %w", err)
+	}
+	return out, nil
+}
+
+// lockOne finds u's checksum file and, with o.Verify, checks the download.
+func lockOne(ctx context.Context, client *http.Client, o Options, u string) (Entry, error) {
+	e := Entry{URL: u}
+	var tried []string
+	for _, suffix := range Suffixes {
+		cu := u + suffix
+		src, _ := o.Fetcher.Rewrite(cu)
+		body, err := get(ctx, client, src)
+		if errors.Is(err, fs.ErrNotExist) {
+			tried = append(tried, src)
+			continue
+		}
+		if err != nil {
+			return e, fmt.Errorf("reading checksum file %s: %w", src, err)
+		}
+		sum, err := parseChecksumFile(body, path.Base(urlPath(u)))
+		if err != nil {
+			return e, fmt.Errorf("checksum file %s: %w", src, err)
+		}
+		e.SHA256, e.ChecksumURL = sum, cu
+		break
+	}
+	if e.SHA256 == "" {
+		return e, fmt.Errorf("%w for %s (tried %s)", ErrNoChecksumFile, u, strings.Join(tried, ", "))
+	}
+	o.Progress.Report(progress.Event{Op: "checksum", Name: u, Finished: true})
+	if !o.Verify {
+		return e, nil
+	}
+	if _, err := o.Fetcher.Fetch(ctx, fetch.Request{URL: u, SHA256: e.SHA256}); err != nil {
+		var ce *fetch.ChecksumError
+		if errors.As(err, &ce) {
+			return e, &MismatchError{URL: u, ChecksumURL: e.ChecksumURL, Mirror: ce.Mirror, Expected: ce.Expected, Actual: ce.Actual}
+		}
+		return e, err
+	}
+	e.Verified = true
+	return e, nil
+}
+
+func urlPath(u string) string {
+	if pu, err := url.Parse(u); err == nil {
+		return pu.Path
+	}
+	return u
+}
+
+// parseChecksumFile finds the sha256 of the file named name: the only word
+// of a file holding bare hex (dl.k8s.io), or the "hex  name" (or "hex *name")
+// line for name in sha256sum output (GitHub releases, one or many files).
+func parseChecksumFile(b []byte, name string) (string, error) {
+	var lines [][]string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			lines = append(lines, f)
+		}
+	}
+	if len(lines) == 1 && len(lines[0]) == 1 {
+		return checkHex(lines[0][0])
+	}
+	for _, f := range lines {
+		if len(f) == 2 && path.Base(strings.TrimPrefix(f[1], "*")) == name {
+			return checkHex(f[0])
+		}
+	}
+	if len(lines) == 0 {
+		return "", fmt.Errorf("%w: empty", ErrBadChecksumFile)
+	}
+	return "", fmt.Errorf("%w: no line for %s (want bare hex, or \"HEX  %s\")", ErrBadChecksumFile, name, name)
+}
+
+func checkHex(s string) (string, error) {
+	s = strings.ToLower(s)
+	if len(s) != 64 || strings.Trim(s, "0123456789abcdef") != "" {
+		return "", fmt.Errorf("%w: %q is not a sha256 (64 hex digits)", ErrBadChecksumFile, s)
+	}
+	return s, nil
+}
+
+// get reads a small file over http(s) or from a file:// URL; a 404 or a
+// missing file is fs.ErrNotExist.
+func get(ctx context.Context, client *http.Client, src string) ([]byte, error) {
+	u, err := url.Parse(src)
+	if err != nil {
+		return nil, err
+	}
+	switch u.Scheme {
+	case "file":
+		f, err := os.Open(filepath.FromSlash(u.Path))
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		return readCapped(f)
+	case "http", "https":
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("User-Agent", "prebake")
+		resp, err := client.Do(req)
+		if err != nil {
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			return nil, err
+		}
+		defer resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusOK:
+			return readCapped(resp.Body)
+		case http.StatusNotFound:
+			return nil, fs.ErrNotExist
+		default:
+			return nil, fmt.Errorf("HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+		}
+	default:
+		return nil, fmt.Errorf("unsupported URL scheme %q (want http, https or file)", u.Scheme)
+	}
+}
+
+func readCapped(r io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, maxChecksumFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxChecksumFile {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrBadChecksumFile, maxChecksumFile)
+	}
+	return b, nil
+}
+
+// writeFile replaces p with b durably: temp file, fsync, rename, fsync dir.
+func writeFile(p string, b []byte) error {
+	dir := filepath.Dir(p)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(p)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename: no such file
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), p); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return err
+	}
+	return nil
+}
