@@ -39,8 +39,9 @@ blobs either way.`,
 		Example: `  # a local registry for pushes from this machine
   prebake serve --root /var/lib/prebake/registry --addr 127.0.0.1:5000
 
-  # on a free port, e.g. in a test script
-  prebake serve --root "$tmp" --addr 127.0.0.1:0 | head -1
+  # on a free port, e.g. in a test script: read the port from the first line
+  prebake serve --root "$tmp/reg" --addr 127.0.0.1:0 >"$tmp/serve.out" &
+  until addr=$(sed -n 's/^listening on //p' "$tmp/serve.out") && [ -n "$addr" ]; do sleep 0.1; done
 
   # TLS and users; anyone may pull
   prebake serve --root /srv/reg --addr :5443 --tls-cert reg.crt --tls-key reg.key \
