@@ -73,7 +73,7 @@ Typical flow:
 	root.AddCommand(
 		newVersionCmd(a),
 		newRecipeCmd(a), newCatalogCmd(a),
-		newBuildCmd(a),
+		newBuildCmd(a), newLockCmd(a),
 		newInspectCmd(a),
 		newDiffCmd(a),
 		newServeCmd(a), newGCCmd(a),

@@ -1,0 +1,233 @@
+package cli
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prebake/prebake/lock"
+	"github.com/prebake/prebake/recipes"
+	"github.com/prebake/prebake/recipes/catalog"
+)
+
+// lockCLI runs prebake ARGS in-process.
+func lockCLI(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	root := NewRootCommand(Streams{In: strings.NewReader(""), Out: &out, Err: &errb})
+	root.SetArgs(args)
+	err := root.ExecuteContext(t.Context())
+	return out.String(), err
+}
+
+// checksumServer serves files by path laid out like dl.k8s.io and GitHub
+// releases, each with the checksum file its host publishes: URL.sha256 with
+// the bare hex (dl.k8s.io), URL.sha256sum with "hex  name" (GitHub).
+type checksumServer struct {
+	*httptest.Server
+	mu    sync.Mutex
+	files map[string][]byte
+}
+
+func newChecksumServer(t *testing.T, files map[string][]byte) *checksumServer {
+	t.Helper()
+	s := &checksumServer{files: map[string][]byte{}}
+	for p, b := range files {
+		s.files[p] = b
+		sum := sha256.Sum256(b)
+		if strings.HasPrefix(p, "/dl.k8s.io/") {
+			s.files[p+".sha256"] = []byte(hex.EncodeToString(sum[:]) + "\n")
+		} else {
+			s.files[p+".sha256sum"] = []byte(hex.EncodeToString(sum[:]) + "  " + filepath.Base(p) + "\n")
+		}
+	}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		b, ok := s.files[r.URL.Path]
+		s.mu.Unlock()
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(b)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *checksumServer) mirrors() []string {
+	return []string{"--mirror", "https://dl.k8s.io/=" + s.URL + "/dl.k8s.io/", "--mirror", "https://github.com/=" + s.URL + "/github.com/"}
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// copyQuickstartWithout copies the quickstart recipe with a lock lacking every
+// URL containing drop.
+func copyQuickstartWithout(t *testing.T, drop string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join(repoRoot(t), "examples", "quickstart"))); err != nil {
+		t.Fatal(err)
+	}
+	lockPath := filepath.Join(dir, "recipe.lock.yaml")
+	l, err := recipes.LoadLock(lockPath, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := &recipes.Lock{}
+	for _, s := range l.Sources {
+		if !strings.Contains(s.URL, drop) {
+			kept.Add(s.URL, s.SHA256)
+		}
+	}
+	b, err := kept.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(lockPath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "recipe.yaml")
+}
+
+// A version not in the lock is refused by build --locked; prebake lock
+// --update picks it up from the checksum files, and the locked build then
+// succeeds from the downloads lock verified.
+func TestLockUpdateThenLockedBuild(t *testing.T) {
+	root := repoRoot(t)
+	files := map[string][]byte{}
+	mirror := filepath.Join(root, "testdata", "mirror")
+	filepath.WalkDir(mirror, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			b, _ := os.ReadFile(p)
+			rel, _ := filepath.Rel(mirror, p)
+			files["/"+filepath.ToSlash(rel)] = b
+		}
+		return err
+	})
+	srv := newChecksumServer(t, files)
+	recipe := copyQuickstartWithout(t, "/v1.36.5/")
+	lockPath := recipes.LockPath(recipe)
+	cache := t.TempDir()
+	out := filepath.Join(t.TempDir(), "out")
+	build := append([]string{"build", recipe, "--set", "kubernetes=1.36.5", "--locked", "--cache-dir", cache, "-o", "oci:" + out, "-q"}, srv.mirrors()...)
+
+	_, err := lockCLI(t, build...)
+	if err == nil || !strings.Contains(err.Error(), "https://dl.k8s.io/release/v1.36.5/bin/linux/amd64/kubelet is not in the lock file (--locked)") {
+		t.Fatalf("build --locked of an unlocked version: %v", err)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the refused build wrote %s", out)
+	}
+
+	stdout, err := lockCLI(t, append([]string{"lock", recipe, "--update", "kubernetes=1.36.5", "--cache-dir", cache, "-q"}, srv.mirrors()...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout, "added 6 URLs (downloads verified), 8 already locked") {
+		t.Errorf("lock output:\n%s", stdout)
+	}
+	l, err := recipes.LoadLock(lockPath, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, arch := range []string{"amd64", "arm64"} {
+		for _, bin := range []string{"kubeadm", "kubectl", "kubelet"} {
+			p := fmt.Sprintf("/dl.k8s.io/release/v1.36.5/bin/linux/%s/%s", arch, bin)
+			want := sha256Hex(files[p])
+			if got, _ := l.SHA256("https:/" + p); got != want {
+				t.Errorf("lock: %s = %q, want %s", p, got, want)
+			}
+			if !strings.Contains(stdout, want+"  https:/"+p) {
+				t.Errorf("output does not list %s", p)
+			}
+		}
+	}
+
+	if _, err := lockCLI(t, build...); err != nil {
+		t.Fatalf("build --locked after prebake lock: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "index.json")); err != nil {
+		t.Error(err)
+	}
+}
+
+// The catalog recipe, copied: a new patch release of Kubernetes; a checksum
+// file that disagrees with the binary is an error naming both URLs and both
+// digests, and the lock is left as it was.
+func TestLockCatalogCopyAndMismatch(t *testing.T) {
+	dir := t.TempDir()
+	sub, err := fs.Sub(catalog.FS(), "kubernetes-node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(dir, sub); err != nil {
+		t.Fatal(err)
+	}
+	recipe := filepath.Join(dir, "recipe.yaml")
+	lockPath := recipes.LockPath(recipe)
+	files := map[string][]byte{}
+	for _, arch := range []string{"amd64", "arm64"} {
+		for _, bin := range []string{"kubeadm", "kubectl", "kubelet"} {
+			files[fmt.Sprintf("/dl.k8s.io/release/v1.36.9/bin/linux/%s/%s", arch, bin)] = []byte("stand-in " + bin + " 1.36.9 " + arch + "\n")
+		}
+	}
+	srv := newChecksumServer(t, files)
+	bad := "/dl.k8s.io/release/v1.36.9/bin/linux/arm64/kubeadm"
+	wrong := sha256Hex([]byte("something else"))
+	srv.files[bad+".sha256"] = []byte(wrong + "\n")
+	before, err := os.ReadFile(lockPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"lock", recipe, "--update", "kubernetes=1.36.9", "--cache-dir", t.TempDir(), "-q"}, srv.mirrors()...)
+	_, err = lockCLI(t, args...)
+	var me *lock.MismatchError
+	if !errors.As(err, &me) {
+		t.Fatalf("got %v, want a checksum file mismatch", err)
+	}
+	for _, want := range []string{"https:/" + bad, "https:/" + bad + ".sha256", wrong, sha256Hex(files[bad])} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+	if after, _ := os.ReadFile(lockPath); !bytes.Equal(before, after) {
+		t.Error("a failed prebake lock changed the lock file")
+	}
+
+	srv.mu.Lock()
+	srv.files[bad+".sha256"] = []byte(sha256Hex(files[bad]))
+	srv.mu.Unlock()
+	stdout, err := lockCLI(t, append(args, "--json")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout, `"checksumURL": "https://dl.k8s.io/release/v1.36.9/bin/linux/arm64/kubeadm.sha256"`) || !strings.Contains(stdout, `"verified": true`) {
+		t.Errorf("lock --json:\n%s", stdout)
+	}
+	// crictl and pause keep the recipe's defaults (1.36.0, 3.10.2): every URL resolves locked.
+	if _, err := lockCLI(t, "recipe", "validate", recipe, "--set", "kubernetes=1.36.9", "--locked"); err != nil {
+		t.Errorf("validate --locked after prebake lock: %v", err)
+	}
+
+	// The embedded catalog recipe itself is not locked in place.
+	if _, err := lockCLI(t, "lock", "kubernetes-node", "--update", "kubernetes=1.36.9"); !errors.Is(err, lock.ErrCatalogRecipe) {
+		t.Errorf("lock of a catalog name: %v", err)
+	}
+	if _, err := lockCLI(t, "lock", recipe, "--update", "kubernetes"); err == nil || !strings.Contains(err.Error(), "want NAME=VERSION") {
+		t.Errorf("--update without a value: %v", err)
+	}
+}
