@@ -117,15 +117,17 @@ if ! grep -q '^## Signing' "$doc"; then
 `hack/bench-verify.sh` (run by `make bench`): one image in Debian's
 docker-registry on loopback, signed once by `prebake sign`; hyperfine runs,
 in the same run, `prebake verify --key PUB --skip-blobs` (the same checks as
-cosign: the manifest, the signature, plus prebake's revocation lookup) and
-`cosign verify --key PUB --insecure-ignore-tlog` (cosign v2.6.5). Ratio =
-prebake median / cosign median, each the best of 3 rounds of 20 runs
-(other work on the machine comes and goes); target ≤ 1.0×. "full" is prebake's default
-`verify`, which also downloads and hashes every config and layer (cosign does
-not). "CPU" is user + system time (best round mean), which other load on the
-machine disturbs less than wall time. "library" is the same `signing.Verify` call (--skip-blobs) in a binary
-that links nothing else of prebake, built by the script. "startup" is
-`prebake version`: the process start every command pays.
+cosign: the manifest digest and the signature, plus prebake's revocation
+lookup) and `cosign verify --key PUB --insecure-ignore-tlog` (cosign v2.6.5).
+Ratio = prebake median / cosign median, each the best of 3 rounds of 20 runs
+(other work on the machine comes and goes); target ≤ 1.0×. "CPU" is user +
+system time (best round mean), which other load disturbs less than wall time.
+"full verify" is prebake's default `verify`, which also downloads and hashes
+every config and layer (cosign does not). "library" is the same
+`signing.Verify` call (--skip-blobs) in a binary that links nothing else of
+prebake, built by the script. "startup" is `prebake version`: the process
+start every prebake command pays.
+
 
 | date | image | prebake vs cosign (median) | CPU prebake vs cosign | full verify | library | startup | machine |
 |---|---|---|---|---|---|---|---|
