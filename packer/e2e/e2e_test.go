@@ -113,7 +113,10 @@ func TestE2E(t *testing.T) {
 		t.Errorf("verify of the disk does not show the source image annotation %s:\n%s", digest, verify)
 	}
 
-	// 4. packer validate refuses a tag for the provisioner, saying why.
+	// 4. the complete templates of docs/packer are valid.
+	e.validateDocs()
+
+	// 5. packer validate refuses a tag for the provisioner, saying why.
 	out, err := e.packer("validate", "tag.pkr.hcl")
 	if err == nil {
 		t.Fatalf("packer validate accepted a tag:\n%s", out)
@@ -121,6 +124,61 @@ func TestE2E(t *testing.T) {
 	flat := strings.Join(strings.Fields(out), " ") // packer wraps long lines
 	if !strings.Contains(flat, "image: \""+e.registry+"/nodes/quickstart:1.36.4\" names the image by a tag (1.36.4); name it by digest, REF@sha256:") {
 		t.Errorf("packer validate did not explain the refusal:\n%s", out)
+	}
+}
+
+// validateDocs runs `packer validate` on every complete template (an hcl
+// block with a build) in docs/packer, in a directory holding the files the
+// templates name.
+func (e *env) validateDocs() {
+	docs, err := filepath.Glob(filepath.Join(testenv.RepoRoot(e.t), "docs", "packer", "*.md"))
+	if err != nil || len(docs) == 0 {
+		e.t.Fatalf("docs/packer: %v", err)
+	}
+	dir := filepath.Join(e.dir, "docs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		e.t.Fatal(err)
+	}
+	for name, from := range map[string]string{"cosign.key": e.priv, "cosign.pub": e.pub, "id_ed25519": e.sshKey} {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "disk.qcow2"), []byte("QFI\xfb"), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(testenv.RepoRoot(e.t), "examples"), filepath.Join(dir, "examples")); err != nil {
+		e.t.Fatal(err)
+	}
+	n := 0
+	for _, doc := range docs {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		for i, block := range strings.Split(string(b), "```hcl\n")[1:] {
+			block = block[:strings.Index(block, "```")]
+			if !strings.Contains(block, "\nbuild {") {
+				continue // a fragment
+			}
+			name := fmt.Sprintf("%s-%d.pkr.hcl", strings.TrimSuffix(filepath.Base(doc), ".md"), i)
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(block), 0o644); err != nil {
+				e.t.Fatal(err)
+			}
+			cmd := exec.Command(e.packerBin, "validate", name)
+			cmd.Dir, cmd.Env = dir, e.environ
+			if out, err := cmd.CombinedOutput(); err != nil {
+				e.t.Errorf("packer validate of the template in %s: %v\n%s\n%s", filepath.Base(doc), err, out, block)
+			}
+			n++
+		}
+	}
+	if n < 5 {
+		e.t.Errorf("validated %d templates in docs/packer, want at least 5", n)
 	}
 }
 

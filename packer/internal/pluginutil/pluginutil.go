@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/hashicorp/packer-plugin-sdk/hcl2helper"
 	"github.com/hashicorp/packer-plugin-sdk/packer"
 
 	"github.com/prebake/prebake/registry"
@@ -117,4 +118,11 @@ func hasScheme(s string) bool {
 func HasTag(s string) bool {
 	last := s[strings.LastIndex(s, "/")+1:]
 	return strings.Contains(last, ":") && !strings.Contains(last, "@")
+}
+
+// Unknown reports whether s is the placeholder Packer passes for a value it
+// does not know yet: a data source output during `packer validate` (without
+// -evaluate-datasources). Such a value is checked when it is known, at build.
+func Unknown(s string) bool {
+	return s == "<unknown>" || s == hcl2helper.UnknownVariableValue
 }

@@ -65,7 +65,7 @@ func (c *Config) Prepare(raws ...any) error {
 	var p pluginutil.Problems
 	if c.Repository == "" {
 		p.Addf("repository", "required: HOST/REPO[:TAG], oci:DIR[:TAG] or store:NAME[:TAG]")
-	} else {
+	} else if !pluginutil.Unknown(c.Repository) {
 		ref, err := pluginutil.ParseRepoRef(c.Repository)
 		p.Add("repository", err)
 		if ref.Transport == registry.TransportRemote && !pluginutil.HasTag(c.Repository) {
@@ -74,7 +74,7 @@ func (c *Config) Prepare(raws ...any) error {
 		c.dst = ref
 	}
 	switch {
-	case c.SourceImage == "":
+	case c.SourceImage == "" || pluginutil.Unknown(c.SourceImage):
 	case digestRE.MatchString(c.SourceImage):
 		c.sourceDigst = c.SourceImage
 	default:

@@ -68,6 +68,9 @@ func (p *PostProcessor) Configure(raws ...any) error { return p.config.Prepare(r
 // PostProcess pushes the disk files of source and returns the pushed artifact.
 func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, source packersdk.Artifact) (packersdk.Artifact, bool, bool, error) {
 	c := &p.config
+	if c.dst.Transport == "" || pluginutil.Unknown(c.SourceImage) {
+		return nil, true, false, fmt.Errorf("repository %q or source_image %q is still unknown at build time", c.Repository, c.SourceImage)
+	}
 	keep := true
 	if c.KeepInputArtifact != nil {
 		keep = *c.KeepInputArtifact

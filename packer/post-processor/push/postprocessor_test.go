@@ -28,6 +28,7 @@ func TestPrepareProblems(t *testing.T) {
 		{"everything", map[string]any{"repository": "127.0.0.1:5000/disks:1.36.4", "source_image": "127.0.0.1:5000/nodes@" + someDigest,
 			"format": "qcow2", "annotations": map[string]string{"team": "release"}, "sign_key": "env://KEY", "insecure": true}, nil},
 		{"bare source digest", map[string]any{"repository": "oci:/srv/disks:v1", "source_image": someDigest}, nil},
+		{"data source outputs unknown (packer validate)", map[string]any{"repository": "<unknown>", "source_image": "<unknown>"}, nil},
 		{"nothing", map[string]any{}, []string{"repository: required"}},
 		{"repository by digest", map[string]any{"repository": "127.0.0.1:5000/disks@" + someDigest}, []string{"repository:", "not a digest"}},
 		{"source image by tag", map[string]any{"repository": "127.0.0.1:5000/disks", "source_image": "127.0.0.1:5000/nodes:1.36.4"},

@@ -63,7 +63,7 @@ func (c *Config) Prepare(raws ...any) error {
 	var p pluginutil.Problems
 	if c.Image == "" {
 		p.Addf("image", "required: the node image as REF@sha256:…")
-	} else {
+	} else if !pluginutil.Unknown(c.Image) {
 		ref, err := pluginutil.ParseDigestRef(c.Image)
 		p.Add("image", err)
 		c.ref = ref

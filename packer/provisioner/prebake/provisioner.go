@@ -27,6 +27,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hcldec"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
+	"github.com/prebake/prebake/packer/internal/pluginutil"
 	"github.com/prebake/prebake/recipes"
 	"github.com/prebake/prebake/registry"
 	"github.com/prebake/prebake/signing"
@@ -46,6 +47,13 @@ func (p *Provisioner) Prepare(raws ...any) error { return p.config.Prepare(raws.
 // Provision verifies the image, uploads its layers and applies them.
 func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packersdk.Communicator, _ map[string]any) error {
 	c := &p.config
+	if c.ref.Digest == "" { // unknown at Prepare (a data source output)
+		ref, err := pluginutil.ParseDigestRef(c.Image)
+		if err != nil {
+			return fmt.Errorf("image: %w", err)
+		}
+		c.ref = ref
+	}
 	ropts := registry.Options{Insecure: c.Insecure}
 	ui.Say(fmt.Sprintf("Verifying %s with %s", c.ref, c.PublicKey))
 	vr, err := signing.Verify(ctx, c.ref, signing.VerifyOptions{Key: c.PublicKey, Registry: ropts})

@@ -37,6 +37,7 @@ func TestPrepareProblems(t *testing.T) {
 		{"minimal", map[string]any{"image": "127.0.0.1:5000/nodes@" + someDigest, "public_key": pub}, nil},
 		{"layout and options", map[string]any{"image": "oci:/srv/nodes@" + someDigest, "public_key": "env://PREBAKE_PUB",
 			"root": "/mnt/scratch", "platform": "linux/arm64", "sudo": true, "skip_os_packages": true}, nil},
+		{"data source output unknown (packer validate)", map[string]any{"image": "<unknown>", "public_key": pub}, nil},
 		{"nothing", map[string]any{}, []string{"image: required", "public_key: required"}},
 		{"tag instead of digest", map[string]any{"image": "127.0.0.1:5000/nodes:1.36.4", "public_key": pub},
 			[]string{"image:", "names the image by a tag (1.36.4)", "name it by digest, REF@sha256:"}},
