@@ -20,6 +20,8 @@ type Lock struct {
 	APIVersion string         `yaml:"apiVersion" json:"apiVersion"`
 	Kind       string         `yaml:"kind" json:"kind"`
 	Sources    []LockedSource `yaml:"sources" json:"sources"`
+	// Images pins the digest of every image reference (images components).
+	Images []LockedImage `yaml:"images,omitempty" json:"images,omitempty"`
 
 	byURL map[string]string
 }
@@ -28,6 +30,37 @@ type Lock struct {
 type LockedSource struct {
 	URL    string `yaml:"url" json:"url"`
 	SHA256 string `yaml:"sha256" json:"sha256"`
+}
+
+// LockedImage is one image reference and its digest (sha256:…).
+type LockedImage struct {
+	Ref    string `yaml:"ref" json:"ref"`
+	Digest string `yaml:"digest" json:"digest"`
+}
+
+// ImageDigest returns the locked digest of the image reference ref.
+func (l *Lock) ImageDigest(ref string) (string, bool) {
+	if l == nil {
+		return "", false
+	}
+	for _, i := range l.Images {
+		if i.Ref == ref {
+			return i.Digest, true
+		}
+	}
+	return "", false
+}
+
+// AddImage records ref's digest, replacing an older one.
+func (l *Lock) AddImage(ref, digest string) {
+	for i := range l.Images {
+		if l.Images[i].Ref == ref {
+			l.Images[i].Digest = digest
+			return
+		}
+	}
+	l.Images = append(l.Images, LockedImage{Ref: ref, Digest: digest})
+	slices.SortFunc(l.Images, func(a, b LockedImage) int { return strings.Compare(a.Ref, b.Ref) })
 }
 
 // LockPath is where the lock file of the recipe at path lives.
@@ -80,6 +113,17 @@ func ParseLock(file string, b []byte) (*Lock, error) {
 			p.add(f+".url", "%s is listed twice with different checksums", s.URL)
 		}
 		l.byURL[s.URL] = s.SHA256
+	}
+	seenImages := map[string]string{}
+	for i, im := range l.Images {
+		f := fmt.Sprintf("images[%d]", i)
+		if !imageDigestRE.MatchString(im.Digest) {
+			p.add(f+".digest", "digest must be sha256: and 64 lowercase hex digits, got %q", im.Digest)
+		}
+		if prev, ok := seenImages[im.Ref]; ok && prev != im.Digest {
+			p.add(f+".ref", "%s is listed twice with different digests", im.Ref)
+		}
+		seenImages[im.Ref] = im.Digest
 	}
 	if err := p.err(); err != nil {
 		return nil, err

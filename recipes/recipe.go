@@ -57,6 +57,21 @@ type Component struct {
 	Files   []File   `yaml:"files,omitempty" json:"files,omitempty"`
 	Kernel  *Kernel  `yaml:"kernel,omitempty" json:"kernel,omitempty"`
 	Systemd *Systemd `yaml:"systemd,omitempty" json:"systemd,omitempty"`
+	// Images are container images pulled by digest at build time and stored
+	// as OCI archives under /var/lib/prebake/images/, with the oneshot unit
+	// prebake-images.service (enabled) importing them into containerd
+	// before kubelet starts. At most one component of a recipe has images.
+	Images []Image `yaml:"images,omitempty" json:"images,omitempty"`
+}
+
+// Image is a container image pre-pulled into the node image.
+type Image struct {
+	// Ref is the name containerd imports the image as, with its registry and
+	// tag (registry.k8s.io/pause:3.10.1); templated.
+	Ref string `yaml:"ref" json:"ref"`
+	// Digest (sha256:…) of the image's manifest or index (an index is
+	// narrowed to the build's platform), or from the lock's images list.
+	Digest string `yaml:"digest,omitempty" json:"digest,omitempty"`
 }
 
 // Source is a file downloaded at build time and verified by sha256.

@@ -73,6 +73,8 @@ type ResolvedComponent struct {
 	// Files are written from the recipe: inline and from: files, kernel
 	// configuration, systemd units and the symlinks that enable them.
 	Files []ResolvedFile `json:"files,omitempty"`
+	// Images are pulled by digest and stored as OCI archives (images.go).
+	Images []ResolvedImage `json:"images,omitempty"`
 }
 
 // ResolvedSource is one download with its verified checksum.
@@ -261,9 +263,10 @@ func (r *Recipe) checkStatic(p *problems) {
 			p.add(cf+".name", "component %q already defined at components[%d]", c.Name, prev)
 		}
 		names[c.Name] = ci
-		if len(c.Sources) == 0 && len(c.Files) == 0 && c.Kernel == nil && c.Systemd == nil {
-			p.add(cf, "component %q installs nothing (give sources, files, kernel or systemd)", c.Name)
+		if len(c.Sources) == 0 && len(c.Files) == 0 && c.Kernel == nil && c.Systemd == nil && len(c.Images) == 0 {
+			p.add(cf, "component %q installs nothing (give sources, files, kernel, systemd or images)", c.Name)
 		}
+		checkImages(p, cf, c, claim)
 		for si, s := range c.Sources {
 			sf := fmt.Sprintf("%s.sources[%d]", cf, si)
 			noTemplate(p, sf+".name", s.Name)
@@ -577,6 +580,7 @@ func (r *Recipe) resolveComponent(ci int, c Component, osName, arch string, tx *
 			}
 		}
 	}
+	r.resolveImages(cf, c, &rc, osName, arch, tx, o)
 	sort.SliceStable(rc.Files, func(i, j int) bool { return rc.Files[i].Path < rc.Files[j].Path })
 	return rc
 }
