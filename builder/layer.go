@@ -136,6 +136,9 @@ func (b *build) stageComponent(ctx context.Context, c recipes.ResolvedComponent,
 		}
 		modes[dst] = fs.FileMode(f.Mode) & fs.ModePerm
 	}
+	if err := b.stageImages(ctx, c, root, modes); err != nil { // images.go
+		return nil, err
+	}
 	return modes, nil
 }
 
