@@ -24,6 +24,7 @@ tools: ## install the real clients the tests talk to (apt + go build into .cache
 test: tools build ## everything: unit, integration with real clients, conformance
 	PREBAKE_BIN=$(CURDIR)/bin/prebake $(GO) test -count=1 -timeout 30m ./...
 	$(MAKE) --no-print-directory conformance
+	$(MAKE) --no-print-directory test-packer
 
 test-short: ## unit tests only, no external clients
 	$(GO) test -short ./...
@@ -56,9 +57,10 @@ plugin: ## build bin/packer-plugin-prebake (Packer plugin, module packer/)
 	cd packer && $(GO) build -trimpath -ldflags '-buildid= -s -w' -o $(CURDIR)/bin/packer-plugin-prebake .
 
 test-packer: ## the Packer plugin's unit and in-process tests
-	cd packer && $(GO) test -count=1 -timeout 15m ./...
+	cd packer && $(GO) vet ./... && $(GO) test -count=1 -timeout 15m ./...
 
 e2e-packer: build plugin ## real packer v1.11.2 runs the plugin against prebake serve and a local sshd
 	packer/hack/tools.sh
+	cd packer && $(GO) generate ./... && git diff --exit-code -- '*.hcl2spec.go'
 	cd packer && PACKER_ACC=1 PREBAKE_BIN=$(CURDIR)/bin/prebake PACKER_PLUGIN_BIN=$(CURDIR)/bin/packer-plugin-prebake \
 		$(GO) test -count=1 -timeout 30m -run TestE2E -v ./e2e/
