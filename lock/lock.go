@@ -5,8 +5,10 @@
 // values on every platform, reads the checksum file upstream publishes next
 // to each new URL (dl.k8s.io: URL.sha256 holding the bare hex; GitHub
 // releases: URL.sha256sum holding "hex  filename"), optionally downloads the
-// source and checks it against that value, and only then writes the lock,
-// atomically. A failure anywhere leaves the lock file as it was.
+// source and checks it against that value, resolves the tag of every image
+// (images components) without a digest to the digest it points to now, and
+// only then writes the lock, atomically. A failure anywhere leaves the lock
+// file as it was.
 //
 // The package trusts the upstream checksum files: it is how a new version
 // gets into a lock, not a substitute for reviewing the lock's diff. It does
@@ -29,6 +31,10 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/prebake/prebake/builder/fetch"
 	"github.com/prebake/prebake/internal/progress"
@@ -64,6 +70,9 @@ type Options struct {
 	// sha256 equals its checksum file's. Default: false (the CLI defaults to
 	// true, --verify-downloads).
 	Verify bool
+	// ImageTransport carries registry requests that resolve image tags.
+	// Default: remote.DefaultTransport (credentials from the Docker config).
+	ImageTransport http.RoundTripper
 	// Jobs is how many URLs are worked on at once. Default: DefaultJobs.
 	Jobs int
 	// Progress receives events: Op "checksum", Name the source URL. Default:
@@ -89,12 +98,25 @@ type Result struct {
 	// Known counts the source URLs whose checksum was already in the lock or
 	// inline in the recipe.
 	Known int `json:"known"`
+	// AddedImages are the image references newly locked to the digest their
+	// tag points to now, sorted by reference.
+	AddedImages []ImageEntry `json:"addedImages,omitempty"`
+	// KnownImages counts the image references already locked or with an
+	// inline digest.
+	KnownImages int `json:"knownImages"`
+}
+
+// ImageEntry is one image reference Update locked.
+type ImageEntry struct {
+	Ref    string `json:"ref"`
+	Digest string `json:"digest"` // of the manifest or index the tag points to
 }
 
 // Update adds to r's lock file the checksum of every source URL the recipe
 // fetches with o.Set, on every platform of the recipe, that the lock does not
 // have yet. Each comes from the checksum file upstream publishes next to the
-// URL (Suffixes, tried in order). Every problem is reported together, and
+// URL (Suffixes, tried in order). Image references without a digest are
+// locked to the digest their tag points to. Every problem is reported together, and
 // the lock is written (temp file, fsync, rename, fsync of the directory) only
 // when there is none.
 func Update(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) {
@@ -118,9 +140,20 @@ func Update(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) 
 	}
 	out := &Result{LockPath: lockPath}
 	seen := map[string]bool{}
-	var todo []string
+	var todo, refs []string
 	for _, b := range res.Builds {
 		for _, c := range b.Components {
+			for _, im := range c.Images {
+				if seen["image:"+im.Ref] {
+					continue
+				}
+				seen["image:"+im.Ref] = true
+				if im.Digest != "" {
+					out.KnownImages++
+					continue
+				}
+				refs = append(refs, im.Ref)
+			}
 			for _, s := range c.Sources {
 				if seen[s.URL] {
 					continue
@@ -135,6 +168,7 @@ func Update(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) 
 		}
 	}
 	slices.Sort(todo)
+	slices.Sort(refs)
 
 	client := o.Client
 	if client == nil {
@@ -145,7 +179,8 @@ func Update(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) 
 		jobs = DefaultJobs
 	}
 	entries := make([]Entry, len(todo))
-	errs := make([]error, len(todo))
+	images := make([]ImageEntry, len(refs))
+	errs := make([]error, len(todo)+len(refs))
 	sem := make(chan struct{}, jobs)
 	var wg sync.WaitGroup
 	for i, u := range todo {
@@ -162,16 +197,33 @@ func Update(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) 
 			entries[i], errs[i] = lockOne(ctx, client, o, u)
 		}()
 	}
+	for i, ref := range refs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				errs[len(todo)+i] = fmt.Errorf("locking %s: %w", ref, ctx.Err())
+				return
+			}
+			defer func() { <-sem }()
+			images[i], errs[len(todo)+i] = lockImage(ctx, o, ref)
+		}()
+	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	out.Added = entries
-	if len(entries) == 0 {
+	out.Added, out.AddedImages = entries, images
+	if len(entries) == 0 && len(images) == 0 {
 		return out, nil
 	}
 	for _, e := range entries {
 		l.Add(e.URL, e.SHA256)
+	}
+	for _, e := range images {
+		l.AddImage(e.Ref, e.Digest)
 	}
 	b, err := l.Marshal()
 	if err != nil {
@@ -220,6 +272,32 @@ func lockOne(ctx context.Context, client *http.Client, o Options, u string) (Ent
 		return e, err
 	}
 	e.Verified = true
+	return e, nil
+}
+
+// lockImage resolves the tag ref to the digest of what it points to now
+// (an index for a multi-platform image, so every platform builds from it).
+func lockImage(ctx context.Context, o Options, ref string) (ImageEntry, error) {
+	e := ImageEntry{Ref: ref}
+	tag, err := name.NewTag(ref, name.StrictValidation)
+	if err != nil {
+		return e, err
+	}
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}
+	if o.ImageTransport != nil {
+		opts = append(opts, remote.WithTransport(o.ImageTransport))
+	}
+	desc, err := remote.Head(tag, opts...)
+	if err != nil {
+		// Some registries answer HEAD without a digest; GET always has one.
+		d, gerr := remote.Get(tag, opts...)
+		if gerr != nil {
+			return e, fmt.Errorf("resolving image %s: %w", ref, gerr)
+		}
+		desc = &d.Descriptor
+	}
+	e.Digest = desc.Digest.String()
+	o.Progress.Report(progress.Event{Op: "resolve", Name: ref, Finished: true})
 	return e, nil
 }
 

@@ -28,7 +28,9 @@ func newLockCmd(a *app) *cobra.Command {
 the variable values given with --update (the others keep the recipe's
 defaults), and adds each URL the lock file does not have yet with the sha256
 upstream publishes next to it: URL.sha256 (dl.k8s.io: the bare hex) or, when
-that is not found, URL.sha256sum (GitHub releases: "HEX  NAME").
+that is not found, URL.sha256sum (GitHub releases: "HEX  NAME"). Each image
+of an images component without a digest is locked to the digest its tag
+points to now (the index, for a multi-platform image).
 
 With --verify-downloads (the default) each new download is fetched too, into
 the cache a build uses, and its sha256 must equal the checksum file's; a
@@ -89,17 +91,25 @@ by hack/genlock; to lock other versions of one, copy its directory
 				enc.SetIndent("", "  ")
 				return enc.Encode(res)
 			}
-			if len(res.Added) == 0 {
-				fmt.Fprintf(a.Out, "%s: nothing to add (%d URLs already locked)\n", res.LockPath, res.Known)
+			if len(res.Added) == 0 && len(res.AddedImages) == 0 {
+				fmt.Fprintf(a.Out, "%s: nothing to add (%d URLs, %d images already locked)\n", res.LockPath, res.Known, res.KnownImages)
 				return nil
 			}
 			how := "checksum files only"
 			if verify {
 				how = "downloads verified"
 			}
-			fmt.Fprintf(a.Out, "%s: added %d URLs (%s), %d already locked\n", res.LockPath, len(res.Added), how, res.Known)
+			if len(res.Added) > 0 {
+				fmt.Fprintf(a.Out, "%s: added %d URLs (%s), %d already locked\n", res.LockPath, len(res.Added), how, res.Known)
+			}
 			for _, e := range res.Added {
 				fmt.Fprintf(a.Out, "  %s  %s\n", e.SHA256, e.URL)
+			}
+			if len(res.AddedImages) > 0 {
+				fmt.Fprintf(a.Out, "%s: added %d images, %d already locked\n", res.LockPath, len(res.AddedImages), res.KnownImages)
+				for _, e := range res.AddedImages {
+					fmt.Fprintf(a.Out, "  %s@%s\n", e.Ref, e.Digest)
+				}
 			}
 			return nil
 		},
