@@ -154,6 +154,23 @@ func TestImagesComponent(t *testing.T) {
 		t.Errorf("two builds with fresh caches: %s and %s", d1, d2)
 	}
 
+	// The SBOM lists each image per platform with its digest.
+	sbomLayers, err := result.SBOM.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := sbomLayers[0].Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sbom, _ := io.ReadAll(rc)
+	rc.Close()
+	for _, w := range []string{`"name": "` + host + `/pause:3.10.1"`, `"checksumValue": "` + strings.TrimPrefix(corednsDigest, "sha256:") + `"`, "platform linux/arm64"} {
+		if !strings.Contains(string(sbom), w) {
+			t.Errorf("SBOM lacks %s", w)
+		}
+	}
+
 	var skopeo string
 	if !testing.Short() {
 		var err error
@@ -218,7 +235,7 @@ func TestImagesComponent(t *testing.T) {
 	// A digest the registry does not have fails the build, naming the image.
 	missing := "sha256:" + strings.Repeat("0", 64)
 	f, _ := fetch.New(fetch.WithCacheDir(t.TempDir()))
-	_, err := builder.Build(t.Context(), imagesRecipe(t, host, pauseDigest, missing), builder.Options{Fetcher: f})
+	_, err = builder.Build(t.Context(), imagesRecipe(t, host, pauseDigest, missing), builder.Options{Fetcher: f})
 	if err == nil || !strings.Contains(err.Error(), host+"/coredns/coredns:v1.12.1@"+missing) {
 		t.Errorf("missing digest: %v", err)
 	}

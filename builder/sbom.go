@@ -99,6 +99,17 @@ func (b *build) sbom(idx v1.ImageIndex) (v1.Image, error) {
 				})
 				doc.Relationships = append(doc.Relationships, spdxRelationship{imageID, "CONTAINS", id})
 			}
+			for _, im := range c.Images { // pre-pulled images (images.go)
+				id := "SPDXRef-Image-" + spdxIDUnsafe.ReplaceAllString(strings.Join([]string{c.Name, im.Ref, pb.Arch}, "-"), "-")
+				doc.Packages = append(doc.Packages, spdxPackage{
+					Name: im.Ref, SPDXID: id, DownloadLocation: "NOASSERTION",
+					Checksums:        []spdxChecksum{{Algorithm: "SHA256", ChecksumValue: strings.TrimPrefix(im.Digest, "sha256:")}},
+					LicenseConcluded: "NOASSERTION", LicenseDeclared: "NOASSERTION", CopyrightText: "NOASSERTION",
+					PrimaryPackagePurpose: "CONTAINER",
+					Comment:               fmt.Sprintf("image %s@%s stored at %s, component %s, platform %s", im.Ref, im.Digest, im.Path, c.Name, pb.Platform()),
+				})
+				doc.Relationships = append(doc.Relationships, spdxRelationship{imageID, "CONTAINS", id})
+			}
 		}
 	}
 	body, err := json.MarshalIndent(doc, "", "  ")
