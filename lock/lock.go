@@ -229,6 +229,7 @@ func Update(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) 
 	if err != nil {
 		return nil, fmt.Errorf("writing lock file: %w", err)
 	}
+	b = append(headerComment(lockPath), b...)
 	if err := writeFile(lockPath, b); err != nil {
 		return nil, fmt.Errorf("writing lock file: %w", err)
 	}
@@ -260,7 +261,7 @@ func lockOne(ctx context.Context, client *http.Client, o Options, u string) (Ent
 	if e.SHA256 == "" {
 		return e, fmt.Errorf("%w for %s (tried %s)", ErrNoChecksumFile, u, strings.Join(tried, ", "))
 	}
-	o.Progress.Report(progress.Event{Op: "checksum", Name: u, Finished: true})
+	o.Progress.Report(progress.Event{Op: "checksum", Name: u, Done: int64(len(e.SHA256)), Finished: true})
 	if !o.Verify {
 		return e, nil
 	}
@@ -299,6 +300,26 @@ func lockImage(ctx context.Context, o Options, ref string) (ImageEntry, error) {
 	e.Digest = desc.Digest.String()
 	o.Progress.Report(progress.Event{Op: "resolve", Name: ref, Finished: true})
 	return e, nil
+}
+
+// headerComment returns the comment lines an existing lock file starts with,
+// kept when it is rewritten.
+func headerComment(p string) []byte {
+	old, err := os.ReadFile(p)
+	if err != nil {
+		return nil
+	}
+	var out []byte
+	for _, line := range strings.SplitAfter(string(old), "\n") {
+		if !strings.HasPrefix(line, "#") {
+			break
+		}
+		out = append(out, line...)
+	}
+	if len(out) > 0 && out[len(out)-1] != '\n' {
+		out = append(out, '\n')
+	}
+	return out
 }
 
 func urlPath(u string) string {

@@ -141,6 +141,7 @@ func quickstart(t *testing.T, withLock bool) (*recipes.Recipe, string) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		b = append([]byte("# Checksums of the stand-ins.\n# Second line.\n"), b...)
 		if err := os.WriteFile(lockPath, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -203,6 +204,9 @@ func TestUpdatePicksUpNewPatchVersion(t *testing.T) {
 		if !e.Verified || e.ChecksumURL != e.URL+".sha256" {
 			t.Errorf("entry %+v: want verified, checksum from URL.sha256", e)
 		}
+	}
+	if b, _ := os.ReadFile(lockPath); !strings.HasPrefix(string(b), "# Checksums of the stand-ins.\n# Second line.\napiVersion: ") {
+		t.Errorf("the lock's header comment is not kept:\n%s", b)
 	}
 	if len(l.Sources) != 20 {
 		t.Errorf("lock has %d sources, want 20", len(l.Sources))
