@@ -9,8 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -272,4 +274,111 @@ func archiveIndex(t *testing.T, b []byte) v1.IndexManifest {
 		}
 	}
 	return idx
+}
+
+// The archives import into a real containerd with the command the unit
+// runs (ctr -n k8s.io images import FILE), under the image's reference.
+func TestImagesImportIntoContainerd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts containerd")
+	}
+	containerd, err := exec.LookPath("containerd")
+	if err != nil {
+		t.Fatal("containerd not on PATH: run hack/tools.sh")
+	}
+	ctr, err := exec.LookPath("ctr")
+	if err != nil {
+		t.Fatal("ctr not on PATH: run hack/tools.sh")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("containerd needs root")
+	}
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	pauseDigest, pauseChildren := pushIndex(t, host+"/pause:3.10.1")
+	corednsDigest, corednsChildren := pushIndex(t, host+"/coredns/coredns:v1.12.1")
+	res := imagesRecipe(t, host, pauseDigest, corednsDigest)
+	f, err := fetch.New(fetch.WithCacheDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	result, err := builder.Build(t.Context(), res, builder.Options{Fetcher: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arch := runtime.GOARCH
+	var files map[string][]byte
+	for _, p := range result.Platforms {
+		if p.Platform == "linux/"+arch {
+			layers, _ := p.Image.Layers()
+			files = layerFiles(t, layers[1])
+		}
+	}
+	if files == nil {
+		t.Skipf("no image for linux/%s", arch)
+	}
+
+	dir, err := os.MkdirTemp("", "ctrd-") // short: the socket path is limited
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "sock")
+	cfg := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(cfg, []byte(`version = 2
+root = "`+dir+`/root"
+state = "`+dir+`/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "`+sock+`"
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	cmd := exec.Command(containerd, "--config", cfg)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	ready := false
+	for i := 0; i < 100 && !ready; i++ {
+		ready = exec.Command(ctr, "--address", sock, "version").Run() == nil
+		if !ready {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if !ready {
+		t.Fatalf("containerd did not start:\n%s", logs.String())
+	}
+	for _, im := range []struct{ ref, child string }{
+		{host + "/pause:3.10.1", pauseChildren[arch]},
+		{host + "/coredns/coredns:v1.12.1", corednsChildren[arch]},
+	} {
+		file := filepath.Join(dir, "image.tar")
+		if err := os.WriteFile(file, files[recipes.ImagesDir+"/"+recipes.ImageArchiveName(im.ref)], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(ctr, "--address", sock, "-n", "k8s.io", "images", "import", file).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ctr images import %s: %v\n%s\ncontainerd:\n%s", im.ref, err, out, logs.String())
+		}
+		out, err = exec.Command(ctr, "--address", sock, "-n", "k8s.io", "images", "ls").CombinedOutput()
+		if err != nil {
+			t.Fatalf("ctr images ls: %v\n%s", err, out)
+		}
+		found := false
+		for _, line := range strings.Split(string(out), "\n") {
+			if f := strings.Fields(line); len(f) >= 3 && f[0] == im.ref && f[2] == im.child {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("containerd does not list %s at %s:\n%s", im.ref, im.child, out)
+		}
+	}
 }
