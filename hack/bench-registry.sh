@@ -22,7 +22,7 @@ SIZE_MB=${SIZE_MB:-400}
 LAYERS=${LAYERS:-8}
 RUNS=${RUNS:-5}
 TARGETS=${TARGETS:-docker-registry prebake-serve}
-for t in crane skopeo docker-registry; do
+for t in crane skopeo docker-registry bc python3; do
   command -v "$t" >/dev/null || { echo "bench-registry: $t not found: run hack/tools.sh" >&2; exit 1; }
 done
 [ -x "$PREBAKE" ] || { echo "bench-registry: $PREBAKE missing: run make build" >&2; exit 1; }
@@ -71,7 +71,7 @@ EOF
     ;;
   esac
   for _ in $(seq 200); do
-    curl -fsS "http://$HOST/v2/" >/dev/null 2>&1 && return 0
+    (exec 3<>"/dev/tcp/${HOST%:*}/${HOST##*:}") 2>/dev/null && return 0
     sleep 0.05
   done
   echo "bench-registry: $kind did not start:" >&2; cat "$data/log" >&2; exit 1
