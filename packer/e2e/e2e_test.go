@@ -52,13 +52,16 @@ func TestE2E(t *testing.T) {
 			ArtifactID string `json:"artifact_id"`
 		} `json:"builds"`
 	}
-	e.packerRun("build", "build.pkr.hcl")
+	built := e.packerRun("build", "build.pkr.hcl")
 	e.readJSON("build-manifest.json", &buildOut)
 	if len(buildOut.Builds) != 1 || !strings.HasPrefix(buildOut.Builds[0].ArtifactID, "sha256:") {
 		t.Fatalf("build manifest: %+v", buildOut)
 	}
 	digest := buildOut.Builds[0].ArtifactID
 	image := e.registry + "/nodes/quickstart@" + digest
+	if !strings.Contains(built, "built "+digest+" pushed "+image) {
+		t.Errorf("the shell-local provisioner did not see build.PrebakeDigest and build.PrebakePushed:\n%s", built)
+	}
 	e.prebakeRun("verify", image, "--key", e.pub, "--insecure")
 	e.prebakeRun("promote", image, "--channel", "stable", "--verify-key", e.pub, "--insecure")
 

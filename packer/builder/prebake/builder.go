@@ -10,6 +10,8 @@ import (
 	"fmt"
 
 	"github.com/hashicorp/hcl/v2/hcldec"
+	"github.com/hashicorp/packer-plugin-sdk/multistep"
+	"github.com/hashicorp/packer-plugin-sdk/multistep/commonsteps"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
 	"github.com/prebake/prebake/builder"
@@ -30,17 +32,21 @@ type Builder struct {
 // ConfigSpec returns the HCL2 schema of Config.
 func (b *Builder) ConfigSpec() hcldec.ObjectSpec { return b.config.FlatMapstructure().HCL2Spec() }
 
+// generatedVars are the build variables the builder sets for provisioners
+// and post-processors (build.PrebakeDigest, …).
+var generatedVars = []string{"PrebakeDigest", "PrebakeReference", "PrebakePushed"}
+
 // Prepare checks the configuration (see Config.Prepare).
-func (b *Builder) Prepare(raws ...any) (generatedVars []string, warnings []string, err error) {
+func (b *Builder) Prepare(raws ...any) ([]string, []string, error) {
 	if err := b.config.Prepare(raws...); err != nil {
 		return nil, nil, err
 	}
-	return nil, nil, nil
+	return generatedVars, nil, nil
 }
 
 // Run builds the recipe, writes the image to the output, pushes and signs it
 // when asked, and returns it as an Artifact.
-func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, _ packersdk.Hook) (packersdk.Artifact, error) {
+func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook) (packersdk.Artifact, error) {
 	c := &b.config
 	res := c.resolved
 	fopts := []fetch.Option{fetch.WithMirrors(c.mirrors...), fetch.WithOffline(c.Offline)}
@@ -98,6 +104,25 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, _ packersdk.Hook) (p
 		}
 		a.Signed = len(signed)
 		ui.Say(fmt.Sprintf("Signed %s (%d manifests)", signAt, len(signed)))
+	}
+	if hook != nil {
+		// Provisioners of this build run without a machine (shell-local,
+		// breakpoint, …) and see the image as build.PrebakeDigest etc.
+		state := new(multistep.BasicStateBag)
+		state.Put("hook", hook)
+		state.Put("ui", ui)
+		state.Put("generated_data", map[string]any{
+			"PrebakeDigest": a.Digest, "PrebakeReference": a.Reference, "PrebakePushed": a.Pushed,
+		})
+		step := new(commonsteps.StepProvision)
+		action := step.Run(ctx, state)
+		if action == multistep.ActionHalt {
+			step.Cleanup(state)
+			if err, ok := state.GetOk("error"); ok {
+				return nil, err.(error)
+			}
+			return nil, fmt.Errorf("provisioning %s: %w", a.Digest, context.Cause(ctx))
+		}
 	}
 	return a, nil
 }

@@ -64,8 +64,12 @@ func TestPrepareProblems(t *testing.T) {
 func TestPrepareDefaults(t *testing.T) {
 	testenv.Isolate(t)
 	var b Builder
-	if _, _, err := b.Prepare(map[string]any{"recipe": testenv.Quickstart(t), "push": "127.0.0.1:5000/nodes"}); err != nil {
+	vars, _, err := b.Prepare(map[string]any{"recipe": testenv.Quickstart(t), "push": "127.0.0.1:5000/nodes"})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if got := strings.Join(vars, ","); got != "PrebakeDigest,PrebakeReference,PrebakePushed" {
+		t.Errorf("generated vars = %s", got)
 	}
 	if got, want := b.config.output.String(), "store:quickstart-node:1.36.4"; got != want {
 		t.Errorf("output = %s, want %s", got, want)

@@ -12,6 +12,11 @@ source "prebake" "node" {
 build {
   sources = ["source.prebake.node"]
 
+  # Provisioners without a machine see the image as build variables.
+  provisioner "shell-local" {
+    inline = ["echo \"built ${build.PrebakeDigest} pushed ${build.PrebakePushed}\""]
+  }
+
   post-processor "manifest" {
     output = "build-manifest.json"
   }
