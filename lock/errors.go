@@ -11,7 +11,7 @@ import (
 // ErrMismatch.
 var (
 	// ErrNoChecksumFile: upstream publishes no checksum file next to a
-	// download under any of the names tried (Suffixes).
+	// download under any of the names tried (Suffixes, then DirFiles).
 	ErrNoChecksumFile = errors.New("no upstream checksum file")
 	// ErrBadChecksumFile: a checksum file holds no usable sha256 for the
 	// download it sits next to.

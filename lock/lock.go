@@ -45,6 +45,12 @@ import (
 // dl.k8s.io publishes URL.sha256, GitHub releases URL.sha256sum.
 var Suffixes = []string{".sha256", ".sha256sum"}
 
+// DirFiles are the checksum files of a whole release directory tried when no
+// per-file one exists, after STEM.sha256sum (runc publishes runc.sha256sum
+// for runc.amd64, runc.arm64, …: STEM is the file name up to its first dot).
+// Only a "HEX  NAME" line for the download's own name counts in these.
+var DirFiles = []string{"SHA256SUMS", "sha256sums.txt", "checksums.txt"}
+
 // maxChecksumFile caps the size of a checksum file read.
 const maxChecksumFile = 1 << 20
 
@@ -240,8 +246,24 @@ func Update(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) 
 func lockOne(ctx context.Context, client *http.Client, o Options, u string) (Entry, error) {
 	e := Entry{URL: u}
 	var tried []string
+	base := path.Base(urlPath(u))
+	type candidate struct {
+		url     string
+		perFile bool // may hold just the bare hex
+	}
+	var cands []candidate
 	for _, suffix := range Suffixes {
-		cu := u + suffix
+		cands = append(cands, candidate{u + suffix, true})
+	}
+	dir := u[:strings.LastIndex(u, "/")+1]
+	if stem, _, ok := strings.Cut(base, "."); ok && stem != "" {
+		cands = append(cands, candidate{dir + stem + ".sha256sum", false})
+	}
+	for _, n := range DirFiles {
+		cands = append(cands, candidate{dir + n, false})
+	}
+	for _, c := range cands {
+		cu := c.url
 		src, _ := o.Fetcher.Rewrite(cu)
 		body, err := get(ctx, client, src)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -251,7 +273,11 @@ func lockOne(ctx context.Context, client *http.Client, o Options, u string) (Ent
 		if err != nil {
 			return e, fmt.Errorf("reading checksum file %s: %w", src, err)
 		}
-		sum, err := parseChecksumFile(body, path.Base(urlPath(u)))
+		sum, err := parseChecksumFile(body, base, c.perFile)
+		if err != nil && !c.perFile {
+			tried = append(tried, src+" (no line for "+base+")")
+			continue
+		}
 		if err != nil {
 			return e, fmt.Errorf("checksum file %s: %w", src, err)
 		}
@@ -330,16 +356,17 @@ func urlPath(u string) string {
 }
 
 // parseChecksumFile finds the sha256 of the file named name: the only word
-// of a file holding bare hex (dl.k8s.io), or the "hex  name" (or "hex *name")
-// line for name in sha256sum output (GitHub releases, one or many files).
-func parseChecksumFile(b []byte, name string) (string, error) {
+// of a file holding bare hex (dl.k8s.io; only when perFile), or the
+// "hex  name" (or "hex *name") line for name in sha256sum output (GitHub
+// releases, one or many files).
+func parseChecksumFile(b []byte, name string, perFile bool) (string, error) {
 	var lines [][]string
 	for _, line := range strings.Split(string(b), "\n") {
 		if f := strings.Fields(line); len(f) > 0 {
 			lines = append(lines, f)
 		}
 	}
-	if len(lines) == 1 && len(lines[0]) == 1 {
+	if perFile && len(lines) == 1 && len(lines[0]) == 1 {
 		return checkHex(lines[0][0])
 	}
 	for _, f := range lines {

@@ -52,9 +52,14 @@ func newUpstream(t *testing.T) *upstream {
 		rel = "/" + filepath.ToSlash(rel)
 		u.files[rel] = b
 		sum := sha256.Sum256(b)
-		if strings.HasPrefix(rel, "/dl.k8s.io/") {
+		switch {
+		case strings.HasPrefix(rel, "/dl.k8s.io/"):
 			u.files[rel+".sha256"] = []byte(hex.EncodeToString(sum[:]))
-		} else {
+		case strings.HasPrefix(rel, "/github.com/opencontainers/runc/"):
+			// runc publishes one runc.sha256sum for every architecture.
+			dir := rel[:strings.LastIndex(rel, "/")+1]
+			u.files[dir+"runc.sha256sum"] = append(u.files[dir+"runc.sha256sum"], hex.EncodeToString(sum[:])+"  "+filepath.Base(p)+"\n"...)
+		default:
 			u.files[rel+".sha256sum"] = []byte(hex.EncodeToString(sum[:]) + "  " + filepath.Base(p) + "\n")
 		}
 		return nil
@@ -243,15 +248,21 @@ func TestUpdateCreatesLock(t *testing.T) {
 		if e.SHA256 != up.sha(t, p) || e.Verified {
 			t.Errorf("%s: %+v, want sha256 %s, not verified", e.URL, e, up.sha(t, p))
 		}
-		wantSuffix := ".sha256"
-		if strings.HasPrefix(e.URL, "https://github.com/") {
-			wantSuffix = ".sha256sum"
+		want := e.URL + ".sha256"
+		switch {
+		case strings.Contains(e.URL, "/runc/"):
+			want = e.URL[:strings.LastIndex(e.URL, "/")+1] + "runc.sha256sum"
+			if up.count(p+".sha256") != 1 || up.count(p+".sha256sum") != 1 {
+				t.Errorf("%s: per-file checksums were not tried first", e.URL)
+			}
+		case strings.HasPrefix(e.URL, "https://github.com/"):
+			want = e.URL + ".sha256sum"
 			if up.count(p+".sha256") != 1 {
 				t.Errorf("%s.sha256 was not tried first", e.URL)
 			}
 		}
-		if e.ChecksumURL != e.URL+wantSuffix {
-			t.Errorf("%s: checksum from %s, want %s", e.URL, e.ChecksumURL, e.URL+wantSuffix)
+		if e.ChecksumURL != want {
+			t.Errorf("%s: checksum from %s, want %s", e.URL, e.ChecksumURL, want)
 		}
 		if up.count(p) != 0 {
 			t.Errorf("%s downloaded without Verify", e.URL)
@@ -349,19 +360,22 @@ func TestParseChecksumFile(t *testing.T) {
 	h1, h2 := strings.Repeat("1a", 32), strings.Repeat("2b", 32)
 	for _, tc := range []struct {
 		name, content, file, want, err string
+		dir                            bool // a release directory's file, not URL.sha256
 	}{
-		{"bare hex (dl.k8s.io)", h1 + "\n", "kubelet", h1, ""},
-		{"bare hex without newline", h1, "kubelet", h1, ""},
-		{"sha256sum line (GitHub)", h1 + "  containerd-2.3.4-linux-amd64.tar.gz\n", "containerd-2.3.4-linux-amd64.tar.gz", h1, ""},
-		{"binary mode", h1 + " *runc.amd64\n", "runc.amd64", h1, ""},
-		{"several files (runc.sha256sum)", h1 + "  runc.amd64\n" + h2 + "  runc.arm64\n", "runc.arm64", h2, ""},
-		{"uppercase", strings.ToUpper(h1), "kubelet", h1, ""},
-		{"other file", h1 + "  kubectl\n", "kubelet", "", "no line for kubelet"},
-		{"empty", "\n", "kubelet", "", "empty"},
-		{"short", "abc", "kubelet", "", "not a sha256"},
+		{"bare hex (dl.k8s.io)", h1 + "\n", "kubelet", h1, "", false},
+		{"bare hex without newline", h1, "kubelet", h1, "", false},
+		{"sha256sum line (GitHub)", h1 + "  containerd-2.3.4-linux-amd64.tar.gz\n", "containerd-2.3.4-linux-amd64.tar.gz", h1, "", false},
+		{"binary mode", h1 + " *runc.amd64\n", "runc.amd64", h1, "", false},
+		{"several files (runc.sha256sum)", h1 + "  runc.amd64\n" + h2 + "  runc.arm64\n", "runc.arm64", h2, "", false},
+		{"uppercase", strings.ToUpper(h1), "kubelet", h1, "", false},
+		{"other file", h1 + "  kubectl\n", "kubelet", "", "no line for kubelet", false},
+		{"empty", "\n", "kubelet", "", "empty", false},
+		{"short", "abc", "kubelet", "", "not a sha256", false},
+		{"directory file: bare hex is not ours", h1 + "\n", "kubelet", "", "no line for kubelet", true},
+		{"directory file", h1 + "  runc.amd64\n" + h2 + "  runc.arm64\n", "runc.amd64", h1, "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseChecksumFile([]byte(tc.content), tc.file)
+			got, err := parseChecksumFile([]byte(tc.content), tc.file, !tc.dir)
 			if tc.err != "" {
 				if !errors.Is(err, ErrBadChecksumFile) || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("got %q, %v; want error with %q", got, err, tc.err)
