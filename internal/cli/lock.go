@@ -28,7 +28,9 @@ func newLockCmd(a *app) *cobra.Command {
 the variable values given with --update (the others keep the recipe's
 defaults), and adds each URL the lock file does not have yet with the sha256
 upstream publishes next to it: URL.sha256 (dl.k8s.io: the bare hex) or, when
-that is not found, URL.sha256sum (GitHub releases: "HEX  NAME"). Each image
+that is not found, URL.sha256sum (GitHub releases: "HEX  NAME"), and failing
+both, the file's line in its release directory's STEM.sha256sum (runc),
+SHA256SUMS, sha256sums.txt or checksums.txt. Each image
 of an images component without a digest is locked to the digest its tag
 points to now (the index, for a multi-platform image).
 
