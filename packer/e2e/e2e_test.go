@@ -35,6 +35,7 @@ type env struct {
 	priv      string
 	pub       string
 	environ   []string
+	logN      int
 }
 
 func TestE2E(t *testing.T) {
@@ -373,6 +374,10 @@ func (e *env) packer(args ...string) (string, error) {
 	}
 	cmd := exec.Command(e.packerBin, args...)
 	cmd.Dir, cmd.Env = e.dir, e.environ
+	if logs := os.Getenv("PACKER_E2E_LOGS"); logs != "" { // debugging: one PACKER_LOG file per run
+		e.logN++
+		cmd.Env = append(cmd.Env, "PACKER_LOG=1", fmt.Sprintf("PACKER_LOG_PATH=%s/%02d-%s.log", logs, e.logN, args[0]))
+	}
 	start := time.Now()
 	b, err := cmd.CombinedOutput()
 	e.t.Logf("packer %s (%.1fs)", strings.Join(args, " "), time.Since(start).Seconds())
