@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -71,15 +72,11 @@ func pushArtifact(ctx context.Context, e endpoint, artifactType string, subject 
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	if err := putSmallBlob(ctx, e, ociEmpty, emptyJSON); err != nil {
-		return v1.Descriptor{}, err
-	}
+	blobs := []smallBlob{{ociEmpty, emptyJSON}}
 	if payload != nil {
-		if err := putSmallBlob(ctx, e, payloadType, payload); err != nil {
-			return v1.Descriptor{}, err
-		}
+		blobs = append(blobs, smallBlob{payloadType, payload})
 	}
-	if err := e.putManifest(ctx, d, raw); err != nil {
+	if err := putWithBlobs(ctx, e, d, raw, blobs); err != nil {
 		return v1.Descriptor{}, fmt.Errorf("writing %s to %s: %w", artifactType, e, err)
 	}
 	if err := e.addReferrers(ctx, subject, []v1.Descriptor{d}); err != nil {
@@ -90,10 +87,41 @@ func pushArtifact(ctx context.Context, e endpoint, artifactType string, subject 
 
 // putArtifactManifest writes a subject-less artifact (and its blobs).
 func putArtifactManifest(ctx context.Context, e endpoint, d v1.Descriptor, raw []byte) error {
-	if err := putSmallBlob(ctx, e, ociEmpty, emptyJSON); err != nil {
-		return err
+	return putWithBlobs(ctx, e, d, raw, []smallBlob{{ociEmpty, emptyJSON}})
+}
+
+// putWithBlobs uploads small blobs and then the manifest.
+// Registries built on distribution 2.x can briefly lose a blob while several
+// clients upload the same one at once (the shared empty config of artifacts),
+// and then refuse the manifest; the blobs are checked again and the manifest
+// retried a few times before giving up.
+type smallBlob struct {
+	mediaType types.MediaType
+	data      []byte
+}
+
+func putWithBlobs(ctx context.Context, e endpoint, d v1.Descriptor, raw []byte, blobs []smallBlob) error {
+	var err error
+	for attempt := 0; attempt < 4; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt*attempt) * 100 * time.Millisecond):
+			}
+		}
+		for _, b := range blobs {
+			if err = putSmallBlob(ctx, e, b.mediaType, b.data); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			if err = e.putManifest(ctx, d, raw); err == nil {
+				return nil
+			}
+		}
 	}
-	return e.putManifest(ctx, d, raw)
+	return err
 }
 
 func putSmallBlob(ctx context.Context, e endpoint, mt types.MediaType, b []byte) error {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -140,7 +141,10 @@ registry.`,
 				if err != nil {
 					return err
 				}
-				if pdst.Transport == registry.TransportRemote && pdst.Tag == "" && pdst.Digest == "" {
+				if pdst.Digest != "" {
+					return fmt.Errorf("--push %s: name a repository (optionally :TAG); the digest is the build's", push)
+				}
+				if !hasTag(push) {
 					pdst.Tag = res.Version
 				}
 				if _, err := registry.Write(ctx, pdst, result.Index, []registry.Artifact{result.SBOM}, ropts); err != nil {
@@ -223,4 +227,11 @@ func hasExplicitTag(s string) bool {
 		return false
 	}
 	return r.String() == s || r.String() == "store:"+s
+}
+
+// hasTag reports whether a registry reference names a tag explicitly (the
+// parser defaults a missing one to "latest").
+func hasTag(s string) bool {
+	last := s[strings.LastIndex(s, "/")+1:]
+	return strings.Contains(last, ":")
 }

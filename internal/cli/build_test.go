@@ -273,8 +273,12 @@ func TestBuildPushSign(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Digest != golden(t) || res.Signatures != 3 || res.Attestations < 2 || !strings.HasSuffix(res.Pushed, "@"+res.Digest) {
+	if res.Digest != golden(t) || res.Signatures != 3 || res.Pushed != repo+"@"+res.Digest || res.Attestations < 2 || !strings.HasSuffix(res.Pushed, "@"+res.Digest) {
 		t.Fatalf("build --push --sign-key: %s", out)
+	}
+	// Without a tag, --push tags the version.
+	if out, _, err := runPrebake(t, "ls", repo, "--insecure"); err != nil || !strings.Contains(out, "1.36.4") {
+		t.Errorf("ls after build --push: %v\n%s", err, out)
 	}
 	vout, stderr, err := runPrebake(t, "verify", res.Pushed, "--key", filepath.Join(tmp, "cosign.pub"), "--insecure", "--attestations")
 	if err != nil || !strings.Contains(vout, res.Digest) {
