@@ -3,8 +3,7 @@
 package push
 
 import (
-	"fmt"
-	"regexp"
+		"regexp"
 
 	"github.com/hashicorp/packer-plugin-sdk/common"
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
@@ -96,8 +95,5 @@ func (c *Config) Prepare(raws ...any) error {
 		}
 	}
 	p.Add("sign_key", pluginutil.CheckKeyFile(c.SignKey))
-	if c.SignKey != "" && c.dst.Transport != "" && c.dst.Transport != registry.TransportRemote && c.dst.Tag == "" {
-		p.Add("repository", fmt.Errorf("%q: name a tag to sign an artifact in a layout or the store", c.Repository))
-	}
 	return p.Err()
 }

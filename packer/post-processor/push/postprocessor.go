@@ -111,10 +111,6 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, source
 	ui.Say("Pushed " + a.Reference)
 	if c.SignKey != "" {
 		signAt := c.dst.WithDigest(a.Digest)
-		if c.dst.Transport != registry.TransportRemote {
-			// Layouts and the store find an image by its ref name.
-			signAt = c.dst
-		}
 		if _, err := signing.Sign(ctx, signAt, signing.SignOptions{
 			KeyOptions: signing.KeyOptions{Key: c.SignKey, Password: pluginutil.Password(c.SignKeyPassword)},
 			Registry:   ropts,

@@ -141,6 +141,35 @@ func TestPushSignVerify(t *testing.T) {
 	}
 }
 
+// TestPushByDigestAndToLayout: without a tag a registry gets the artifact by
+// digest only; a layout gets it signed, and both verify.
+func TestPushByDigestAndToLayout(t *testing.T) {
+	testenv.Isolate(t)
+	host := testenv.Registry(t)
+	priv, pub := testenv.Keys(t)
+	for _, repo := range []string{host + "/disks/node", "oci:" + filepath.Join(t.TempDir(), "disks")} {
+		var p PostProcessor
+		if err := p.Configure(map[string]any{"repository": repo, "sign_key": priv, "insecure": true}); err != nil {
+			t.Fatal(err)
+		}
+		out, _, _, err := p.PostProcess(context.Background(), packersdk.TestUi(t), &packersdk.MockArtifact{FilesValue: disks(t)})
+		if err != nil {
+			t.Fatalf("%s: %v", repo, err)
+		}
+		ref, err := registry.ParseReference(out.(*Artifact).Reference)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := signing.Verify(context.Background(), ref, signing.VerifyOptions{Key: pub, Registry: registry.Options{Insecure: true}}); err != nil {
+			t.Errorf("verify %s: %v", ref, err)
+		}
+	}
+	// Nothing was tagged in the registry.
+	if _, _, err := registry.Get(context.Background(), registry.MustParse(host+"/disks/node:latest"), registry.Options{Insecure: true}); err == nil {
+		t.Errorf("a push without a tag tagged latest")
+	}
+}
+
 // TestPushReproducible: the same disks give the same digest (the
 // manifest holds no time), and a layout receives them.
 func TestPushReproducible(t *testing.T) {
