@@ -3,7 +3,7 @@
 package push
 
 import (
-		"regexp"
+	"regexp"
 
 	"github.com/hashicorp/packer-plugin-sdk/common"
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
