@@ -15,6 +15,11 @@ import (
 // writes it to dst, signs it there with priv (when not empty) and returns
 // the index digest.
 func BuildQuickstart(t testing.TB, dst string, priv string, o registry.Options) string {
+	return BuildQuickstartWith(t, dst, priv, o, builder.Gzip)
+}
+
+// BuildQuickstartWith is BuildQuickstart with layers compressed by c.
+func BuildQuickstartWith(t testing.TB, dst string, priv string, o registry.Options, c builder.Compression) string {
 	t.Helper()
 	ctx := context.Background()
 	r, err := recipes.Load(Quickstart(t))
@@ -41,7 +46,7 @@ func BuildQuickstart(t testing.TB, dst string, priv string, o registry.Options) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	result, err := builder.Build(ctx, res, builder.Options{Fetcher: f})
+	result, err := builder.Build(ctx, res, builder.Options{Fetcher: f, Compression: c})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -21,6 +22,7 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/chroot"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
+	"github.com/prebake/prebake/builder"
 	"github.com/prebake/prebake/packer/internal/testenv"
 	"github.com/prebake/prebake/registry"
 )
@@ -144,6 +146,36 @@ func TestApplyQuickstart(t *testing.T) {
 	}
 	if _, err := os.Stat(staging); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("staging dir left behind: %v", err)
+	}
+}
+
+// TestApplyZstd applies an image with zstd layers (tar --zstd on the machine).
+func TestApplyZstd(t *testing.T) {
+	testenv.Isolate(t)
+	localComm(t)
+	if _, err := exec.LookPath("zstd"); err != nil {
+		t.Fatal("zstd not on PATH: run hack/tools.sh")
+	}
+	priv, pub := testenv.Keys(t)
+	layout := filepath.Join(t.TempDir(), "nodes")
+	digest := testenv.BuildQuickstartWith(t, "oci:"+layout+":1.36.4", priv, registry.Options{}, builder.Zstd)
+	root := filepath.Join(t.TempDir(), "root")
+	if err := provision(t, map[string]any{"image": "oci:" + layout + "@" + digest, "public_key": pub, "root": root, "platform": "linux/arm64"}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "etc/prebake/image.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec imageRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Platform != "linux/arm64" || rec.Digest != digest {
+		t.Errorf("image.json = %s", b)
+	}
+	if fi, err := os.Stat(filepath.Join(root, "usr/local/bin/kubelet")); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("kubelet: %v %v", fi, err)
 	}
 }
 
