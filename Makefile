@@ -10,7 +10,7 @@ TOOLS := $(CURDIR)/.cache/tools
 export PATH := $(TOOLS)/bin:$(PATH)
 export GOFLAGS := -buildvcs=false
 
-.PHONY: help build test test-short demo bench lint verify tools conformance clean
+.PHONY: help build test test-short demo bench lint verify tools conformance clean e2e-boot
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -37,6 +37,9 @@ bench: tools build ## benchmarks against real peers; results in docs/benchmarks.
 
 conformance: tools build ## OCI distribution-spec conformance against prebake serve
 	hack/conformance.sh
+
+e2e-boot: build ## boot an exported node disk and a download-at-boot baseline under qemu (slow; docs/boot.md)
+	BENCH_APPEND=1 hack/e2e-boot.sh
 
 lint: ## gofmt, go vet, staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

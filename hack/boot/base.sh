@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Builds the minimal Debian 12 base the boot test exports onto: systemd,
+# udev, systemd-networkd, cloud-init (NoCloud only, trimmed to the modules
+# the test needs), curl (for the download-at-boot baseline) and the kernel
+# with its initrd. Cached under .cache/boot/base-HASH.tar, HASH covering this
+# script and the apt sources it uses.
+#
+# Usage: hack/boot/base.sh   # prints the tarball's path
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+MIRROR=${DEBIAN_MIRROR:-}
+if [ -z "$MIRROR" ]; then
+  # The same Debian mirror apt uses on this machine.
+  MIRROR=$(grep -h '^URIs:' /etc/apt/sources.list.d/debian.sources 2>/dev/null | awk '{print $2}' | grep -v security | head -1 || true)
+  [ -n "$MIRROR" ] || MIRROR=$(awk '$1=="deb" && $0 !~ /security/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+  [ -n "$MIRROR" ] || MIRROR=http://deb.debian.org/debian
+fi
+PKGS=systemd,systemd-sysv,udev,dbus,cloud-init,curl,ca-certificates,iproute2,linux-image-amd64,initramfs-tools,zstd
+hash=$( { cat "$0"; echo "$MIRROR $PKGS"; } | sha256sum | cut -c1-16)
+out=$PWD/.cache/boot/base-$hash.tar
+if [ -s "$out" ]; then echo "$out"; exit 0; fi
+mkdir -p .cache/boot
+tmp=$out.tmp-$$
+trap 'rm -f "$tmp"' EXIT
+# SOURCE_DATE_EPOCH: mmdebstrap clamps times so the same packages give the
+# same tarball.
+SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000} mmdebstrap --variant=apt --format=tar --mode=root \
+  --include="$PKGS" \
+  --aptopt='Acquire::Check-Valid-Until "false"' \
+  --dpkgopt='path-exclude=/usr/share/{doc,man,locale,info}/*' \
+  --customize-hook='echo prebake-node > "$1/etc/hostname"' \
+  --customize-hook='mkdir -p "$1/etc/cloud/cloud.cfg.d" && cat > "$1/etc/cloud/cloud.cfg.d/90-prebake-boot.cfg" <<CFG
+# prebake boot test: NoCloud only (no metadata-server probing), and only
+# the modules the rendered user-data uses.
+datasource_list: [NoCloud, None]
+cloud_init_modules: [seed_random, write_files, set_hostname, update_hostname, users_groups]
+cloud_config_modules: [runcmd]
+cloud_final_modules: [scripts_per_once, scripts_per_boot, scripts_per_instance, scripts_user, final_message, power_state_change]
+CFG' \
+  --customize-hook='chroot "$1" systemctl enable systemd-networkd.service' \
+  --customize-hook='mkdir -p "$1/etc/systemd/network" && printf "[Match]\nName=en* eth*\n[Network]\nDHCP=yes\n" > "$1/etc/systemd/network/50-dhcp.network"' \
+  --customize-hook='chroot "$1" passwd -d root' \
+  --customize-hook='rm -f "$1/etc/machine-id" && touch "$1/etc/machine-id"' \
+  bookworm "$tmp" "$MIRROR" >&2
+mv "$tmp" "$out"
+trap - EXIT
+echo "$out"
