@@ -10,7 +10,7 @@ TOOLS := $(CURDIR)/.cache/tools
 export PATH := $(TOOLS)/bin:$(PATH)
 export GOFLAGS := -buildvcs=false
 
-.PHONY: help build test test-short demo bench lint verify tools conformance clean e2e-boot
+.PHONY: help build test test-short demo bench lint verify docs tools conformance clean e2e-boot
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -46,8 +46,11 @@ lint: ## gofmt, go vet, staticcheck
 	$(GO) vet ./...
 	hack/tools.sh staticcheck && staticcheck ./...
 
-verify: lint ## lint plus generated files up to date
+verify: lint ## lint plus generated files (CLI reference, packer HCL2 specs) up to date
 	$(GO) run ./hack/gendocs -check docs/cli
+
+docs: ## regenerate the CLI reference in docs/cli
+	$(GO) run ./hack/gendocs docs/cli
 
 clean:
 	rm -rf bin _out

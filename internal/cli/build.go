@@ -3,7 +3,6 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"runtime"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -26,7 +25,7 @@ func (f *fetchFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.cacheDir, "cache-dir", "", "download and layer cache (default $XDG_CACHE_HOME/prebake)")
 	cmd.Flags().StringArrayVar(&f.mirrors, "mirror", nil, "rewrite source URLs starting with FROM to start with TO, FROM=TO (repeatable)")
 	cmd.Flags().BoolVar(&f.offline, "offline", false, "use only the cache; fail on anything not in it")
-	cmd.Flags().IntVar(&f.jobs, "jobs", runtime.NumCPU(), "parallel downloads and layer builds")
+	cmd.Flags().IntVar(&f.jobs, "jobs", 0, "parallel downloads and layer builds (0: the number of CPUs)")
 }
 
 func (f *fetchFlags) fetcher(a *app, opts ...fetch.Option) (*fetch.Fetcher, error) {

@@ -290,3 +290,10 @@ func TestBuildPushSign(t *testing.T) {
 		t.Errorf("--sign-key without --push: %v", err)
 	}
 }
+
+// docs/cli is generated from the command tree and must be current.
+func TestCLIReferenceCurrent(t *testing.T) {
+	if err := WriteDocs(filepath.Join(repoRoot(t), "docs", "cli"), true); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -3,7 +3,6 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"runtime"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -122,6 +121,6 @@ by hack/genlock; to lock other versions of one, copy its directory
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as one JSON object")
 	cmd.Flags().StringVar(&ff.cacheDir, "cache-dir", "", "download cache, shared with build (default $XDG_CACHE_HOME/prebake)")
 	cmd.Flags().StringArrayVar(&ff.mirrors, "mirror", nil, "rewrite source and checksum file URLs starting with FROM to start with TO, FROM=TO (repeatable)")
-	cmd.Flags().IntVar(&ff.jobs, "jobs", runtime.NumCPU(), "parallel lookups and downloads")
+	cmd.Flags().IntVar(&ff.jobs, "jobs", 0, "parallel lookups and downloads (0: 4)")
 	return cmd
 }
