@@ -166,6 +166,7 @@ func nodeImage(t *testing.T) registry.Reference {
 			entry{name: "etc/", typ: tar.TypeDir},
 			entry{name: "etc/.wh.gone"},
 			entry{name: "etc/kubelet.conf", body: "secret\n", mode: 0o640, uid: 0, gid: 4242},
+			entry{name: "etc/odd name \"quoted\".conf", body: "debugfs quoting\n"},
 			entry{name: "var/lib/kubelet/", typ: tar.TypeDir, mode: 0o700, uid: 1234, gid: 5678},
 		),
 		tarLayer(t,
@@ -301,6 +302,9 @@ func TestExportRootFilesystem(t *testing.T) {
 	}
 	if got := debugfs(t, root, "cat /usr/local/bin/kubeadm"); !strings.Contains(got, "echo kubeadm") {
 		t.Errorf("kubeadm content: %q", got)
+	}
+	if got := debugfs(t, root, "ls -p /etc"); !strings.Contains(got, `/odd name "quoted".conf/`) {
+		t.Errorf("file with a space and quotes in its name missing:\n%s", got)
 	}
 	for _, gone := range []string{"/etc/gone", "/opt/old/a", "/opt/old/sub"} {
 		if got := debugfs(t, root, "stat "+gone); !strings.Contains(got, "File not found") {

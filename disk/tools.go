@@ -347,7 +347,21 @@ func makeExt4(ctx context.Context, p string, size int64, dir string, epoch time.
 	if err := timesScript(dir, script, epoch); err != nil {
 		return err
 	}
-	return run(ctx, env, "debugfs", "-w", "-f", script, p)
+	// debugfs exits 0 whatever its commands did: any line on stderr but its
+	// version banner is a failure.
+	cmd := exec.CommandContext(ctx, "debugfs", "-w", "-f", script, p)
+	cmd.Env = append(append(os.Environ(), "LC_ALL=C"), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("running debugfs: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	for _, l := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		if l != "" && !strings.HasPrefix(l, "debugfs ") {
+			return fmt.Errorf("pinning times with debugfs: %s", l)
+		}
+	}
+	return nil
 }
 
 // timesScript writes debugfs commands setting every inode's times.

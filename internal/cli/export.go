@@ -54,8 +54,8 @@ give the same disk bytes. The file appears only when complete.`,
   # boot it
   qemu-system-x86_64 -m 2G -bios /usr/share/ovmf/OVMF.fd -drive file=node.qcow2,if=virtio -nographic
 
-  # publish the disk next to the image
-  prebake push node.qcow2 127.0.0.1:5000/disks/node:1.36.4 --artifact-type application/vnd.prebake.disk.qcow2`,
+  # the disk bare: no image, for a baseline
+  prebake export --base debian-12.tar -o base.raw`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output == "" {
