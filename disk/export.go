@@ -189,20 +189,27 @@ func Export(ctx context.Context, ref registry.Reference, out string, o Options) 
 		return res, fmt.Errorf("%w: the root file system needs about %d MiB, the root partition of a %d MiB disk has %d MiB: raise --size",
 			ErrTooSmall, need/mib, o.Size/mib, lay.rootBytes()/mib)
 	}
+	// The partitions are written straight into the disk file: the ESP is
+	// small and copied in, the root file system is made in place.
+	raw := filepath.Join(work, "disk.raw")
+	if err := truncate(raw, lay.total*sector); err != nil {
+		return res, err
+	}
 	o.Progress.Report(progress.Event{Op: "export", Name: "esp"})
 	esp := filepath.Join(work, "esp.img")
 	if err := makeESP(ctx, esp, lay.espBytes(), uki, o.Epoch, fatSerial(seed)); err != nil {
 		return res, err
 	}
+	if err := copyInto(raw, lay.espStart*sector, esp); err != nil {
+		return res, err
+	}
 	o.Progress.Report(progress.Event{Op: "export", Name: "root"})
-	rootImg := filepath.Join(work, "root.img")
-	if err := makeExt4(ctx, rootImg, lay.rootBytes(), rootDir, o.Epoch, id(seed, "ext4"), id(seed, "hash")); err != nil {
+	if err := makeExt4(ctx, raw, lay.rootStart*sector, lay.rootBytes(), rootDir, o.Epoch, id(seed, "ext4"), id(seed, "hash")); err != nil {
 		return res, err
 	}
 	os.RemoveAll(rootDir)
 	o.Progress.Report(progress.Event{Op: "export", Name: "disk"})
-	raw := filepath.Join(work, "disk.raw")
-	if err := assemble(ctx, raw, lay, esp, rootImg, seed); err != nil {
+	if err := writeGPT(ctx, raw, lay, seed); err != nil {
 		return res, err
 	}
 	final := raw

@@ -326,17 +326,15 @@ func truncate(p string, size int64) error {
 	return f.Close()
 }
 
-// makeExt4 writes an ext4 file system of size bytes at p from dir with
-// mkfs.ext4 -d, then pins what mkfs took from the clock or the source's
-// inode change times: every inode's ctime becomes epoch and its access and
-// modification times are clamped to epoch.
-func makeExt4(ctx context.Context, p string, size int64, dir string, epoch time.Time, fsUUID, hashSeed [16]byte) error {
-	if err := truncate(p, size); err != nil {
-		return err
-	}
+// makeExt4 writes an ext4 file system of size bytes at offset in the file
+// p from dir with mkfs.ext4 -d, then pins what mkfs took from the clock or
+// the source's inode change times: every inode's ctime becomes epoch and
+// its access and modification times are clamped to epoch.
+func makeExt4(ctx context.Context, p string, offset, size int64, dir string, epoch time.Time, fsUUID, hashSeed [16]byte) error {
 	env := []string{fmt.Sprintf("E2FSPROGS_FAKE_TIME=%d", epoch.Unix())}
-	err := run(ctx, env, "mkfs.ext4", "-q", "-F", "-L", RootLabel, "-U", uuidString(fsUUID),
-		"-E", "hash_seed="+uuidString(hashSeed)+",root_owner=0:0,no_copy_xattrs", "-d", dir, p)
+	err := run(ctx, env, "mkfs.ext4", "-q", "-F", "-b", "4096", "-L", RootLabel, "-U", uuidString(fsUUID),
+		"-E", fmt.Sprintf("hash_seed=%s,root_owner=0:0,no_copy_xattrs,nodiscard,offset=%d", uuidString(hashSeed), offset),
+		"-d", dir, p, strconv.FormatInt(size/4096, 10))
 	if err != nil {
 		if strings.Contains(err.Error(), "Could not allocate") || strings.Contains(err.Error(), "No space") {
 			return fmt.Errorf("%w: %v: raise --size", ErrTooSmall, err)
@@ -349,7 +347,7 @@ func makeExt4(ctx context.Context, p string, size int64, dir string, epoch time.
 	}
 	// debugfs exits 0 whatever its commands did: any line on stderr but its
 	// version banner is a failure.
-	cmd := exec.CommandContext(ctx, "debugfs", "-w", "-f", script, p)
+	cmd := exec.CommandContext(ctx, "debugfs", "-w", "-f", script, fmt.Sprintf("%s?offset=%d", p, offset))
 	cmd.Env = append(append(os.Environ(), "LC_ALL=C"), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -401,26 +399,22 @@ func timesScript(dir, script string, epoch time.Time) error {
 	return os.WriteFile(script, b.Bytes(), 0o600)
 }
 
-// assemble writes the raw disk: both partitions at their offsets, then
-// the GPT around them.
-func assemble(ctx context.Context, raw string, l diskLayout, esp, root string, seed []byte) error {
-	f, err := os.Create(raw)
+// copyInto writes the file src into the file dst at off.
+func copyInto(dst string, off int64, src string) error {
+	f, err := os.OpenFile(dst, os.O_WRONLY, 0)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	if err := f.Truncate(l.total * sector); err != nil {
+	if err := copySparse(f, off, src); err != nil {
+		f.Close()
 		return err
 	}
-	if err := copySparse(f, l.espStart*sector, esp); err != nil {
-		return err
-	}
-	if err := copySparse(f, l.rootStart*sector, root); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
+	return f.Close()
+}
+
+// writeGPT writes the partition table (protective MBR, primary and backup
+// GPT) around the partitions.
+func writeGPT(ctx context.Context, raw string, l diskLayout, seed []byte) error {
 	return run(ctx, nil, "sgdisk",
 		"-U", uuidString(id(seed, "disk")),
 		"-n", fmt.Sprintf("1:%d:%d", l.espStart, l.espStart+l.espSectors-1),
