@@ -68,7 +68,12 @@ func TestE2E(t *testing.T) {
 
 	// 2. data source + provisioner: the channel resolves to the digest, which
 	// is applied over SSH under a scratch root.
+	before, _ := filepath.Glob("/tmp/prebake.*")
 	out := e.packerRun("build", "apply.pkr.hcl")
+	after, _ := filepath.Glob("/tmp/prebake.*")
+	if len(after) > len(before) {
+		t.Errorf("the provisioner left its staging directory behind: %v (before: %v)", after, before)
+	}
 	if !strings.Contains(out, digest) {
 		t.Errorf("apply output does not name %s", digest)
 	}

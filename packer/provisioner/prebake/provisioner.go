@@ -105,21 +105,15 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 		return fmt.Errorf("creating %s: %w", staging, err)
 	}
 	plan.staging = staging
+	var total int64
 	for i := range plan.layers {
 		l := &plan.layers[i]
-		what := fmt.Sprintf("%d bytes", l.size)
-		if l.component != "" {
-			what = l.component + " " + l.version + ", " + what
-		}
-		ui.Say(fmt.Sprintf("Uploading layer %d/%d %s (%s)", i+1, len(plan.layers), l.digest, what))
-		l.remote = path.Join(staging, fmt.Sprintf("%02d-%.12s.layer", i+1, digestHex(l.digest)))
-		if err := upload(comm, l.remote, l.local); err != nil {
-			return fmt.Errorf("uploading layer %s: %w", l.digest, err)
-		}
+		l.remote = path.Join(staging, filepath.Base(l.local))
+		total += l.size
 	}
 	recRemote := path.Join(staging, "image.json")
-	if err := comm.Upload(recRemote, bytes.NewReader(rec), nil); err != nil {
-		return fmt.Errorf("uploading image.json: %w", err)
+	if err := os.WriteFile(filepath.Join(work, "image.json"), rec, 0o600); err != nil {
+		return err
 	}
 	var pkgs []string
 	if s := ann[recipes.AnnotationOSPackages]; s != "" && !c.SkipOSPackages {
@@ -134,8 +128,21 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 		return err
 	}
 	scriptRemote := path.Join(staging, "apply.sh")
-	if err := comm.Upload(scriptRemote, strings.NewReader(script), nil); err != nil {
-		return fmt.Errorf("uploading apply.sh: %w", err)
+	if err := os.WriteFile(filepath.Join(work, "apply.sh"), []byte(script), 0o600); err != nil {
+		return err
+	}
+	// One transfer for everything: each communicator session costs a
+	// round trip or more, and an image has a handful of layers.
+	for i, l := range plan.layers {
+		what := fmt.Sprintf("%d bytes", l.size)
+		if l.component != "" {
+			what = l.component + " " + l.version + ", " + what
+		}
+		ui.Say(fmt.Sprintf("Layer %d/%d %s (%s)", i+1, len(plan.layers), l.digest, what))
+	}
+	ui.Say(fmt.Sprintf("Uploading %d layers (%d bytes), image.json and apply.sh to %s", len(plan.layers), total, staging))
+	if err := comm.UploadDir(staging, work+"/", nil); err != nil {
+		return fmt.Errorf("uploading to %s: %w", staging, err)
 	}
 	cmd := "sh " + quote(scriptRemote)
 	if c.Sudo {
@@ -270,7 +277,7 @@ func stageLayers(ctx context.Context, img v1.Image, dir string) (*plan, error) {
 		lp := layerPlan{
 			digest: desc.Digest.String(), mediaType: string(desc.MediaType), size: desc.Size,
 			component: desc.Annotations[recipes.AnnotationComponent], version: desc.Annotations[recipes.AnnotationComponentVersion],
-			local: filepath.Join(dir, fmt.Sprintf("%02d.layer", i+1)),
+			local: filepath.Join(dir, fmt.Sprintf("%02d-%.12s.layer", i+1, digestHex(desc.Digest.String()))),
 		}
 		if lp.compression, err = compressionOf(lp.mediaType); err != nil {
 			return nil, fmt.Errorf("layer %s: %w", lp.digest, err)
@@ -358,20 +365,6 @@ func download(l v1.Layer, desc v1.Descriptor, file string) error {
 		return fmt.Errorf("content is %s, manifest says %s", got, desc.Digest)
 	}
 	return nil
-}
-
-// upload copies a local file to the machine.
-func upload(comm packersdk.Communicator, dst, src string) error {
-	f, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	return comm.Upload(dst, f, &fi)
 }
 
 // imageRecord is /etc/prebake/image.json: what was applied, reproducibly
