@@ -56,17 +56,20 @@ clean:
 	rm -rf bin _out
 
 # The Packer plugin is its own Go module (packer/), so that the Packer SDK and
-# its go-cty replace stay out of the CLI's dependency graph.
+# its go-cty replace stay out of the CLI's dependency graph. -mod=mod lets its
+# go.sum pick up modules the root adds (it requires the root through replace).
+PACKER_GO := cd packer && GOFLAGS='$(GOFLAGS) -mod=mod' $(GO)
 .PHONY: plugin test-packer e2e-packer
 
 plugin: ## build bin/packer-plugin-prebake (Packer plugin, module packer/)
-	cd packer && $(GO) build -trimpath -ldflags '-buildid= -s -w' -o $(CURDIR)/bin/packer-plugin-prebake .
+	$(PACKER_GO) build -trimpath -ldflags '-buildid= -s -w' -o $(CURDIR)/bin/packer-plugin-prebake .
 
 test-packer: ## the Packer plugin's unit and in-process tests
-	cd packer && $(GO) vet ./... && $(GO) test -count=1 -timeout 15m ./...
+	$(PACKER_GO) vet ./...
+	$(PACKER_GO) test -count=1 -timeout 15m ./...
 
 e2e-packer: build plugin ## real packer v1.11.2 runs the plugin against prebake serve and a local sshd
 	packer/hack/tools.sh
-	cd packer && $(GO) generate ./... && git diff --exit-code -- '*.hcl2spec.go'
-	cd packer && PACKER_ACC=1 PREBAKE_BIN=$(CURDIR)/bin/prebake PACKER_PLUGIN_BIN=$(CURDIR)/bin/packer-plugin-prebake \
+	$(PACKER_GO) generate ./... && git diff --exit-code -- '*.hcl2spec.go'
+	cd packer && GOFLAGS='$(GOFLAGS) -mod=mod' PACKER_ACC=1 PREBAKE_BIN=$(CURDIR)/bin/prebake PACKER_PLUGIN_BIN=$(CURDIR)/bin/packer-plugin-prebake \
 		$(GO) test -count=1 -timeout 30m -run TestE2E -v ./e2e/
