@@ -48,6 +48,8 @@ lint: ## gofmt, go vet, staticcheck
 
 verify: lint ## lint plus generated files (CLI reference, packer HCL2 specs) up to date
 	$(GO) run ./hack/gendocs -check docs/cli
+	packer/hack/tools.sh packer-sdc
+	$(PACKER_GO) generate ./... && git diff --exit-code -- '*.hcl2spec.go'
 
 docs: ## regenerate the CLI reference in docs/cli
 	$(GO) run ./hack/gendocs docs/cli
