@@ -105,6 +105,12 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 		return fmt.Errorf("creating %s: %w", staging, err)
 	}
 	plan.staging = staging
+	scriptRan := false
+	defer func() { // the script removes it itself once it runs
+		if !scriptRan {
+			_, _ = output(context.WithoutCancel(ctx), comm, "rm -rf "+quote(staging))
+		}
+	}()
 	var total int64
 	for i := range plan.layers {
 		l := &plan.layers[i]
@@ -149,6 +155,7 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 		cmd = "sudo -n " + cmd
 	}
 	ui.Say(fmt.Sprintf("Applying %d layers of %s (%s) under %s", len(plan.layers), vr.Digest, platform, c.Root))
+	scriptRan = true
 	if err := runCmd(ctx, comm, ui, cmd); err != nil {
 		return fmt.Errorf("applying %s: %w", c.ref, err)
 	}

@@ -259,6 +259,42 @@ func TestApplyWhiteouts(t *testing.T) {
 	}
 }
 
+// TestApplyRefusesBadPackageName: an osPackages entry that is not a package
+// name stops the apply before anything runs, and the staging directory is
+// removed.
+func TestApplyRefusesBadPackageName(t *testing.T) {
+	testenv.Isolate(t)
+	localComm(t)
+	priv, pub := testenv.Keys(t)
+	img, err := mutate.AppendLayers(empty.Image, tarLayer(t, []entry{{"opt/", 0o755, ""}, {"opt/f", 0o644, "f"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img = mutate.MediaType(img, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	if img, err = mutate.ConfigFile(img, &v1.ConfigFile{OS: "linux", Architecture: "amd64", RootFS: v1.RootFS{Type: "layers"}}); err != nil {
+		t.Fatal(err)
+	}
+	img = mutate.Annotations(img, map[string]string{"dev.prebake.os-packages": "socat,x;reboot"}).(v1.Image)
+	ref := registry.MustParse("oci:" + filepath.Join(t.TempDir(), "bad") + ":v1")
+	desc, err := registry.Write(context.Background(), ref, img, nil, registry.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Sign(t, ref.WithDigest(desc.Digest.String()), priv, registry.Options{})
+	root := filepath.Join(t.TempDir(), "root")
+	staging := filepath.Join(t.TempDir(), "staging")
+	err = provision(t, map[string]any{"image": ref.WithDigest(desc.Digest.String()).String(), "public_key": pub, "root": root, "staging_dir": staging})
+	if err == nil || !strings.Contains(err.Error(), `os package "x;reboot": not a package name`) {
+		t.Fatalf("err = %v", err)
+	}
+	for _, d := range []string{root, staging} {
+		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s exists after a refused apply (%v)", d, err)
+		}
+	}
+}
+
 type entry struct {
 	name string
 	mode int64
