@@ -21,10 +21,11 @@ build: ## build bin/prebake
 tools: ## install the real clients the tests talk to (apt + go build into .cache/tools)
 	hack/tools.sh
 
-test: tools build ## everything: unit, integration with real clients, conformance
+test: tools build ## everything: unit, integration with real clients, conformance, the Packer plugin e2e
 	PREBAKE_BIN=$(CURDIR)/bin/prebake $(GO) test -count=1 -timeout 30m ./...
 	$(MAKE) --no-print-directory conformance
 	$(MAKE) --no-print-directory test-packer
+	$(MAKE) --no-print-directory e2e-packer
 
 test-short: ## unit tests only, no external clients
 	$(GO) test -short ./...
