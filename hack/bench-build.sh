@@ -97,4 +97,19 @@ during a run shows in both columns alike, since they alternate.
 |---|---|---|---|---|---|
 HDR
 fi
-echo "$line" >>"$doc"
+# Add the row at the end of the Build table (other sections follow it).
+ROW=$line python3 - "$doc" <<'PY'
+import os, sys
+p = sys.argv[1]
+lines = open(p).read().split("\n")
+b = lines.index("## Build")
+last = b
+for j in range(b + 1, len(lines)):
+    if lines[j].startswith("## "):
+        break
+    if lines[j].startswith("|"):
+        last = j
+lines.insert(last + 1, os.environ["ROW"])
+open(p + ".tmp", "w").write("\n".join(lines))
+os.replace(p + ".tmp", p)
+PY
