@@ -39,8 +39,11 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-PREBAKE=${PREBAKE:-$ROOT/bin/prebake}
+# A private copy of the binary: `make clean` elsewhere must not pull it away
+# mid-run (the same goes for _out/boot, recreated before each write).
 make -s build >/dev/null
+mkdir -p "$CACHE/bin" && cp bin/prebake "$CACHE/bin/prebake"
+PREBAKE=${PREBAKE:-$CACHE/bin/prebake}
 
 log "Debian 12 base"
 BASE=$(hack/boot/base.sh)
@@ -55,20 +58,20 @@ if [ ! -s "$STANDINS/lock.yaml" ]; then
   rm -rf "$STANDINS" && mv "$STANDINS.tmp" "$STANDINS"
 fi
 
+W=$CACHE/run
+rm -rf "$W" && mkdir -p "$W"
+
 log "loopback mirror"
-MLOG=$OUT/mirror.log
+MLOG=$W/mirror.log
 : >"$MLOG"
-rm -f "$OUT/mirror.port"
-python3 hack/boot/mirror.py "$STANDINS/mirror" "$MLOG" "$OUT/mirror.port" &
+python3 hack/boot/mirror.py "$STANDINS/mirror" "$MLOG" "$W/mirror.port" &
 MPID=$!
 trap 'kill $MPID 2>/dev/null || true' EXIT
-for _ in $(seq 100); do [ -s "$OUT/mirror.port" ] && break; sleep 0.1; done
-PORT=$(cat "$OUT/mirror.port")
+for _ in $(seq 100); do [ -s "$W/mirror.port" ] && break; sleep 0.1; done
+PORT=$(cat "$W/mirror.port")
 M=http://127.0.0.1:$PORT
 
 log "node image from the catalog recipe (stand-ins from $M)"
-W=$OUT/work
-rm -rf "$W" && mkdir -p "$W"
 cp -r recipes/catalog/kubernetes-node "$W/recipe"
 cp "$STANDINS/lock.yaml" "$W/recipe/recipe.lock.yaml"
 XDG_CACHE_HOME=$CACHE/xdg "$PREBAKE" build "$W/recipe/recipe.yaml" --platform linux/amd64 --locked -q \
@@ -120,11 +123,14 @@ done
 for v in prebake baseline; do
   disk=$NODE_DISK; [ $v = baseline ] && disk=$BASE_DISK
   log "boot: $v"
+  mkdir -p "$OUT"
   python3 hack/boot/boot.py --name "$v" --disk "$disk" --seed "$W/seed.$v.img" --mirror-log "$MLOG" \
     --log "$OUT/$v.console.log" --json "$OUT/$v.json" --timeout "${BOOT_TIMEOUT:-900}" || {
       echo "e2e-boot: the $v boot did not reach the join; console: $OUT/$v.console.log" >&2; tail -40 "$OUT/$v.console.log" >&2; exit 1; }
 done
 
 log "results"
+mkdir -p "$OUT"
+cp "$MLOG" "$OUT/mirror.log"
 python3 hack/boot/results.py "$OUT/prebake.json" "$OUT/baseline.json" "$OUT/results.json" "$EXPORT_SECONDS" "$(( $(date +%s) - START ))" \
   ${BENCH_APPEND:+docs/benchmarks.md}

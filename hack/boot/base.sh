@@ -2,8 +2,11 @@
 # Builds the minimal Debian 12 base the boot test exports onto: systemd,
 # udev, systemd-networkd, cloud-init (NoCloud only, trimmed to the modules
 # the test needs), curl (for the download-at-boot baseline) and the kernel
-# with its initrd. Cached under .cache/boot/base-HASH.tar, HASH covering this
-# script and the apt sources it uses.
+# with its initrd. The initrd is made once, at the end (update-initramfs is
+# diverted while packages install, which would otherwise build it twice:
+# once for the kernel, once more for the packages that trigger it).
+# Cached under .cache/boot/base-HASH.tar, HASH covering this script and the
+# apt sources it uses.
 #
 # Usage: hack/boot/base.sh   # prints the tarball's path
 set -euo pipefail
@@ -26,6 +29,7 @@ trap 'rm -f "$tmp"' EXIT
 # same tarball.
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000} mmdebstrap --variant=apt --format=tar --mode=root \
   --include="$PKGS" \
+  --essential-hook='chroot "$1" dpkg-divert --quiet --local --rename --add /usr/sbin/update-initramfs && ln -s /bin/true "$1/usr/sbin/update-initramfs"' \
   --aptopt='Acquire::Check-Valid-Until "false"' \
   --dpkgopt='path-exclude=/usr/share/{doc,man,locale,info}/*' \
   --customize-hook='echo prebake-node > "$1/etc/hostname"' \
@@ -39,6 +43,8 @@ cloud_final_modules: [scripts_per_once, scripts_per_boot, scripts_per_instance, 
 CFG' \
   --customize-hook='chroot "$1" systemctl enable systemd-networkd.service' \
   --customize-hook='mkdir -p "$1/etc/systemd/network" && printf "[Match]\nName=en* eth*\n[Network]\nDHCP=yes\n" > "$1/etc/systemd/network/50-dhcp.network"' \
+  --customize-hook='rm "$1/usr/sbin/update-initramfs" && chroot "$1" dpkg-divert --quiet --local --rename --remove /usr/sbin/update-initramfs' \
+  --customize-hook='chroot "$1" update-initramfs -c -k all' \
   --customize-hook='chroot "$1" passwd -d root' \
   --customize-hook='rm -f "$1/etc/machine-id" && touch "$1/etc/machine-id"' \
   bookworm "$tmp" "$MIRROR" >&2

@@ -74,13 +74,13 @@ t_end = time.time()
 shutil.rmtree(work, ignore_errors=True)
 
 served, requests = 0, []
-if os.path.exists(args.mirror_log):
-    with open(args.mirror_log) as f:
-        for l in f:
-            r = json.loads(l)
-            if t0 <= r["time"] <= t_end:
-                served += r["bytes"]
-                requests.append({"path": r["path"], "bytes": r["bytes"], "at": round(r["time"] - t0, 3)})
+# No log means nothing can be said about downloads: fail rather than report 0.
+with open(args.mirror_log) as f:
+    for l in f:
+        r = json.loads(l)
+        if t0 <= r["time"] <= t_end:
+            served += r["bytes"]
+            requests.append({"path": r["path"], "bytes": r["bytes"], "at": round(r["time"] - t0, 3)})
 
 res = {
     "variant": args.name,

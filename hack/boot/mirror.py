@@ -30,9 +30,14 @@ class Handler(http.server.SimpleHTTPRequestHandler):
     def do_GET(self):
         self._sent = 0
         super().do_GET()
-        with lock, open(LOG, "a") as f:
-            f.write(json.dumps({"time": time.time(), "client": self.client_address[0], "path": self.path,
-                                "bytes": self._sent}) + "\n")
+        try:
+            with lock, open(LOG, "a") as f:
+                f.write(json.dumps({"time": time.time(), "client": self.client_address[0], "path": self.path,
+                                    "bytes": self._sent}) + "\n")
+        except OSError as e:
+            # An unlogged download would read as none: stop serving instead.
+            sys.stderr.write(f"mirror: cannot log to {LOG}: {e}\n")
+            os._exit(3)
 
 srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=DIR))
 with open(PORTFILE + ".tmp", "w") as f:
