@@ -3,7 +3,6 @@ package builder
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/prebake/prebake/builder/archive"
 	"github.com/prebake/prebake/builder/fetch"
+	"github.com/prebake/prebake/internal/atomicfile"
 	"github.com/prebake/prebake/internal/progress"
 	"github.com/prebake/prebake/recipes"
 )
@@ -258,7 +258,10 @@ func (b *build) layer(ctx context.Context, c recipes.ResolvedComponent, platform
 	if err != nil {
 		return cachedLayer{}, false, err
 	}
-	if err := writeFileAtomic(index, raw); err != nil {
+	if err := os.MkdirAll(filepath.Dir(index), 0o755); err != nil {
+		return cachedLayer{}, false, err
+	}
+	if err := atomicfile.WriteFile(index, raw, 0o644); err != nil {
 		return cachedLayer{}, false, err
 	}
 	return cl, false, nil
@@ -379,33 +382,4 @@ func componentComment(c recipes.ResolvedComponent) string {
 		return fmt.Sprintf("%d files", len(c.Files))
 	}
 	return strings.Join(names, ", ")
-}
-
-func writeFileAtomic(path string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return errors.Join(fmt.Errorf("writing %s", path), err)
-	}
-	return nil
 }

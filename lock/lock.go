@@ -29,7 +29,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -37,6 +36,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/prebake/prebake/builder/fetch"
+	"github.com/prebake/prebake/internal/atomicfile"
 	"github.com/prebake/prebake/internal/progress"
 	"github.com/prebake/prebake/recipes"
 )
@@ -236,7 +236,7 @@ func Update(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) 
 		return nil, fmt.Errorf("writing lock file: %w", err)
 	}
 	b = append(headerComment(lockPath), b...)
-	if err := writeFile(lockPath, b); err != nil {
+	if err := atomicfile.WriteFile(lockPath, b, 0o644); err != nil {
 		return nil, fmt.Errorf("writing lock file: %w", err)
 	}
 	return out, nil
@@ -440,41 +440,4 @@ func readCapped(r io.Reader) ([]byte, error) {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrBadChecksumFile, maxChecksumFile)
 	}
 	return b, nil
-}
-
-// writeFile replaces p with b durably: temp file, fsync, rename, fsync dir.
-func writeFile(p string, b []byte) error {
-	dir := filepath.Dir(p)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(p)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename: no such file
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
-		return err
-	}
-	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
 
+	"github.com/prebake/prebake/internal/atomicfile"
 	"github.com/prebake/prebake/internal/progress"
 )
 
@@ -371,7 +372,7 @@ func (e *layoutEndpoint) writeVerified(ctx context.Context, d v1.Descriptor, r i
 		return err
 	}
 	ok = true
-	return syncDir(filepath.Dir(dst))
+	return atomicfile.SyncDir(filepath.Dir(dst))
 }
 
 func (e *layoutEndpoint) putManifest(ctx context.Context, d v1.Descriptor, raw []byte) error {

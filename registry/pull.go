@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/prebake/prebake/internal/atomicfile"
 )
 
 // PullOptions configure Pull.
@@ -214,7 +216,7 @@ func pullLayout(ctx context.Context, se endpoint, root v1.Descriptor, dir, tag s
 		if err := os.Rename(stage, dir); err != nil {
 			return res, err
 		}
-		return res, syncDir(filepath.Dir(dir))
+		return res, atomicfile.SyncDir(filepath.Dir(dir))
 	}
 	return res, mergeLayout(l, existing)
 }
@@ -256,7 +258,7 @@ func mergeLayout(stage, dst *Layout) error {
 			return err
 		}
 	}
-	if err := syncDir(to); err != nil {
+	if err := atomicfile.SyncDir(to); err != nil {
 		return err
 	}
 	im, err := stage.ReadIndex()

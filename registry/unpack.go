@@ -20,6 +20,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/prebake/prebake/internal/atomicfile"
 	"github.com/prebake/prebake/internal/progress"
 )
 
@@ -66,7 +67,7 @@ func Unpack(ctx context.Context, img v1.Image, dir string, o UnpackOptions) erro
 		return fmt.Errorf("unpacking to %s: %w", dir, err)
 	}
 	ok = true
-	return syncDir(filepath.Dir(dir))
+	return atomicfile.SyncDir(filepath.Dir(dir))
 }
 
 // checkEmptyTarget accepts a missing path or an empty directory.

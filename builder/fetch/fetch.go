@@ -33,6 +33,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prebake/prebake/internal/atomicfile"
 	"github.com/prebake/prebake/internal/progress"
 )
 
@@ -407,7 +408,7 @@ func (f *Fetcher) try(ctx context.Context, r Request, src, final string) (err er
 		return fmt.Errorf("writing cache file: %w", err)
 	}
 	renamed = true
-	if err := syncDir(filepath.Dir(final)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(final)); err != nil {
 		return fmt.Errorf("writing cache file: %w", err)
 	}
 	return nil
@@ -588,16 +589,4 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
-		return err
-	}
-	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/prebake/prebake/cloudinit"
+	"github.com/prebake/prebake/internal/atomicfile"
 	"github.com/prebake/prebake/recipes"
 	"github.com/prebake/prebake/registry"
 	"github.com/prebake/prebake/registry/server"
@@ -344,7 +345,7 @@ func writeRendered(a *app, f *renderFlags, format cloudinit.Format, specs []*clo
 	}
 	if len(specs) == 1 {
 		if fi, err := os.Stat(f.output); err != nil || !fi.IsDir() {
-			if err := writeFileAtomic(f.output, docs[0]); err != nil {
+			if err := atomicfile.WriteFile(f.output, docs[0], 0o600); err != nil {
 				return err
 			}
 			report(specs[0].Node.Name, len(docs[0]))
@@ -356,51 +357,10 @@ func writeRendered(a *app, f *renderFlags, format cloudinit.Format, specs []*clo
 	}
 	ext := renderExt(format, f.gzip)
 	for i, s := range specs {
-		if err := writeFileAtomic(filepath.Join(f.output, s.Node.Name+ext), docs[i]); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(f.output, s.Node.Name+ext), docs[i], 0o600); err != nil {
 			return err
 		}
 		report(s.Node.Name, len(docs[i]))
 	}
 	return nil
-}
-
-// writeFileAtomic writes p with mode 0600 (user-data holds secrets): temp
-// file, fsync, rename, directory fsync.
-func writeFileAtomic(p string, data []byte) error {
-	dir := filepath.Dir(p)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(p)+".tmp-")
-	if err != nil {
-		return err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", p, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", p, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", p, err)
-	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
-		return fmt.Errorf("writing %s: %w", p, err)
-	}
-	ok = true
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/prebake/prebake/internal/atomicfile"
 )
 
 // On-disk layout of the root:
@@ -141,11 +143,11 @@ func (s *Server) ensureRepo(repo string) error {
 	if err := mkdirAllSync(filepath.Join(dir, blobsDir, "sha256"), s.root); err != nil {
 		return fmt.Errorf("creating repository %s: %w", repo, err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, layoutFile), []byte(layoutJSON), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, layoutFile), []byte(layoutJSON), 0o644); err != nil {
 		return fmt.Errorf("creating repository %s: %w", repo, err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, indexFile)); errors.Is(err, fs.ErrNotExist) {
-		if err := writeFileAtomic(filepath.Join(dir, indexFile), emptyIndex, 0o644); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, indexFile), emptyIndex, 0o644); err != nil {
 			return fmt.Errorf("creating repository %s: %w", repo, err)
 		}
 	}
@@ -172,55 +174,9 @@ func mkdirAllSync(dir, top string) error {
 		return err
 	}
 	for _, d := range created {
-		if err := syncDir(filepath.Dir(d)); err != nil {
+		if err := atomicfile.SyncDir(filepath.Dir(d)); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// writeFileAtomic writes b to path through a temp file in the same
-// directory, fsync and rename, then fsyncs the directory: readers and a
-// crash see the old content or the new, never a mix.
-func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if _, err := f.Write(b); err != nil {
-		return fail(err)
-	}
-	if err := f.Chmod(mode); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
 	}
 	return nil
 }
@@ -349,7 +305,7 @@ func (s *Server) commit(repo string, st *staging, written, extra []string) (bool
 		if verify {
 			if _, err := readVerified(p, d); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				os.Remove(p)
-				syncDir(filepath.Dir(p))
+				atomicfile.SyncDir(filepath.Dir(p))
 				return false, fmt.Errorf("blob %s of %s was corrupt (removed): %w", d, repo, err)
 			}
 		}
@@ -359,14 +315,14 @@ func (s *Server) commit(repo string, st *staging, written, extra []string) (bool
 		dirs[filepath.Dir(p)] = true
 	}
 	for d := range dirs {
-		if err := syncDir(d); err != nil {
+		if err := atomicfile.SyncDir(d); err != nil {
 			return false, err
 		}
 	}
 	if bytes.Equal(newIndex, st.oldIndex) {
 		return false, nil
 	}
-	return true, writeFileAtomic(filepath.Join(s.repoDir(repo), indexFile), newIndex, 0o644)
+	return true, atomicfile.WriteFile(filepath.Join(s.repoDir(repo), indexFile), newIndex, 0o644)
 }
 
 // indexJSON is the part of index.json and of manifests that gc and commit read.

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/prebake/prebake/internal/atomicfile"
 )
 
 // DefaultGracePeriod is how young a blob must be for gc to keep it although
@@ -195,7 +197,7 @@ func (s *Server) gcRepo(ctx context.Context, repo string, cutoff time.Time, dryR
 			}
 		}
 		if removed {
-			if err := syncDir(algDir); err != nil {
+			if err := atomicfile.SyncDir(algDir); err != nil {
 				return err
 			}
 		}

@@ -25,6 +25,8 @@ import (
 
 	"github.com/olareg/olareg"
 	"github.com/olareg/olareg/config"
+
+	"github.com/prebake/prebake/internal/atomicfile"
 )
 
 // Server is an OCI distribution registry over the directory root. It is an
@@ -478,10 +480,10 @@ func (s *Server) syncBlob(repo, dig string) error {
 	if err := syncFile(p); err != nil {
 		return err
 	}
-	if err := syncDir(filepath.Dir(p)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(p)); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(filepath.Dir(p)))
+	return atomicfile.SyncDir(filepath.Dir(filepath.Dir(p)))
 }
 
 // serveCommit runs a request that changes index.json or deletes a blob
@@ -544,7 +546,7 @@ func (s *Server) serveCommit(w http.ResponseWriter, r *http.Request, rt route) {
 			return
 		}
 		if r.Method == http.MethodDelete && rt.kind == "blob" && digestRE.MatchString(rt.arg) {
-			if err := syncDir(filepath.Dir(s.blobPath(rt.repo, rt.arg))); err != nil {
+			if err := atomicfile.SyncDir(filepath.Dir(s.blobPath(rt.repo, rt.arg))); err != nil {
 				s.fail(w, r, err)
 				return
 			}
