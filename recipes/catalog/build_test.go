@@ -10,15 +10,21 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"path"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/prebake/prebake/builder"
 	"github.com/prebake/prebake/builder/fetch"
 	"github.com/prebake/prebake/recipes"
 	"github.com/prebake/prebake/recipes/catalog"
+	"github.com/prebake/prebake/registry"
 )
 
 // standIns serves, laid out like dl.k8s.io and GitHub releases, small files
@@ -211,6 +217,7 @@ func TestBuildAcrossVersions(t *testing.T) {
 					}
 				}
 				rc.Close()
+				umociCheck(t, k8s, p.Platform, p.Image, want[i])
 				for p, w := range want[i] {
 					mode, content, _ := strings.Cut(w, " ")
 					g, ok := got[p]
@@ -238,6 +245,44 @@ func TestBuildAcrossVersions(t *testing.T) {
 			if same != (name != "kubernetes") {
 				t.Errorf("%s: %s layer 1.34.1 %s, 1.36.4 %s (shared: %v)", plat, name, a[i], b[i], same)
 			}
+		}
+	}
+}
+
+// umociCheck writes the platform image to an OCI layout and unpacks it with
+// the real umoci: every expected path is there with the expected mode or link
+// target after a real client applied the layers.
+func umociCheck(t *testing.T, k8s, platform string, img v1.Image, want map[string]string) {
+	t.Helper()
+	if _, err := exec.LookPath("umoci"); err != nil {
+		t.Fatal("umoci not found: run hack/tools.sh")
+	}
+	dir := t.TempDir()
+	layout := filepath.Join(dir, "layout")
+	if _, err := registry.Write(t.Context(), registry.MustParse("oci:"+layout+":img"), img, nil, registry.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(dir, "bundle")
+	if out, err := exec.Command("umoci", "unpack", "--rootless", "--image", layout+":img", bundle).CombinedOutput(); err != nil {
+		t.Fatalf("umoci unpack %s %s: %v\n%s", k8s, platform, err, out)
+	}
+	for p, w := range want {
+		full := filepath.Join(bundle, "rootfs", p)
+		fi, err := os.Lstat(full)
+		if err != nil {
+			t.Errorf("%s %s: umoci unpacked no %s", k8s, platform, p)
+			continue
+		}
+		mode, _, _ := strings.Cut(w, " ")
+		if mode == "link" {
+			target, _ := os.Readlink(full)
+			if "link "+target != w {
+				t.Errorf("%s %s: umoci: %s -> %s, want %s", k8s, platform, p, target, w)
+			}
+			continue
+		}
+		if got := fmt.Sprintf("%04o", fi.Mode().Perm()); got != mode {
+			t.Errorf("%s %s: umoci: %s mode %s, want %s", k8s, platform, p, got, mode)
 		}
 	}
 }
