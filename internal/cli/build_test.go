@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"github.com/prebake/prebake/registry"
 	"os"
@@ -295,5 +298,47 @@ func TestBuildPushSign(t *testing.T) {
 func TestCLIReferenceCurrent(t *testing.T) {
 	if err := WriteDocs(filepath.Join(repoRoot(t), "docs", "cli"), true); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An exported disk is published with `prebake push FILE REF` as an OCI
+// artifact and pulled back by digest, byte for byte.
+func TestPushDiskFile(t *testing.T) {
+	tmp := t.TempDir()
+	disk := filepath.Join(tmp, "node.qcow2")
+	content := append([]byte("QFI\xfb"), bytes.Repeat([]byte("disk"), 4096)...)
+	if err := os.WriteFile(disk, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	repo := olaregURL(t) + "/disks/node"
+	out, stderr, err := runPrebake(t, "push", disk, repo+":1.36.4", "--insecure", "--json", "-a", "dev.prebake.disk.source.digest="+golden(t))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	var res struct{ Destination, Digest, ArtifactType string }
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.ArtifactType != registry.DiskArtifactType || !strings.HasSuffix(res.Destination, "@"+res.Digest) {
+		t.Fatalf("push FILE: %s", out)
+	}
+	layout := filepath.Join(tmp, "pulled")
+	if _, stderr, err := runPrebake(t, "pull", res.Destination, "--insecure", "--require-digest", "-o", "oci:"+layout); err != nil {
+		t.Fatalf("pull: %v\n%s", err, stderr)
+	}
+	sum := sha256.Sum256(content)
+	got, err := os.ReadFile(filepath.Join(layout, "blobs", "sha256", hex.EncodeToString(sum[:])))
+	if err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("the pulled layout lacks the disk bytes: %v", err)
+	}
+	sumOut, err := summarize(t.Context(), res.Destination, registry.Options{Insecure: true})
+	if err != nil || len(sumOut.Platforms) != 1 || sumOut.Platforms[0].Layers[0].MediaType != "application/vnd.prebake.disk.layer.v1.qcow2" {
+		t.Fatalf("inspect: %v %+v", err, sumOut)
+	}
+	// Files that are not disks need an explicit type.
+	other := filepath.Join(tmp, "notes.txt")
+	os.WriteFile(other, []byte("x"), 0o644)
+	if _, _, err := runPrebake(t, "push", other, repo+":notes", "--insecure"); err == nil || !strings.Contains(err.Error(), "--artifact-type is required") {
+		t.Errorf("push of a non-disk file without a type: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -60,7 +61,11 @@ from the Docker config and its credential helpers (docker login).`,
   prebake push kubernetes-node:1.36.4 registry.example.com/nodes/kubernetes-node:1.36.4
 
   # to a loopback registry over plain HTTP, machine-readable
-  prebake push store:quickstart:1.0 127.0.0.1:5000/quickstart:1.0 --insecure --json`)
+  prebake push store:quickstart:1.0 127.0.0.1:5000/quickstart:1.0 --insecure --json
+
+  # publish an exported disk (prebake export) as an OCI artifact, linked to its image
+  prebake push node.qcow2 registry.example.com/disks/node:1.36.4 \
+    -a dev.prebake.disk.source.digest=sha256:… --artifact-type application/vnd.prebake.disk.v1`)
 }
 
 func newCopyCmd(a *app) *cobra.Command {
@@ -82,8 +87,10 @@ tag gets "latest"; an oci: layout without a tag gets the source's tag.`,
 
 func newCopyLikeCmd(a *app, use, short, long, example string) *cobra.Command {
 	var (
-		rf     registryFlags
-		asJSON bool
+		rf           registryFlags
+		asJSON       bool
+		artifactType string
+		annotations  []string
 	)
 	cmd := &cobra.Command{
 		Use:     use + " SRC DST",
@@ -92,6 +99,12 @@ func newCopyLikeCmd(a *app, use, short, long, example string) *cobra.Command {
 		Example: example,
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if use == "push" && isRegularFile(args[0]) {
+				return pushFiles(a, cmd, args[:len(args)-1], args[len(args)-1], artifactType, annotations, rf, asJSON)
+			}
+			if len(args) != 2 {
+				return fmt.Errorf("%s takes SRC and DST (%d arguments given)", use, len(args))
+			}
 			src, err := registry.ParseReference(args[0])
 			if err != nil {
 				return err
@@ -131,5 +144,80 @@ func newCopyLikeCmd(a *app, use, short, long, example string) *cobra.Command {
 	}
 	rf.register(cmd, true)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	if use == "push" {
+		cmd.Use = "push SRC DST | push FILE... DST"
+		cmd.Args = cobra.MinimumNArgs(2)
+		cmd.Long += `
+
+With files instead of an image (push FILE... DST), the files are published as
+one OCI 1.1 artifact, one layer per file, named by --artifact-type (default
+for .qcow2, .raw, .img and .vmdk files: ` + registry.DiskArtifactType + `, each
+layer with its disk format's media type). Each file is hashed once and checked
+again while it is uploaded.`
+		cmd.Flags().StringVar(&artifactType, "artifact-type", "", "with FILE arguments: the artifact's type (default "+registry.DiskArtifactType+" for disk files)")
+		cmd.Flags().StringArrayVarP(&annotations, "annotation", "a", nil, "with FILE arguments: manifest annotation KEY=VALUE (repeatable)")
+	}
 	return cmd
+}
+
+func isRegularFile(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// pushFiles publishes files as one artifact at dst.
+func pushFiles(a *app, cmd *cobra.Command, paths []string, dst, artifactType string, annotations []string, rf registryFlags, asJSON bool) error {
+	ref, err := registry.ParseReference(dst)
+	if err != nil {
+		return err
+	}
+	ann, err := parseKeyValues(annotations)
+	if err != nil {
+		return err
+	}
+	disks := true
+	for _, p := range paths {
+		if !isRegularFile(p) {
+			return fmt.Errorf("%s: not a regular file (push takes one image reference, or files)", p)
+		}
+		if registry.DiskFormat(p) == "" {
+			disks = false
+		}
+	}
+	if artifactType == "" {
+		if !disks {
+			return fmt.Errorf("--artifact-type is required for files that are not disks (.qcow2, .raw, .img, .vmdk)")
+		}
+		artifactType = registry.DiskArtifactType
+	}
+	var files []registry.File
+	for _, p := range paths {
+		f := registry.File{Path: p}
+		if format := registry.DiskFormat(p); format != "" && artifactType == registry.DiskArtifactType {
+			f.MediaType = registry.DiskMediaTypes[format]
+			f.Annotations = map[string]string{registry.AnnotationDiskFormat: format}
+		}
+		files = append(files, f)
+	}
+	img, err := registry.FileArtifact(artifactType, files, ann)
+	if err != nil {
+		return err
+	}
+	prog, done := a.newProgress()
+	defer done()
+	o := rf.options()
+	o.Progress = prog
+	desc, err := registry.Write(cmd.Context(), ref, img, nil, o)
+	done()
+	if err != nil {
+		return fmt.Errorf("pushing to %s: %w", ref, err)
+	}
+	pushed := ref.WithDigest(desc.Digest.String()).String()
+	if asJSON {
+		enc := json.NewEncoder(a.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"destination": pushed, "digest": desc.Digest.String(), "artifactType": artifactType, "files": len(files)})
+	}
+	fmt.Fprintf(a.Out, "%s %s\n", ref, desc.Digest)
+	return nil
 }

@@ -9,11 +9,7 @@ package push
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -21,7 +17,6 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/hashicorp/hcl/v2/hcldec"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
@@ -35,7 +30,7 @@ const (
 	// BuilderID identifies the post-processor's artifacts.
 	BuilderID = "prebake.post-processor.push"
 	// ArtifactType is the artifactType of a published disk.
-	ArtifactType = "application/vnd.prebake.disk.v1"
+	ArtifactType = registry.DiskArtifactType
 	// AnnotationSourceImage and AnnotationSourceDigest link a disk to the
 	// prebake node image it was made from.
 	AnnotationSourceImage  = "dev.prebake.disk.source.image"
@@ -162,17 +157,7 @@ func pickDisks(files []string, force string) (disks []disk, skipped []string, er
 	return disks, skipped, nil
 }
 
-func formatOf(name string) string {
-	switch strings.ToLower(filepath.Ext(name)) {
-	case ".qcow2":
-		return "qcow2"
-	case ".raw", ".img":
-		return "raw"
-	case ".vmdk":
-		return "vmdk"
-	}
-	return ""
-}
+func formatOf(name string) string { return registry.DiskFormat(strings.ToLower(name)) }
 
 // checkHeader refuses a file whose first bytes contradict its format.
 func checkHeader(file, format string) error {
@@ -197,144 +182,12 @@ func checkHeader(file, format string) error {
 	return nil
 }
 
-// diskArtifact builds the artifact manifest over the disks, hashing each
-// file once; layer contents are read from the files when pushed.
+// diskArtifact builds the artifact over the disks (registry.FileArtifact:
+// each file hashed once, checked again while it is pushed).
 func diskArtifact(disks []disk, ann map[string]string) (v1.Image, error) {
-	empty := []byte("{}")
-	emptyDigest := sha(empty)
-	layers := map[v1.Hash]partial.CompressedLayer{}
-	var descs []v1.Descriptor
-	for i := range disks {
-		d := &disks[i]
-		h, n, err := hashFile(d.path)
-		if err != nil {
-			return nil, err
-		}
-		if n != d.size {
-			return nil, fmt.Errorf("%s changed while it was read (%d bytes, then %d)", d.path, d.size, n)
-		}
-		d.digest = h
-		mt := mediaTypes[d.format]
-		descs = append(descs, v1.Descriptor{
-			MediaType: mt, Digest: h, Size: n,
-			Annotations: map[string]string{annotationTitle: filepath.Base(d.path), AnnotationFormat: d.format},
-		})
-		layers[h] = &fileLayer{path: d.path, digest: h, size: n, mediaType: mt}
+	files := make([]registry.File, len(disks))
+	for i, d := range disks {
+		files[i] = registry.File{Path: d.path, MediaType: mediaTypes[d.format], Annotations: map[string]string{AnnotationFormat: d.format}}
 	}
-	if len(ann) == 0 {
-		ann = nil
-	}
-	m := struct {
-		SchemaVersion int64             `json:"schemaVersion"`
-		MediaType     types.MediaType   `json:"mediaType"`
-		ArtifactType  string            `json:"artifactType"`
-		Config        v1.Descriptor     `json:"config"`
-		Layers        []v1.Descriptor   `json:"layers"`
-		Annotations   map[string]string `json:"annotations,omitempty"`
-	}{
-		SchemaVersion: 2, MediaType: types.OCIManifestSchema1, ArtifactType: ArtifactType,
-		Config:      v1.Descriptor{MediaType: emptyConfigType, Digest: emptyDigest, Size: 2, Data: empty},
-		Layers:      descs,
-		Annotations: ann,
-	}
-	raw, err := json.Marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	return partial.CompressedToImage(&artifactCore{manifest: raw, config: empty, layers: layers})
-}
-
-func hashFile(file string) (v1.Hash, int64, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return v1.Hash{}, 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return v1.Hash{}, 0, fmt.Errorf("reading %s: %w", file, err)
-	}
-	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}, n, nil
-}
-
-func sha(b []byte) v1.Hash {
-	s := sha256.Sum256(b)
-	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(s[:])}
-}
-
-// artifactCore is the manifest, config and layers of a disk artifact.
-type artifactCore struct {
-	manifest, config []byte
-	layers           map[v1.Hash]partial.CompressedLayer
-}
-
-func (a *artifactCore) RawConfigFile() ([]byte, error)      { return a.config, nil }
-func (a *artifactCore) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
-func (a *artifactCore) RawManifest() ([]byte, error)        { return a.manifest, nil }
-func (a *artifactCore) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
-	if l, ok := a.layers[h]; ok {
-		return l, nil
-	}
-	if h == sha(a.config) {
-		return &bytesLayer{data: a.config, mediaType: emptyConfigType}, nil
-	}
-	return nil, fmt.Errorf("blob %s: not in this artifact", h)
-}
-
-// fileLayer is a disk file served as a layer, as is. Reads are checked
-// against the digest computed when the artifact was built, so a file that
-// changes before it is pushed fails the push instead of publishing bytes
-// nobody hashed.
-type fileLayer struct {
-	path      string
-	digest    v1.Hash
-	size      int64
-	mediaType types.MediaType
-}
-
-func (l *fileLayer) Digest() (v1.Hash, error)            { return l.digest, nil }
-func (l *fileLayer) Size() (int64, error)                { return l.size, nil }
-func (l *fileLayer) MediaType() (types.MediaType, error) { return l.mediaType, nil }
-func (l *fileLayer) Compressed() (io.ReadCloser, error) {
-	f, err := os.Open(l.path)
-	if err != nil {
-		return nil, err
-	}
-	return &verifyingReader{f: f, h: sha256.New(), want: l.digest, size: l.size, name: l.path}, nil
-}
-
-type verifyingReader struct {
-	f    *os.File
-	h    hash.Hash
-	n    int64
-	size int64
-	want v1.Hash
-	name string
-}
-
-func (r *verifyingReader) Read(p []byte) (int, error) {
-	n, err := r.f.Read(p)
-	r.h.Write(p[:n])
-	r.n += int64(n)
-	if err == io.EOF {
-		if got := hex.EncodeToString(r.h.Sum(nil)); r.n != r.size || got != r.want.Hex {
-			return n, fmt.Errorf("%s changed after it was hashed (now %d bytes, sha256:%s; published as %s)", r.name, r.n, got, r.want)
-		}
-	}
-	return n, err
-}
-
-func (r *verifyingReader) Close() error { return r.f.Close() }
-
-type bytesLayer struct {
-	data      []byte
-	mediaType types.MediaType
-}
-
-func (l *bytesLayer) Digest() (v1.Hash, error)            { return sha(l.data), nil }
-func (l *bytesLayer) Size() (int64, error)                { return int64(len(l.data)), nil }
-func (l *bytesLayer) MediaType() (types.MediaType, error) { return l.mediaType, nil }
-func (l *bytesLayer) Compressed() (io.ReadCloser, error) {
-	return io.NopCloser(bytes.NewReader(l.data)), nil
+	return registry.FileArtifact(ArtifactType, files, ann)
 }
