@@ -200,4 +200,6 @@ type memLayer struct {
 func (l *memLayer) Digest() (v1.Hash, error)            { return sha256Of(l.data), nil }
 func (l *memLayer) Size() (int64, error)                { return int64(len(l.data)), nil }
 func (l *memLayer) MediaType() (types.MediaType, error) { return l.mediaType, nil }
-func (l *memLayer) Compressed() (io.ReadCloser, error)  { return io.NopCloser(bytes.NewReader(l.data)), nil }
+func (l *memLayer) Compressed() (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(l.data)), nil
+}
