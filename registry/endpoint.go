@@ -9,7 +9,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 
@@ -334,21 +333,13 @@ func selfVerifying(r io.Reader) bool {
 // writeVerified streams r, which checks d's digest and size itself, to the
 // blob's temp file with large buffers, then fsync, rename, directory fsync.
 func (e *layoutEndpoint) writeVerified(ctx context.Context, d v1.Descriptor, r io.ReadCloser) error {
-	dst := e.l.blobPath(d.Digest)
-	f, err := os.CreateTemp(filepath.Dir(dst), ".tmp-"+d.Digest.Hex[:12]+"-*")
+	f, err := atomicfile.Create(e.l.blobPath(d.Digest))
 	if err != nil {
 		return fmt.Errorf("writing blob %s: %w", d.Digest, err)
 	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
+	defer f.Abort()
 	buf := make([]byte, 1<<20)
-	n, err := io.CopyBuffer(&writeback{f: f}, ctxReader{ctx, r}, buf)
+	n, err := io.CopyBuffer(&writeback{f: f.File}, ctxReader{ctx, r}, buf)
 	if err != nil {
 		var de *DigestError
 		if errors.As(err, &de) {
@@ -359,20 +350,7 @@ func (e *layoutEndpoint) writeVerified(ctx context.Context, d v1.Descriptor, r i
 	if n != d.Size || !r.(verifiedReader).verifiedOK() {
 		return &DigestError{What: "blob", Expected: d.Digest.String(), Actual: "(unverified)", ExpectedSize: d.Size, ActualSize: n}
 	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		return err
-	}
-	ok = true
-	return atomicfile.SyncDir(filepath.Dir(dst))
+	return f.Commit(0o644)
 }
 
 func (e *layoutEndpoint) putManifest(ctx context.Context, d v1.Descriptor, raw []byte) error {

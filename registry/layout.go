@@ -286,19 +286,11 @@ func (l *Layout) writeBlob(ctx context.Context, h v1.Hash, size int64, open func
 		return fmt.Errorf("opening blob %s: %w", h, err)
 	}
 	defer rc.Close()
-	dst := l.blobPath(h)
-	f, err := os.CreateTemp(filepath.Dir(dst), ".tmp-"+h.Hex[:12]+"-*")
+	f, err := atomicfile.Create(l.blobPath(h))
 	if err != nil {
 		return fmt.Errorf("writing blob %s: %w", h, err)
 	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
+	defer f.Abort()
 	hasher := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, hasher), ctxReader{ctx, p.Reader(rc, "write", h.String(), size)})
 	if err != nil {
@@ -307,21 +299,11 @@ func (l *Layout) writeBlob(ctx context.Context, h v1.Hash, size int64, open func
 	if got := hex.EncodeToString(hasher.Sum(nil)); got != h.Hex || (size >= 0 && n != size) {
 		return &DigestError{What: "blob", Expected: h.String(), Actual: "sha256:" + got, ExpectedSize: size, ActualSize: n}
 	}
-	if err := f.Sync(); err != nil {
+	if err := f.Commit(0o644); err != nil {
 		return err
 	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		return err
-	}
-	ok = true
 	p.Report(progress.Event{Op: "write", Name: h.String(), Done: n, Total: size, Finished: true})
-	return atomicfile.SyncDir(filepath.Dir(dst))
+	return nil
 }
 
 // ReadIndex returns the layout's index.json.

@@ -32,3 +32,29 @@ func TestWriteFile(t *testing.T) {
 		t.Error("write into a missing directory succeeded")
 	}
 }
+
+func TestPending(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "blob")
+	f, err := Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("half"))
+	if _, err := os.Stat(p); err == nil {
+		t.Fatal("visible before Commit")
+	}
+	f.Abort()
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("Abort left %v", entries)
+	}
+	f, _ = Create(p)
+	f.Write([]byte("whole"))
+	if err := f.Commit(0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.Abort() // no-op after Commit
+	if b, _ := os.ReadFile(p); string(b) != "whole" {
+		t.Fatalf("content %q", b)
+	}
+}
