@@ -460,12 +460,7 @@ func (e *memEndpoint) add(a Artifact) (v1.Descriptor, error) {
 			return v1.Descriptor{}, err
 		}
 		for _, c := range im.Manifests {
-			var child Artifact
-			if c.MediaType.IsIndex() {
-				child, err = v.ImageIndex(c.Digest)
-			} else {
-				child, err = v.Image(c.Digest)
-			}
+			child, err := childOf(v, c)
 			if err != nil {
 				return v1.Descriptor{}, fmt.Errorf("reading %s of index %s: %w", c.Digest, d.Digest, err)
 			}

@@ -213,12 +213,7 @@ func (w *blobWriter) artifact(a Artifact) error {
 			return err
 		}
 		for _, d := range im.Manifests {
-			var child Artifact
-			if d.MediaType.IsIndex() {
-				child, err = v.ImageIndex(d.Digest)
-			} else {
-				child, err = v.Image(d.Digest)
-			}
+			child, err := childOf(v, d)
 			if err != nil {
 				return fmt.Errorf("reading %s of index %s: %w", d.Digest, h, err)
 			}
@@ -387,4 +382,12 @@ func (c ctxReader) Read(b []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(b)
+}
+
+// childOf opens the manifest d of index idx as an image or a nested index.
+func childOf(idx v1.ImageIndex, d v1.Descriptor) (Artifact, error) {
+	if d.MediaType.IsIndex() {
+		return idx.ImageIndex(d.Digest)
+	}
+	return idx.Image(d.Digest)
 }

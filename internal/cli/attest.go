@@ -67,7 +67,7 @@ digest and talks to nothing but the image's registry.`,
 				return err
 			}
 			if asJSON {
-				return writeSigningJSON(a, res)
+				return writeJSON(a, res)
 			}
 			for _, r := range res {
 				verb := "attested"

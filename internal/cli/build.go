@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -164,9 +163,7 @@ registry.`,
 			}
 			done()
 			if asJSON {
-				enc := json.NewEncoder(a.Out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(out)
+				return writeJSON(a, out)
 			}
 			fmt.Fprintf(a.Out, "built %s:%s %s\n", res.Name, res.Version, out.Digest)
 			for _, p := range result.Platforms {

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -161,9 +160,7 @@ component's version and every download's URL and sha256 from the lock.`,
 				show.Versions = append(show.Versions, v)
 			}
 			if asJSON {
-				enc := json.NewEncoder(a.Out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(show)
+				return writeJSON(a, show)
 			}
 			fmt.Fprintf(a.Out, "%s: %s\n", show.Name, show.Description)
 			for _, v := range show.Versions {

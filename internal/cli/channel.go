@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -50,9 +49,7 @@ one it pointed at before.`,
 				if hist == nil {
 					hist = []registry.Assignment{}
 				}
-				enc := json.NewEncoder(a.Out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(hist)
+				return writeJSON(a, hist)
 			}
 			tw := tabwriter.NewWriter(a.Out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "WHEN\tBY\tACTION\tDIGEST\tPREVIOUS")

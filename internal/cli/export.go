@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -91,9 +90,7 @@ give the same disk bytes. The file appears only when complete.`,
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(a.Out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
+				return writeJSON(a, res)
 			}
 			fmt.Fprintln(a.Out, res.Output)
 			if !a.quiet {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 
@@ -126,9 +125,7 @@ digest and compressed size.`,
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(a.Out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(sum)
+				return writeJSON(a, sum)
 			}
 			fmt.Fprintf(a.Out, "%s\ndigest: %s\n", sum.Reference, sum.Digest)
 			for _, k := range []string{"org.opencontainers.image.title", "org.opencontainers.image.version", recipes.AnnotationKubernetesVersion, "org.opencontainers.image.created", recipes.AnnotationRecipeDigest} {
@@ -177,9 +174,7 @@ Unchanged layers are shared between the images and never re-uploaded.`,
 			}
 			changes := diffSummaries(x, y)
 			if asJSON {
-				enc := json.NewEncoder(a.Out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(changes)
+				return writeJSON(a, changes)
 			}
 			if len(changes) == 0 {
 				fmt.Fprintln(a.Out, "no component changed")

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 
@@ -40,7 +39,7 @@ leaves no partial key.`,
 				return err
 			}
 			if asJSON {
-				return writeSigningJSON(a, kp)
+				return writeJSON(a, kp)
 			}
 			fmt.Fprintf(a.Out, "private key: %s (mode 0600, keep it secret)\npublic key:  %s\n", kp.PrivateKey, kp.PublicKey)
 			return nil
@@ -83,10 +82,4 @@ func (a *app) keyPassword() signing.PassFunc {
 		}
 		return p, nil
 	}
-}
-
-func writeSigningJSON(a *app, v any) error {
-	enc := json.NewEncoder(a.Out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -88,9 +87,7 @@ by hack/genlock; to lock other versions of one, copy its directory
 				if res.Added == nil {
 					res.Added = []lock.Entry{}
 				}
-				enc := json.NewEncoder(a.Out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
+				return writeJSON(a, res)
 			}
 			if len(res.Added) == 0 && len(res.AddedImages) == 0 {
 				fmt.Fprintf(a.Out, "%s: nothing to add (%d URLs, %d images already locked)\n", res.LockPath, res.Known, res.KnownImages)

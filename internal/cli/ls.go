@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -41,9 +40,7 @@ Referrer fallback tags (sha256-…) and cosign's .sig/.att tags are left out.`,
 				if vs == nil {
 					vs = []registry.Version{}
 				}
-				enc := json.NewEncoder(a.Out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(vs)
+				return writeJSON(a, vs)
 			}
 			tw := tabwriter.NewWriter(a.Out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "TAG\tKUBERNETES\tCREATED\tDIGEST")

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -73,9 +72,7 @@ Revoked digests are refused unless --allow-revoked.`,
 
 func printAssignment(a *app, as registry.Assignment, asJSON bool) error {
 	if asJSON {
-		enc := json.NewEncoder(a.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(as)
+		return writeJSON(a, as)
 	}
 	prev := as.Previous
 	if prev == "" {

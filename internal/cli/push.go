@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 
@@ -131,9 +130,7 @@ func newCopyLikeCmd(a *app, use, short, long, example string) *cobra.Command {
 				out.Referrers = append(out.Referrers, r.Digest.String())
 			}
 			if asJSON {
-				enc := json.NewEncoder(a.Out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(out)
+				return writeJSON(a, out)
 			}
 			fmt.Fprintf(a.Out, "%s %s\n", dst, res.Descriptor.Digest)
 			// The summary is a result, printed with -q too (on stderr, so
@@ -214,9 +211,7 @@ func pushFiles(a *app, cmd *cobra.Command, paths []string, dst, artifactType str
 	}
 	pushed := ref.WithDigest(desc.Digest.String()).String()
 	if asJSON {
-		enc := json.NewEncoder(a.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"destination": pushed, "digest": desc.Digest.String(), "artifactType": artifactType, "files": len(files)})
+		return writeJSON(a, map[string]any{"destination": pushed, "digest": desc.Digest.String(), "artifactType": artifactType, "files": len(files)})
 	}
 	fmt.Fprintf(a.Out, "%s %s\n", ref, desc.Digest)
 	return nil

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -42,9 +41,7 @@ From then on "prebake pull" and "prebake promote" of that digest fail unless
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(a.Out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(r)
+				return writeJSON(a, r)
 			}
 			fmt.Fprintf(a.Out, "revoked %s (record %s)\n", ref, r.Record)
 			return nil

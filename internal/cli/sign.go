@@ -61,7 +61,7 @@ authority; the signature goes only where the image is.`,
 				return err
 			}
 			if asJSON {
-				return writeSigningJSON(a, res)
+				return writeJSON(a, res)
 			}
 			for _, s := range res {
 				verb := "signed"

@@ -62,7 +62,7 @@ PUB is a PEM public key file, env://VAR holding one, or a KMS URI.
 				return err
 			}
 			if asJSON {
-				return writeSigningJSON(a, res)
+				return writeJSON(a, res)
 			}
 			fmt.Fprintf(a.Out, "verified %s\n", ref.WithDigest(res.Digest))
 			if a.quiet {

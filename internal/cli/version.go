@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/prebake/prebake/internal/version"
@@ -17,9 +16,7 @@ func newVersionCmd(a *app) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			v := version.Get()
 			if asJSON {
-				enc := json.NewEncoder(a.Out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(v)
+				return writeJSON(a, v)
 			}
 			_, err := fmt.Fprintf(a.Out, "prebake %s\ncommit: %s\ngo: %s\n", v.Version, v.Commit, v.GoVersion)
 			return err
