@@ -8,7 +8,7 @@
 # Cached under .cache/boot/base-HASH.tar, HASH covering this script and the
 # apt sources it uses.
 #
-# Usage: hack/boot/base.sh   # prints the tarball's path
+# Usage: [BASE_PACKAGES="conntrack socat"] hack/boot/base.sh   # prints the tarball's path
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MIRROR=${DEBIAN_MIRROR:-}
@@ -19,6 +19,9 @@ if [ -z "$MIRROR" ]; then
   [ -n "$MIRROR" ] || MIRROR=http://deb.debian.org/debian
 fi
 PKGS=systemd,systemd-sysv,udev,dbus,cloud-init,curl,ca-certificates,iproute2,linux-image-amd64,initramfs-tools,zstd
+# BASE_PACKAGES: more Debian packages, space- or comma-separated (the real-join
+# test adds the OS packages the node image declares).
+[ -n "${BASE_PACKAGES:-}" ] && PKGS="$PKGS,$(echo "$BASE_PACKAGES" | tr ' ' ',' | sed 's/,,*/,/g; s/,$//')"
 hash=$( { cat "$0"; echo "$MIRROR $PKGS"; } | sha256sum | cut -c1-16)
 out=$PWD/.cache/boot/base-$hash.tar
 if [ -s "$out" ]; then echo "$out"; exit 0; fi
