@@ -16,6 +16,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/prebake/prebake/internal/progress"
+	"github.com/prebake/prebake/ospkg"
+	"github.com/prebake/prebake/recipes"
 	"github.com/prebake/prebake/registry"
 )
 
@@ -66,6 +68,10 @@ type Options struct {
 	Registry registry.Options
 	// Progress receives "unpack" and "export" events; nil is silent.
 	Progress progress.Func
+	// SkipOSPackagesCheck turns the check of the image's osPackages
+	// against the base's package database into warnings (Result.Warnings)
+	// instead of an error.
+	SkipOSPackagesCheck bool
 }
 
 // Result describes a written disk.
@@ -81,6 +87,12 @@ type Result struct {
 	Format Format `json:"format"`
 	// Output is the file written.
 	Output string `json:"output"`
+	// OSPackages are the packages the image declares the base must have
+	// (checked against the base's package database).
+	OSPackages []string `json:"osPackages,omitempty"`
+	// Warnings are problems Options asked to let pass (an unchecked or
+	// failed osPackages check).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Export writes a bootable disk to out: o.Base with the layers of the image
@@ -131,23 +143,37 @@ func Export(ctx context.Context, ref registry.Reference, out string, o Options) 
 	defer os.RemoveAll(work)
 
 	res := Result{Format: o.Format, Output: out, Size: o.Size}
-	o.Progress.Report(progress.Event{Op: "export", Name: "base " + o.Base})
-	layers, err := baseLayers(ctx, o.Base, work, o)
-	if err != nil {
-		return res, err
-	}
+	var imgLayers []v1.Layer
 	if ref != (registry.Reference{}) {
 		img, d, err := image(ctx, ref, o)
 		if err != nil {
 			return res, fmt.Errorf("image %s: %w", ref, err)
 		}
-		ls, err := img.Layers()
+		if imgLayers, err = img.Layers(); err != nil {
+			return res, fmt.Errorf("image %s: %w", ref, err)
+		}
+		m, err := img.Manifest()
 		if err != nil {
 			return res, fmt.Errorf("image %s: %w", ref, err)
 		}
-		layers = append(layers, ls...)
 		res.Image = d
+		res.OSPackages = ospkg.Split(m.Annotations[recipes.AnnotationOSPackages])
 	}
+	o.Progress.Report(progress.Event{Op: "export", Name: "base " + o.Base})
+	layers, err := baseLayers(ctx, o.Base, work, o)
+	if err != nil {
+		return res, err
+	}
+	if len(res.OSPackages) > 0 {
+		o.Progress.Report(progress.Event{Op: "export", Name: "os packages"})
+		if err := checkOSPackages(ctx, o.Base, layers, res.OSPackages); err != nil {
+			if !o.SkipOSPackagesCheck {
+				return res, fmt.Errorf("image %s on base %s: %w", ref, o.Base, err)
+			}
+			res.Warnings = append(res.Warnings, fmt.Sprintf("OS packages not checked as asked: %v", err))
+		}
+	}
+	layers = append(layers, imgLayers...)
 	seed, err := diskSeed(layers, o)
 	if err != nil {
 		return res, err

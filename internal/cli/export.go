@@ -21,6 +21,7 @@ func newExportCmd(a *app) *cobra.Command {
 		cmdline  string
 		output   string
 		asJSON   bool
+		skipPkgs bool
 	)
 	cmd := &cobra.Command{
 		Use:   "export [REF@DIGEST] --base BASE -o FILE",
@@ -41,6 +42,12 @@ nodes, FIFOs and sockets of a directory or tarball base are left out (the
 booted system mounts /dev). The image's layers are applied as by
 'prebake pull -o DIR': in order, OCI whiteouts honoured, escapes refused.
 Without REF the disk holds BASE alone (a baseline to compare against).
+
+The OS packages the image declares (its recipe's osPackages, such as
+conntrack and socat) are checked against BASE's package database
+(/var/lib/dpkg/status; RPM bases are not read yet) before anything is
+written: export fails naming the missing ones, unless
+--skip-os-packages-check turns that into a warning.
 
 No loop devices or mounts are used (mkfs.ext4 -d, mkfs.vfat and mtools,
 sgdisk, objcopy, qemu-img for qcow2), but export runs as root so files keep
@@ -84,8 +91,12 @@ give the same disk bytes. The file appears only when complete.`,
 			res, err := disk.Export(cmd.Context(), ref, output, disk.Options{
 				Base: base, Format: disk.Format(format), Size: n, Platform: platform,
 				Cmdline: cmdline, Registry: o, Progress: prog,
+				SkipOSPackagesCheck: skipPkgs,
 			})
 			done()
+			for _, w := range res.Warnings {
+				fmt.Fprintf(a.Err, "warning: %s\n", w)
+			}
 			if err != nil {
 				return err
 			}
@@ -107,6 +118,7 @@ give the same disk bytes. The file appears only when complete.`,
 	cmd.Flags().StringVar(&cmdline, "cmdline", "", `kernel arguments after "root=PARTLABEL=prebake-root rw" (default "console=ttyS0,115200 console=tty0")`)
 	cmd.Flags().StringVarP(&output, "output", "o", "", "disk file to write (required)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cmd.Flags().BoolVar(&skipPkgs, "skip-os-packages-check", false, "warn instead of failing when BASE lacks OS packages the image declares (or its package database cannot be read)")
 	return cmd
 }
 
