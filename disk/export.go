@@ -62,7 +62,7 @@ type Options struct {
 	// else the Unix epoch.
 	Epoch time.Time
 	// Stub is the EFI stub the kernel image is built on; empty means
-	// DefaultStub.
+	// DefaultStub for amd64, DefaultStubARM64 for arm64.
 	Stub string
 	// Registry configures reading image references.
 	Registry registry.Options
@@ -113,8 +113,12 @@ func Export(ctx context.Context, ref registry.Reference, out string, o Options) 
 		o.Size = DefaultSize
 	}
 	o.Size = (o.Size + mib - 1) / mib * mib
+	tg, err := targetOf(o.Platform)
+	if err != nil {
+		return Result{}, fmt.Errorf("export: %w", err)
+	}
 	if o.Stub == "" {
-		o.Stub = DefaultStub
+		o.Stub = tg.stub
 	}
 	if o.Cmdline == "" {
 		o.Cmdline = "console=ttyS0,115200 console=tty0"
@@ -198,9 +202,9 @@ func Export(ctx context.Context, ref registry.Reference, out string, o Options) 
 	}
 	res.Kernel = k.version
 	o.Progress.Report(progress.Event{Op: "export", Name: "kernel " + k.version})
-	uki := filepath.Join(work, "BOOTX64.EFI")
+	uki := filepath.Join(work, tg.bootFile)
 	cmdline := "root=PARTLABEL=" + RootLabel + " rw " + o.Cmdline
-	if err := buildUKI(ctx, rootDir, k, o.Stub, cmdline, uki, o.Epoch); err != nil {
+	if err := buildUKI(ctx, rootDir, k, tg, o.Stub, cmdline, uki, o.Epoch); err != nil {
 		return res, err
 	}
 	fi, err := os.Stat(uki)
@@ -223,7 +227,7 @@ func Export(ctx context.Context, ref registry.Reference, out string, o Options) 
 	}
 	o.Progress.Report(progress.Event{Op: "export", Name: "esp"})
 	esp := filepath.Join(work, "esp.img")
-	if err := makeESP(ctx, esp, lay.espBytes(), uki, o.Epoch, fatSerial(seed)); err != nil {
+	if err := makeESP(ctx, esp, lay.espBytes(), uki, tg.bootFile, o.Epoch, fatSerial(seed)); err != nil {
 		return res, err
 	}
 	if err := copyInto(raw, lay.espStart*sector, esp); err != nil {
@@ -235,7 +239,7 @@ func Export(ctx context.Context, ref registry.Reference, out string, o Options) 
 	}
 	os.RemoveAll(rootDir)
 	o.Progress.Report(progress.Event{Op: "export", Name: "disk"})
-	if err := writeGPT(ctx, raw, lay, seed); err != nil {
+	if err := writeGPT(ctx, raw, lay, tg.rootType, seed); err != nil {
 		return res, err
 	}
 	final := raw
@@ -334,5 +338,8 @@ func diskSeed(layers []v1.Layer, o Options) ([]byte, error) {
 		fmt.Fprintln(h, d)
 	}
 	fmt.Fprintf(h, "%d\n%s\n%d\n", o.Size, o.Cmdline, o.Epoch.Unix())
+	if tg, err := targetOf(o.Platform); err == nil && tg.arch != "amd64" {
+		fmt.Fprintf(h, "%s\n", tg.arch)
+	}
 	return h.Sum(nil), nil
 }

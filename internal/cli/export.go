@@ -22,6 +22,7 @@ func newExportCmd(a *app) *cobra.Command {
 		output   string
 		asJSON   bool
 		skipPkgs bool
+		stub     string
 	)
 	cmd := &cobra.Command{
 		Use:   "export [REF@DIGEST] --base BASE -o FILE",
@@ -30,11 +31,19 @@ func newExportCmd(a *app) *cobra.Command {
 (BASE) and writes a disk that UEFI firmware boots:
 
   GPT
-  ├─ 1 ESP (FAT)        \EFI\BOOT\BOOTX64.EFI: a unified kernel image made of
-  │                     systemd's EFI stub, BASE's newest /boot/vmlinuz-VERSION
-  │                     and /boot/initrd.img-VERSION, its os-release, and the
-  │                     command line "root=PARTLABEL=prebake-root rw" + --cmdline
+  ├─ 1 ESP (FAT)        \EFI\BOOT\BOOTX64.EFI (BOOTAA64.EFI for arm64): a unified
+  │                     kernel image made of systemd's EFI stub, BASE's newest
+  │                     /boot/vmlinuz-VERSION and /boot/initrd.img-VERSION, its
+  │                     os-release, and the command line
+  │                     "root=PARTLABEL=prebake-root rw" + --cmdline
   └─ 2 prebake-root     ext4 with the root filesystem
+
+--platform linux/arm64 makes an arm64 disk (the node image's arm64 image on
+an arm64 BASE): the stub is linuxaa64.efi.stub (Debian's systemd-boot-efi
+for arm64; --stub names it on another machine, hack/efistub.sh fetches it),
+built with aarch64-linux-gnu-objcopy off arm64 (Debian package
+binutils-aarch64-linux-gnu), the gzip-compressed arm64 vmlinuz is
+decompressed into the image, and the root partition has the arm64 root type.
 
 BASE brings the kernel, systemd and cloud-init: a directory, a tarball
 (plain, gzip or zstd) or an image reference (oci:DIR@…, a registry). Device
@@ -91,7 +100,7 @@ give the same disk bytes. The file appears only when complete.`,
 			res, err := disk.Export(cmd.Context(), ref, output, disk.Options{
 				Base: base, Format: disk.Format(format), Size: n, Platform: platform,
 				Cmdline: cmdline, Registry: o, Progress: prog,
-				SkipOSPackagesCheck: skipPkgs,
+				SkipOSPackagesCheck: skipPkgs, Stub: stub,
 			})
 			done()
 			for _, w := range res.Warnings {
@@ -118,6 +127,7 @@ give the same disk bytes. The file appears only when complete.`,
 	cmd.Flags().StringVar(&cmdline, "cmdline", "", `kernel arguments after "root=PARTLABEL=prebake-root rw" (default "console=ttyS0,115200 console=tty0")`)
 	cmd.Flags().StringVarP(&output, "output", "o", "", "disk file to write (required)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cmd.Flags().StringVar(&stub, "stub", "", "systemd EFI stub to build the kernel image on (default: Debian's, for the platform)")
 	cmd.Flags().BoolVar(&skipPkgs, "skip-os-packages-check", false, "warn instead of failing when BASE lacks OS packages the image declares (or its package database cannot be read)")
 	return cmd
 }
