@@ -9,6 +9,7 @@ import (
 
 	"github.com/prebake/prebake/disk"
 	"github.com/prebake/prebake/registry"
+	"github.com/prebake/prebake/signing"
 )
 
 func newExportCmd(a *app) *cobra.Command {
@@ -23,6 +24,7 @@ func newExportCmd(a *app) *cobra.Command {
 		asJSON   bool
 		skipPkgs bool
 		stub     string
+		key      string
 	)
 	cmd := &cobra.Command{
 		Use:   "export [REF@DIGEST] --base BASE -o FILE",
@@ -56,7 +58,8 @@ The OS packages the image declares (its recipe's osPackages, such as
 conntrack and socat) are checked against BASE's package database
 (/var/lib/dpkg/status; RPM bases are not read yet) before anything is
 written: export fails naming the missing ones, unless
---skip-os-packages-check turns that into a warning.
+--skip-os-packages-check turns that into a warning. With --verify-key the
+image's signature (and revocation) is verified first, as by 'prebake verify'.
 
 No loop devices or mounts are used (mkfs.ext4 -d, mkfs.vfat and mtools,
 sgdisk, objcopy, qemu-img for qcow2), but export runs as root so files keep
@@ -87,6 +90,13 @@ give the same disk bytes. The file appears only when complete.`,
 				}
 				if ref.Digest == "" {
 					return fmt.Errorf("exporting %s: %w: name the image as REF@sha256:… so the disk holds exactly what was tested", ref, registry.ErrDigestRequired)
+				}
+			}
+			if key != "" && len(args) == 1 {
+				// The disk holds exactly what was signed: verified before
+				// anything is read from it.
+				if _, err := signing.Verify(cmd.Context(), ref, signing.VerifyOptions{Key: key, Registry: rf.options()}); err != nil {
+					return err
 				}
 			}
 			n, err := parseByteSize(size)
@@ -127,6 +137,7 @@ give the same disk bytes. The file appears only when complete.`,
 	cmd.Flags().StringVar(&cmdline, "cmdline", "", `kernel arguments after "root=PARTLABEL=prebake-root rw" (default "console=ttyS0,115200 console=tty0")`)
 	cmd.Flags().StringVarP(&output, "output", "o", "", "disk file to write (required)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cmd.Flags().StringVar(&key, "verify-key", "", "public key the image's signature must verify with before export (PEM file, env://VAR or KMS URI)")
 	cmd.Flags().StringVar(&stub, "stub", "", "systemd EFI stub to build the kernel image on (default: Debian's, for the platform)")
 	cmd.Flags().BoolVar(&skipPkgs, "skip-os-packages-check", false, "warn instead of failing when BASE lacks OS packages the image declares (or its package database cannot be read)")
 	return cmd
