@@ -71,6 +71,11 @@ lines += ["echo 'PREBAKE-BOOT downloads-done' >/dev/ttyS0",
           "base64 -d <<'CONFIG' | tar -xz -C /",
           payload.rstrip("\n"),
           "CONFIG"]
+# containerd reads registry hosts from certs.d only when told where.
+lines += ["cat >>/etc/containerd/config.toml <<'TOML'",
+          "[plugins.'io.containerd.cri.v1.images'.registry]",
+          "  config_path = '/etc/containerd/certs.d'",
+          "TOML"]
 for r in registries:
     lines += [f"mkdir -p /etc/containerd/certs.d/{r}",
               f"printf 'server = \"{registry_url}\"\\n[host.\"{registry_url}\"]\\n  capabilities = [\"pull\", \"resolve\"]\\n' >/etc/containerd/certs.d/{r}/hosts.toml"]

@@ -82,6 +82,10 @@ build_one() {
     *) echo "real: unknown component $name (see hack/real/build.sh)" >&2; return 2 ;;
   esac
   if [ -e "$out/.done" ]; then echo "$out"; return 0; fi
+  # One builder per component at a time (several make targets may ask).
+  exec {lockfd}>"$out.lock"
+  flock "$lockfd"
+  if [ -e "$out/.done" ]; then exec {lockfd}>&-; echo "$out"; return 0; fi
   tmp=$out.tmp; rm -rf "$tmp"; mkdir -p "$tmp"
   local t0=$SECONDS
   log "building $name into ${out#$ROOT/}"
@@ -129,6 +133,7 @@ build_one() {
   esac
   touch "$tmp/.done"
   rm -rf "$out" && mv "$tmp" "$out"
+  exec {lockfd}>&-
   log "built $name in $((SECONDS - t0)) s"
   echo "$out"
 }
