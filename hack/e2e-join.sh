@@ -72,7 +72,7 @@ MLOG=$W/mirror.log
 : >"$MLOG"
 python3 hack/boot/mirror.py "$MIRROR/mirror" "$MLOG" "$W/mirror.port" &
 pids+=($!)
-for _ in $(seq 100); do [ -s "$W/mirror.port" ] && break; sleep 0.1; done
+for _ in $(seq 600); do [ -s "$W/mirror.port" ] && break; sleep 0.1; done
 MPORT=$(cat "$W/mirror.port")
 M=http://127.0.0.1:$MPORT
 
@@ -80,7 +80,7 @@ log "image registry (prebake serve, every request logged)"
 RLOG=$W/registry.log
 "$PREBAKE" serve --root "$W/registry" --addr 127.0.0.1:0 --debug >"$W/serve.out" 2>"$RLOG" &
 pids+=($!)
-for _ in $(seq 100); do grep -q '^listening on' "$W/serve.out" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 600); do grep -q "^listening on" "$W/serve.out" 2>/dev/null && break; sleep 0.1; done
 REG=$(sed -n 's/^listening on //p' "$W/serve.out")
 [ -n "$REG" ] || { echo "e2e-join: prebake serve did not start: $(cat "$RLOG")" >&2; exit 1; }
 
