@@ -404,6 +404,15 @@ func TestOSPackages(t *testing.T) {
 		t.Error("a failed check applied the image")
 	}
 	o.InstallOSPackages = true
+	o.DryRun = true
+	dry, err := Apply(ctx, im.old, o)
+	if err != nil || !reflect.DeepEqual(dry.Installed, []string{"conntrack", "socat", "ethtool"}) {
+		t.Fatalf("dry run: %v, would install %v", err, dry.Installed)
+	}
+	if db, err := ospkg.Open(root); err != nil || db.Installed("conntrack") {
+		t.Fatalf("a dry run installed conntrack (%v)", err)
+	}
+	o.DryRun = false
 	res, err := Apply(ctx, im.old, o)
 	if err != nil {
 		t.Fatal(err)
