@@ -135,6 +135,9 @@ func (a *applier) osPackages(ctx context.Context, want []string) ([]string, erro
 	if len(missing) == 0 {
 		return nil, nil
 	}
+	if a.o.DryRun && a.o.InstallOSPackages {
+		return missing, nil // what would be installed
+	}
 	if !a.o.InstallOSPackages || a.o.DryRun {
 		return nil, db.Check(want)
 	}

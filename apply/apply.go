@@ -54,7 +54,8 @@ type Result struct {
 	Changes Changes `json:"changes"`
 	// Recovered is set when an interrupted transition was completed first.
 	Recovered bool `json:"recovered,omitempty"`
-	// Installed are the OS packages installed.
+	// Installed are the OS packages installed (for a dry run with
+	// InstallOSPackages: that would be).
 	Installed []string `json:"installed,omitempty"`
 	// Steps are the after-apply steps run or skipped, one line each.
 	Steps  []string `json:"steps,omitempty"`

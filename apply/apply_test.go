@@ -199,10 +199,12 @@ func TestVerification(t *testing.T) {
 	if res.Record.Verified {
 		t.Error("record says verified after --no-verify")
 	}
-	if _, err := registry.Revoke(ctx, im.unsigned, registry.RevokeOptions{Reason: "test"}); err != nil {
+	// Revoked (an image of its own: the quickstart ones are shared).
+	rev := smallImage(t, t.TempDir(), func() (v1.Layer, string) { return tarLayer(t, "one", entry{name: "etc/x", body: "x\n"}) })
+	if _, err := registry.Revoke(ctx, rev, registry.RevokeOptions{Reason: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Apply(ctx, im.unsigned, Options{Root: root, NoVerify: true}); !errors.Is(err, signing.ErrRevoked) {
+	if _, err := Apply(ctx, rev, Options{Root: root, NoVerify: true}); !errors.Is(err, signing.ErrRevoked) {
 		t.Errorf("revoked: err = %v, want ErrRevoked", err)
 	}
 }
@@ -371,7 +373,8 @@ func crashChild() {
 		}
 	}
 	ref := registry.MustParse(os.Getenv("PREBAKE_APPLY_REF"))
-	_, err := Apply(context.Background(), ref, Options{Root: os.Getenv("PREBAKE_APPLY_ROOT"), VerifyKey: os.Getenv("PREBAKE_APPLY_KEY"), SkipOSPackagesCheck: true, Platform: "linux/amd64"})
+	key := os.Getenv("PREBAKE_APPLY_KEY")
+	_, err := Apply(context.Background(), ref, Options{Root: os.Getenv("PREBAKE_APPLY_ROOT"), VerifyKey: key, NoVerify: key == "", SkipOSPackagesCheck: true, Platform: "linux/amd64"})
 	os.Stderr.WriteString("apply finished without reaching the crash point: " + strconv.Itoa(n) + " points; err " + errString(err) + "\n")
 	os.Exit(3)
 }
@@ -401,6 +404,15 @@ func TestOSPackages(t *testing.T) {
 		t.Error("a failed check applied the image")
 	}
 	o.InstallOSPackages = true
+	o.DryRun = true
+	dry, err := Apply(ctx, im.old, o)
+	if err != nil || !reflect.DeepEqual(dry.Installed, []string{"conntrack", "socat", "ethtool"}) {
+		t.Fatalf("dry run: %v, would install %v", err, dry.Installed)
+	}
+	if db, err := ospkg.Open(root); err != nil || db.Installed("conntrack") {
+		t.Fatalf("a dry run installed conntrack (%v)", err)
+	}
+	o.DryRun = false
 	res, err := Apply(ctx, im.old, o)
 	if err != nil {
 		t.Fatal(err)
@@ -414,5 +426,81 @@ func TestOSPackages(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "usr/sbin/conntrack")); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestCrashFirstApply kills the first apply onto a root (which backs up
+// the root's own files and applies whiteouts) at 10 random points, each
+// on a fresh copy of the root, and checks the next apply ends where a
+// clean one does, and that moving on to an image that claims nothing of
+// the root's restores it.
+func TestCrashFirstApply(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	x := smallImage(t, dir, func() (v1.Layer, string) {
+		return tarLayer(t, "one",
+			entry{name: "etc/", typ: tar.TypeDir},
+			entry{name: "etc/foo.conf", body: "the image's\n", mode: 0o600, uid: 7, gid: 8},
+			entry{name: "etc/.wh.bar"},
+			entry{name: "usr/local/bin/", typ: tar.TypeDir},
+			entry{name: "usr/local/bin/tool", body: "#!/bin/sh\n", mode: 0o4755},
+			entry{name: "usr/local/bin/tool-link", typ: tar.TypeSymlink, link: "tool"},
+			entry{name: "usr/local/bin/tool-hard", typ: tar.TypeLink, link: "usr/local/bin/tool"},
+		)
+	}, func() (v1.Layer, string) {
+		return tarLayer(t, "two", entry{name: "opt/keep/y", body: "new\n"})
+	})
+	y := smallImage(t, dir, func() (v1.Layer, string) {
+		return tarLayer(t, "two", entry{name: "opt/keep/y", body: "newer\n"})
+	})
+	fresh := func() string {
+		root := filepath.Join(t.TempDir(), "root")
+		for p, c := range map[string]string{"etc/foo.conf": "the root's own\n", "etc/bar": "removed by a whiteout\n", "opt/keep/x": "kept\n"} {
+			os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755)
+			if err := os.WriteFile(filepath.Join(root, p), []byte(c), 0o640); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return root
+	}
+	ctx := context.Background()
+	o := func(root string) Options { return Options{Root: root, NoVerify: true, Platform: "linux/amd64"} }
+	clean := fresh()
+	base := snapshot(t, clean)
+	n := 0
+	crashHook = func() { n++ }
+	_, err := Apply(ctx, x, o(clean))
+	crashHook = nil
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := snapshot(t, clean)
+	seed := time.Now().UnixNano()
+	rng := rand.New(rand.NewSource(seed))
+	t.Logf("seed %d; %d points", seed, n)
+	for i := 0; i < 10; i++ {
+		root := fresh()
+		at := 1 + rng.Intn(n)
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "PREBAKE_APPLY_CRASH_AT="+strconv.Itoa(at), "PREBAKE_APPLY_ROOT="+root, "PREBAKE_APPLY_REF="+x.String(), "PREBAKE_APPLY_KEY=")
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("point %d: the child was not killed: %v\n%s", at, err, out)
+		}
+		if _, err := Apply(ctx, x, o(root)); err != nil {
+			t.Fatalf("apply after a crash at point %d: %v", at, err)
+		}
+		if c := changed(want, snapshot(t, root)); len(c) != 0 {
+			t.Fatalf("crash at point %d: root differs from a clean apply at %v", at, c)
+		}
+		if _, err := Apply(ctx, y, o(root)); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{"etc/foo.conf", "etc/bar", "opt/keep/x"} {
+			if got := snapshot(t, root)[p]; got != base[p] {
+				t.Errorf("crash at point %d: /%s is %q after moving on, want the root's own %q", at, p, got, base[p])
+			}
+		}
 	}
 }

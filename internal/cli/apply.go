@@ -139,6 +139,10 @@ func printApply(w io.Writer, res *apply.Result) {
 		}
 	}
 	if len(res.Installed) > 0 {
-		fmt.Fprintf(w, "  installed OS packages: %s\n", strings.Join(res.Installed, ", "))
+		what := "installed"
+		if res.DryRun {
+			what = "would install"
+		}
+		fmt.Fprintf(w, "  %s OS packages: %s\n", what, strings.Join(res.Installed, ", "))
 	}
 }
