@@ -43,7 +43,7 @@ func TestJoinConfigurationRealKubeadm(t *testing.T) {
 		return &Cluster{APIServerEndpoint: "10.0.2.2:6443", BootstrapToken: "abcdef.0123456789abcdef"}
 	}
 	cases := map[string]joinInput{
-		"worker": {node: &Node{Name: "w1", Role: RoleWorker}, cluster: cluster(), caHashes: []string{hash}},
+		"worker":           {node: &Node{Name: "w1", Role: RoleWorker}, cluster: cluster(), caHashes: []string{hash}},
 		"worker-unsafe-ca": {node: &Node{Name: "w1", Role: RoleWorker}, cluster: cluster(), unsafeCA: true},
 		"worker-everything": {
 			node: &Node{
