@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/url"
@@ -15,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+
+	"github.com/prebake/prebake/internal/safepath"
 )
 
 // Platforms prebake can build for.
@@ -434,6 +437,17 @@ func checkFrom(p *problems, field, from string) {
 	}
 }
 
+// fromProblem reports a from: file that could not be read; one that
+// leaves the recipe's directory says where it pointed.
+func (r *Recipe) fromProblem(p *problems, field, from string, err error) {
+	var esc *safepath.EscapeError
+	if errors.As(err, &esc) {
+		p.add(field, "from %q resolves to %s, outside the recipe's directory %s (symlinks must stay inside it)", from, esc.Target, r.Dir())
+		return
+	}
+	p.add(field, "reading %s: %v", from, err)
+}
+
 // unitContents maps every unit name in the recipe to its field and content
 // (for enable).
 func (r *Recipe) unitContents(p *problems) map[string]unitRef {
@@ -450,7 +464,7 @@ func (r *Recipe) unitContents(p *problems) map[string]unitRef {
 			} else if u.From != "" && !filepath.IsAbs(u.From) && !hasDotDot(filepath.ToSlash(u.From)) {
 				b, err := r.readFrom(u.From)
 				if err != nil {
-					p.add(field+".from", "reading %s: %v", u.From, err)
+					r.fromProblem(p, field+".from", u.From, err)
 					continue
 				}
 				content = string(b)
@@ -535,7 +549,7 @@ func (r *Recipe) resolveComponent(ci int, c Component, osName, arch string, tx *
 		case f.From != "" && !filepath.IsAbs(f.From) && !hasDotDot(filepath.ToSlash(f.From)):
 			b, err := r.readFrom(f.From)
 			if err != nil {
-				p.add(ff+".from", "reading %s: %v", f.From, err)
+				r.fromProblem(p, ff+".from", f.From, err)
 			}
 			rf.Content = string(b)
 		}
