@@ -441,6 +441,10 @@ func checkFrom(p *problems, field, from string) {
 // leaves the recipe's directory says where it pointed.
 func (r *Recipe) fromProblem(p *problems, field, from string, err error) {
 	var esc *safepath.EscapeError
+	if errors.As(err, &esc) && esc.Absolute {
+		p.add(field, "from %v", esc)
+		return
+	}
 	if errors.As(err, &esc) {
 		p.add(field, "from %q resolves to %s, outside the recipe's directory %s (symlinks must stay inside it)", from, esc.Target, r.Dir())
 		return

@@ -4,8 +4,9 @@
 //
 // A name is resolved inside a base directory by the kernel-backed os.Root
 // (openat with every symlink followed component by component, the
-// RESOLVE_BENEATH rule): symlinks and ".." are allowed as long as every step
-// stays inside the base. Absolute names, and names that resolve outside it
+// RESOLVE_BENEATH rule): relative symlinks and ".." are allowed as long as
+// every step stays inside the base; a symlink with an absolute target is
+// refused even when it points inside. Absolute names, and names that resolve outside it
 // (through a symlinked file or a symlinked folder), are refused with an
 // *EscapeError that says where the name pointed. Only regular files are
 // opened, so a FIFO or a device cannot hang or flood a build.
@@ -21,6 +22,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -40,9 +42,16 @@ type EscapeError struct {
 	Name   string // the name as given
 	Base   string // the directory it must stay in
 	Target string // where it resolves (best effort: the path after following symlinks)
+	// Absolute: the name goes through a symlink with an absolute target.
+	// Even one that lands inside Base is refused: only relative symlinks
+	// are followed.
+	Absolute bool
 }
 
 func (e *EscapeError) Error() string {
+	if e.Absolute {
+		return fmt.Sprintf("%q goes through a symlink with an absolute target (to %s); inside %s only relative symlinks are followed", e.Name, e.Target, e.Base)
+	}
 	if e.Target != "" && e.Target != e.Name {
 		return fmt.Sprintf("%q resolves to %s, outside %s", e.Name, e.Target, e.Base)
 	}
@@ -71,6 +80,11 @@ func Open(base, name string) (*os.File, error) {
 	if err != nil {
 		if esc := escapes(base, name); esc != nil {
 			return nil, esc
+		}
+		if link := absoluteLink(base, name); link != "" {
+			// Resolves inside, but only through an absolute symlink:
+			// RESOLVE_BENEATH follows relative symlinks only.
+			return nil, &EscapeError{Name: name, Base: base, Target: link, Absolute: true}
 		}
 		return nil, err
 	}
@@ -170,6 +184,25 @@ func escapes(base, name string) *EscapeError {
 		return &EscapeError{Name: name, Base: base, Target: target}
 	}
 	return nil
+}
+
+// absoluteLink returns the target of the first symlink with an absolute
+// target on name's path inside base, or "".
+func absoluteLink(base, name string) string {
+	cur := base
+	for _, part := range strings.Split(filepath.ToSlash(filepath.Clean(name)), "/") {
+		cur = filepath.Join(cur, part)
+		fi, err := os.Lstat(cur)
+		if err != nil {
+			return ""
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			if t, err := os.Readlink(cur); err == nil && filepath.IsAbs(t) {
+				return t
+			}
+		}
+	}
+	return ""
 }
 
 // resolve follows symlinks as far as they exist: the longest existing

@@ -37,6 +37,7 @@ func tree(t *testing.T) (base, secret string) {
 		"ok-link":     "sub/in.txt",                  // stays inside
 		"sub/up-link": "../in.txt",                   // stays inside through ..
 		"loop":        "loop",                        // symlink loop
+		"abs-inside":  filepath.Join(base, "in.txt"), // absolute target: refused even inside
 		"dangling":    filepath.Join(top, "missing"), // outside and missing
 	} {
 		if err := os.Symlink(target, filepath.Join(base, link)); err != nil {
@@ -101,6 +102,15 @@ func TestReadFileContained(t *testing.T) {
 	}
 	if _, err := ReadFile(base, "fifo", 0); !errors.Is(err, ErrNotRegular) {
 		t.Errorf("fifo: %v, want ErrNotRegular", err)
+	}
+}
+
+func TestAbsoluteSymlinkRefused(t *testing.T) {
+	base, _ := tree(t)
+	_, err := ReadFile(base, "abs-inside", 0)
+	var esc *EscapeError
+	if !errors.As(err, &esc) || !esc.Absolute || !strings.Contains(err.Error(), "absolute target") {
+		t.Errorf("abs-inside: %v, want an EscapeError for an absolute symlink", err)
 	}
 }
 
