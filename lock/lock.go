@@ -25,7 +25,6 @@ import (
 	"net/url"
 	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -264,8 +263,12 @@ func lockOne(ctx context.Context, client *http.Client, o Options, u string) (Ent
 	}
 	for _, c := range cands {
 		cu := c.url
-		src, _ := o.Fetcher.Rewrite(cu)
-		body, err := get(ctx, client, src)
+		loc, err := o.Fetcher.Locate(cu)
+		if err != nil {
+			return e, fmt.Errorf("reading checksum file: %w", err)
+		}
+		src := loc.URL
+		body, err := get(ctx, client, o.Fetcher, loc)
 		if errors.Is(err, fs.ErrNotExist) {
 			tried = append(tried, src)
 			continue
@@ -388,16 +391,18 @@ func checkHex(s string) (string, error) {
 	return s, nil
 }
 
-// get reads a small file over http(s) or from a file:// URL; a 404 or a
-// missing file is fs.ErrNotExist.
-func get(ctx context.Context, client *http.Client, src string) ([]byte, error) {
+// get reads a small file over http(s) or from a file:// URL (inside its
+// mirror, see fetch.Fetcher.OpenLocal); a 404 or a missing file is
+// fs.ErrNotExist.
+func get(ctx context.Context, client *http.Client, fetcher *fetch.Fetcher, loc fetch.Location) ([]byte, error) {
+	src := loc.URL
 	u, err := url.Parse(src)
 	if err != nil {
 		return nil, err
 	}
 	switch u.Scheme {
 	case "file":
-		f, err := os.Open(filepath.FromSlash(u.Path))
+		f, err := fetcher.OpenLocal(loc)
 		if err != nil {
 			return nil, err
 		}
