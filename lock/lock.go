@@ -89,8 +89,9 @@ type Options struct {
 type Entry struct {
 	URL         string `json:"url"`
 	SHA256      string `json:"sha256"`
-	ChecksumURL string `json:"checksumURL"` // where the sha256 came from
-	Verified    bool   `json:"verified"`    // the download was hashed and matched
+	ChecksumURL string `json:"checksumURL"`    // where the sha256 came from
+	Verified    bool   `json:"verified"`       // the download was hashed and matched
+	Size        int64  `json:"size,omitempty"` // bytes, when verified
 }
 
 // Result is what Update did.
@@ -226,6 +227,9 @@ func Update(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) 
 	}
 	for _, e := range entries {
 		l.Add(e.URL, e.SHA256)
+		if e.Size > 0 {
+			l.SetSize(e.URL, e.Size)
+		}
 	}
 	for _, e := range images {
 		l.AddImage(e.Ref, e.Digest)
@@ -294,12 +298,16 @@ func lockOne(ctx context.Context, client *http.Client, o Options, u string) (Ent
 	if !o.Verify {
 		return e, nil
 	}
-	if _, err := o.Fetcher.Fetch(ctx, fetch.Request{URL: u, SHA256: e.SHA256}); err != nil {
+	p, err := o.Fetcher.Fetch(ctx, fetch.Request{URL: u, SHA256: e.SHA256})
+	if err != nil {
 		var ce *fetch.ChecksumError
 		if errors.As(err, &ce) {
 			return e, &MismatchError{URL: u, ChecksumURL: e.ChecksumURL, Mirror: ce.Mirror, Expected: ce.Expected, Actual: ce.Actual}
 		}
 		return e, err
+	}
+	if fi, err := os.Stat(p); err == nil {
+		e.Size = fi.Size()
 	}
 	e.Verified = true
 	return e, nil

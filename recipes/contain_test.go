@@ -90,3 +90,37 @@ func mustWrite(t *testing.T, p, content string) {
 		t.Fatal(err)
 	}
 }
+
+// The lock's size reaches the resolved source (the fetcher's cap) without
+// changing the recipe's digest.
+func TestLockSize(t *testing.T) {
+	sum := strings.Repeat("a", 64)
+	lock := func(size string) *Lock {
+		l, err := ParseLock("r.lock.yaml", []byte("apiVersion: prebake.dev/v1alpha1\nkind: Lock\nsources:\n  - url: https://example.com/x\n    sha256: "+sum+size+"\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	r, err := Parse("r.yaml", []byte("apiVersion: prebake.dev/v1alpha1\nkind: Recipe\nmetadata:\n  name: r\nplatforms: [linux/amd64]\ncomponents:\n  - name: c\n    sources:\n      - url: https://example.com/x\n        dest: /usr/bin/x\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	with, err := r.Resolve(ResolveOptions{Lock: lock("\n    size: 1234")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	without, err := r.Resolve(ResolveOptions{Lock: lock("")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := with.Builds[0].Components[0].Sources[0].Size; got != 1234 {
+		t.Errorf("size %d, want 1234", got)
+	}
+	if with.Digest != without.Digest {
+		t.Error("the lock's size changed the recipe digest")
+	}
+	if _, err := ParseLock("r.lock.yaml", []byte("apiVersion: prebake.dev/v1alpha1\nkind: Lock\nsources:\n  - url: u\n    sha256: "+sum+"\n    size: -1\n")); err == nil || !strings.Contains(err.Error(), "sources[0].size") {
+		t.Errorf("negative size: %v", err)
+	}
+}

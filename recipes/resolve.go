@@ -90,6 +90,9 @@ type ResolvedSource struct {
 	Extract []ExtractRule `json:"extract,omitempty"`
 	Dest    string        `json:"dest,omitempty"`
 	Mode    *Mode         `json:"mode,omitempty"`
+	// Size is the expected size in bytes from the lock (0: unknown); it
+	// bounds the download and is not part of the digest.
+	Size int64 `json:"-"`
 }
 
 // ExtractRule places archive entries matching Pattern at Dest.
@@ -531,6 +534,7 @@ func (r *Recipe) resolveComponent(ci int, c Component, osName, arch string, tx *
 			rs.SHA256 = sum
 		case inLock:
 			rs.SHA256 = locked
+			rs.Size = o.Lock.Size(u)
 		case u != "" && !o.NoChecksums:
 			p.add(sf+".sha256", "missing checksum for %s (%s/%s): add sha256.%s or a lock entry", u, osName, arch, arch)
 		}
