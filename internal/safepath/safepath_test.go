@@ -12,7 +12,7 @@ import (
 
 // tree builds base/ with in.txt, sub/in.txt and, next to base, secret.txt,
 // plus the symlinks a hostile recipe or spec would use.
-func tree(t *testing.T) (base, secret string) {
+func tree(t testing.TB) (base, secret string) {
 	t.Helper()
 	top := t.TempDir()
 	base = filepath.Join(top, "base")
