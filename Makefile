@@ -10,7 +10,7 @@ TOOLS := $(CURDIR)/.cache/tools
 export PATH := $(TOOLS)/bin:$(PATH)
 export GOFLAGS := -buildvcs=false
 
-.PHONY: help build test test-short demo bench lint verify docs tools conformance clean e2e-boot
+.PHONY: help build test test-short demo bench lint verify docs tools conformance clean e2e-boot fuzz
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -21,11 +21,20 @@ build: ## build bin/prebake
 tools: ## install the real clients the tests talk to (apt + go build into .cache/tools)
 	hack/tools.sh
 
-test: tools build ## everything: unit, integration with real clients, conformance, the Packer plugin e2e
-	PREBAKE_BIN=$(CURDIR)/bin/prebake $(GO) test -count=1 -timeout 30m ./...
+# Packages with concurrency (parallel fetches and layer builds, the registry
+# and its server, signing) run under the race detector in `make test`.
+RACE_PKGS := ./builder/... ./registry/... ./signing/...
+FUZZTIME ?= 60s
+
+test: tools build ## everything: unit (race detector on the concurrent packages), seed corpora, integration with real clients, conformance, the Packer plugin e2e
+	PREBAKE_BIN=$(CURDIR)/bin/prebake $(GO) test -count=1 -timeout 30m $$($(GO) list ./... | grep -v -E '/prebake/(builder|registry|signing)(/|$$)')
+	PREBAKE_BIN=$(CURDIR)/bin/prebake $(GO) test -race -count=1 -timeout 30m $(RACE_PKGS)
 	$(MAKE) --no-print-directory conformance
 	$(MAKE) --no-print-directory test-packer
 	$(MAKE) --no-print-directory e2e-packer
+
+fuzz: ## run every Fuzz target of the module for FUZZTIME each (default 60s; hack/fuzz.sh)
+	FUZZTIME=$(FUZZTIME) hack/fuzz.sh
 
 test-short: ## unit tests only, no external clients
 	$(GO) test -short ./...
