@@ -326,7 +326,10 @@ func cleanURL(raw string) (*url.URL, error) {
 	if strings.HasSuffix(p, "/") && clean != "/" {
 		clean += "/"
 	}
-	u.Path, u.RawPath = clean, ""
+	if clean != u.Path {
+		// Re-encoded from the cleaned path: "%2e%2e" and "..%2f" are gone.
+		u.Path, u.RawPath = clean, ""
+	}
 	return u, nil
 }
 
