@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -184,15 +185,12 @@ func TestUnmirroredFileSource(t *testing.T) {
 }
 
 // stallServer sends headers and the first bytes of a body, then nothing.
-func stallServer(t *testing.T, beforeHeaders bool) (*httptest.Server, *int32) {
+func stallServer(t *testing.T, beforeHeaders bool) (*httptest.Server, *atomic.Int32) {
 	t.Helper()
-	var hits int32
-	var mu sync.Mutex
+	hits := new(atomic.Int32)
 	stop := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		hits++
-		mu.Unlock()
+		hits.Add(1)
 		if !beforeHeaders {
 			w.Header().Set("Content-Length", "1048576")
 			w.WriteHeader(http.StatusOK)
@@ -205,7 +203,7 @@ func stallServer(t *testing.T, beforeHeaders bool) (*httptest.Server, *int32) {
 		}
 	}))
 	t.Cleanup(func() { close(stop); srv.Close() })
-	return srv, &hits
+	return srv, hits
 }
 
 // A mirror that sends headers and then stalls mid-body used to hang the
@@ -226,8 +224,8 @@ func TestStallAfterHeaders(t *testing.T) {
 			if !errors.Is(err, ErrStalled) || !strings.Contains(err.Error(), u) || !strings.Contains(err.Error(), "giving up after 2 attempts") {
 				t.Errorf("err = %v, want ErrStalled naming %s after 2 attempts", err, u)
 			}
-			if *hits != 2 {
-				t.Errorf("%d requests, want 2 (one retry)", *hits)
+			if n := hits.Load(); n != 2 {
+				t.Errorf("%d requests, want 2 (one retry)", n)
 			}
 			if left := cacheFiles(t, f); len(left) != 0 {
 				t.Errorf("partial files left: %v", left)
