@@ -51,6 +51,13 @@ for t in "${targets[@]}"; do
   echo "fuzz: $pkg $name" >&2
   if $GO test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "${par[@]}" "$pkg" >"$log" 2>&1; then
     res=ok
+  elif ! grep -q 'Failing input written to' "$log" && grep -qx '    context deadline exceeded' "$log" &&
+       $GO test -count=1 -run "^${name}\$" "$pkg" >/dev/null 2>&1; then
+    # Go <= 1.26's fuzz coordinator can report its own -fuzztime deadline
+    # as a failure when a worker is mid-exec on a loaded machine
+    # (go.dev/issue/75804, fixed in Go 1.27). No input was written and the
+    # corpus replays clean: not a finding.
+    res=ok*
   else
     res=FAIL
     failed+=("$pkg $name")
@@ -62,6 +69,9 @@ for t in "${targets[@]}"; do
   rm -f "$log"
 done
 printf '%s\n' "${summary[@]}"
+if printf '%s\n' "${summary[@]}" | grep -q '^ok\*'; then
+  echo "ok*: the Go fuzz coordinator reported its own deadline (go.dev/issue/75804); no failing input, seeds replay clean" >&2
+fi
 if [ ${#failed[@]} -gt 0 ]; then
   echo "fuzz: ${#failed[@]} target(s) failed: ${failed[*]}" >&2
   exit 1
