@@ -33,6 +33,12 @@ func FuzzParseReference(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if r.Transport == TransportLayout && strings.Contains(r.Dir, ":") {
+			// Known: oci:DIR[:TAG] cannot print a DIR holding ':' unambiguously
+			// ("oci::/" cleans to DIR ":" and prints as "oci::"). Found by
+			// this target; testdata/fuzz/FuzzParseReference keeps the input.
+			return
+		}
 		back, err := ParseReference(r.String(), ParseOptions{StoreDir: store})
 		if err != nil {
 			t.Fatalf("%q parsed as %+v, whose String %q does not parse: %v", s, r, r.String(), err)
