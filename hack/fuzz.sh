@@ -11,6 +11,9 @@
 #   FUZZTIME=60s       time per target (go test -fuzztime: 30s, 1000x, ...)
 #   FUZZ_PARALLEL=N    fuzzing workers per target (default: GOMAXPROCS)
 #   FUZZ_ONLY=REGEXP   only targets whose name matches
+#   FUZZMINIMIZETIME=5s  time to minimise each new interesting input (Go's
+#                      default, 60s, can eat a whole short run on targets
+#                      whose seeds are large files such as locks)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
@@ -49,7 +52,7 @@ for t in "${targets[@]}"; do
   pkg=${t% *}; name=${t#* }
   log=$(mktemp)
   echo "fuzz: $pkg $name" >&2
-  if $GO test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "${par[@]}" "$pkg" >"$log" 2>&1; then
+  if $GO test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime "${FUZZMINIMIZETIME:-5s}" "${par[@]}" "$pkg" >"$log" 2>&1; then
     res=ok
   elif ! grep -q 'Failing input written to' "$log" && grep -qx '    context deadline exceeded' "$log" &&
        $GO test -count=1 -run "^${name}\$" "$pkg" >/dev/null 2>&1; then
