@@ -23,12 +23,17 @@ tools: ## install the real clients the tests talk to (apt + go build into .cache
 
 # Packages with concurrency (parallel fetches and layer builds, the registry
 # and its server, signing) run under the race detector in `make test`.
+# RACE_SKIP runs without it: the kill -9 test times its kills against push
+# progress, and a race-instrumented client acknowledges no push in its
+# windows (0 of 24 rounds, against 65 without -race).
 RACE_PKGS := ./builder/... ./registry/... ./signing/...
+RACE_SKIP := TestKill9DuringPushes
 FUZZTIME ?= 60s
 
 test: tools build ## everything: unit (race detector on the concurrent packages), seed corpora, integration with real clients, conformance, the Packer plugin e2e
 	PREBAKE_BIN=$(CURDIR)/bin/prebake $(GO) test -count=1 -timeout 30m $$($(GO) list ./... | grep -v -E '/prebake/(builder|registry|signing)(/|$$)')
-	PREBAKE_BIN=$(CURDIR)/bin/prebake $(GO) test -race -count=1 -timeout 30m $(RACE_PKGS)
+	PREBAKE_BIN=$(CURDIR)/bin/prebake $(GO) test -race -count=1 -timeout 30m -skip '^$(RACE_SKIP)$$' $(RACE_PKGS)
+	PREBAKE_BIN=$(CURDIR)/bin/prebake $(GO) test -count=1 -timeout 30m -run '^$(RACE_SKIP)$$' ./registry/server
 	$(MAKE) --no-print-directory conformance
 	$(MAKE) --no-print-directory test-packer
 	$(MAKE) --no-print-directory e2e-packer
