@@ -203,7 +203,7 @@ func (b *build) fetchAll(ctx context.Context) error {
 			for _, s := range c.Sources {
 				if !seen[s.SHA256] {
 					seen[s.SHA256] = true
-					reqs = append(reqs, fetch.Request{URL: s.URL, SHA256: s.SHA256})
+					reqs = append(reqs, fetch.Request{URL: s.URL, SHA256: s.SHA256, Size: s.Size})
 				}
 			}
 		}

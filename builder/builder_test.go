@@ -204,7 +204,7 @@ components:
 				t.Fatal(err)
 			}
 			cache := t.TempDir()
-			f, _ := fetch.New(fetch.WithCacheDir(cache))
+			f, _ := fetch.New(fetch.WithCacheDir(cache), fetch.WithFileSources(true))
 			_, err = builder.Build(context.Background(), res, builder.Options{Fetcher: f})
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("error %v, want %v", err, tc.want)

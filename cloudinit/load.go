@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/prebake/prebake/internal/safepath"
 )
 
 // maxRefFile caps the size of a file a spec names (CA, token, file content).
@@ -14,7 +16,8 @@ const maxRefFile = 1 << 20
 
 // Load reads the node spec file at path (a NodeConfig or a NodeConfigList,
 // possibly several YAML documents), reads the files it names (caCertFile,
-// bootstrapTokenFile, files[].contentFile; relative to the spec's directory),
+// bootstrapTokenFile, files[].contentFile; relative to the spec's directory
+// and contained in it, symlinks followed),
 // and validates every node. All problems, each with file:line:column, come
 // back together in one *SpecError.
 func Load(path string) ([]*NodeConfig, error) {
@@ -57,16 +60,29 @@ type fileResult struct {
 	err  error
 }
 
+// readRef reads a file the spec names. It must stay inside the spec's
+// directory after every symlink is followed (internal/safepath): an absolute
+// name, "..", or a symlinked file or folder pointing elsewhere is refused,
+// saying where it pointed, so a spec cannot pull host files such as
+// /etc/shadow into user-data.
 func readRef(dir, name string, cache map[string]fileResult) ([]byte, error) {
-	p := name
-	if !filepath.IsAbs(p) {
-		p = filepath.Join(dir, p)
-	}
-	if r, ok := cache[p]; ok {
+	key := filepath.Join(dir, name)
+	if r, ok := cache[key]; ok {
 		return r.data, r.err
 	}
-	data, err := readLimited(p, maxRefFile)
-	cache[p] = fileResult{data, err}
+	data, err := safepath.ReadFile(dir, name, maxRefFile)
+	var esc *safepath.EscapeError
+	switch {
+	case errors.As(err, &esc) && esc.Absolute:
+		err = fmt.Errorf("%w (files a spec names must stay inside its directory)", esc)
+	case errors.As(err, &esc):
+		err = fmt.Errorf("%q resolves to %s, outside the spec's directory %s (files a spec names must stay inside it)", name, esc.Target, dir)
+	case errors.Is(err, fs.ErrNotExist):
+		err = fmt.Errorf("%s does not exist", key)
+	case errors.Is(err, safepath.ErrTooLarge):
+		err = fmt.Errorf("%s is over the %d byte limit", key, maxRefFile)
+	}
+	cache[key] = fileResult{data, err}
 	return data, err
 }
 

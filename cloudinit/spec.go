@@ -153,10 +153,12 @@ type NTP struct {
 type File struct {
 	// Path is absolute. Paths under /etc/kubernetes/pki are refused.
 	Path string `yaml:"path"`
-	// Content is the file's text; or ContentFile, relative to the spec file.
+	// Content is the file's text; or ContentFile, relative to the spec file
+	// and inside its directory (symlinks followed).
 	Content     string `yaml:"content,omitempty"`
 	ContentFile string `yaml:"contentFile,omitempty"`
-	// Permissions is an octal mode string ("0644", default; "0600" when Secret).
+	// Permissions is an octal mode string. Default "0644", or "0600" when
+	// the content holds a private key; always "0600" when Secret.
 	Permissions string `yaml:"permissions,omitempty"`
 	// Owner is user:group (default root:root).
 	Owner string `yaml:"owner,omitempty"`

@@ -393,10 +393,14 @@ func validateFile(f *File, field string, seen map[string]int, i int, ps *problem
 	}
 }
 
-// fileMode is f's mode as four octal digits.
+// fileMode is f's mode as four octal digits: 0600 for a secret, and by
+// default for content holding a private key; otherwise the spec's
+// permissions, default 0644.
 func fileMode(f *File) string {
 	switch {
 	case f.Secret:
+		return "0600"
+	case f.Permissions == "" && hasPrivateKey(f.Content):
 		return "0600"
 	case f.Permissions == "":
 		return "0644"

@@ -48,14 +48,14 @@ bytes=$(du -cb "$W"/src/*/* | tail -1 | cut -f1)
 echo "bench-build: $n binaries per platform, $((bytes / 1024 / 1024)) MiB in all"
 
 export XDG_CACHE_HOME=$W/cache
-"$PREBAKE" build "$W/recipe.yaml" -q -o "oci:$W/warmup" >/dev/null   # fill the download cache
+"$PREBAKE" build "$W/recipe.yaml" -q --allow-file-sources -o "oci:$W/warmup" >/dev/null   # fill the download cache
 now() { date +%s.%N; }
 secs() { echo "$2 - $1" | bc; }
 
 run_prebake() { # $1 compression
   rm -rf "$XDG_CACHE_HOME/prebake/layers" "$W/out"
   local s; s=$(now)
-  "$PREBAKE" build "$W/recipe.yaml" -q --compression "$1" -o "oci:$W/out" >/dev/null
+  "$PREBAKE" build "$W/recipe.yaml" -q --allow-file-sources --compression "$1" -o "oci:$W/out" >/dev/null
   secs "$s" "$(now)"
 }
 run_peer() { # $1: compressor command
@@ -72,7 +72,7 @@ tg=$(for r in 1 2 3; do run_peer "gzip -1"; done | best)
 pz=$(for r in 1 2 3; do run_prebake zstd; done | best)
 tz=$(for r in 1 2 3; do run_peer "zstd -T0 -q"; done | best)
 run_prebake gzip >/dev/null   # leaves the gzip layers in the layer cache
-rm -rf "$W/out"; s=$(now); "$PREBAKE" build "$W/recipe.yaml" -q -o "oci:$W/out" >/dev/null; warm=$(secs "$s" "$(now)")
+rm -rf "$W/out"; s=$(now); "$PREBAKE" build "$W/recipe.yaml" -q --allow-file-sources -o "oci:$W/out" >/dev/null; warm=$(secs "$s" "$(now)")
 ratio() { echo "scale=2; $1 / $2" | bc; }
 line="| $(date -u +%F) | $((bytes / 1024 / 1024)) MiB, 2 platforms | gzip: prebake ${pg}s vs tar\|gzip -1 ${tg}s → **$(ratio "$pg" "$tg")×** | zstd: prebake ${pz}s vs tar\|zstd -T0 ${tz}s → **$(ratio "$pz" "$tz")×** | ${warm}s | $(nproc) cores |"
 echo "$line"

@@ -25,7 +25,6 @@ import (
 	"net/url"
 	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -90,8 +89,9 @@ type Options struct {
 type Entry struct {
 	URL         string `json:"url"`
 	SHA256      string `json:"sha256"`
-	ChecksumURL string `json:"checksumURL"` // where the sha256 came from
-	Verified    bool   `json:"verified"`    // the download was hashed and matched
+	ChecksumURL string `json:"checksumURL"`    // where the sha256 came from
+	Verified    bool   `json:"verified"`       // the download was hashed and matched
+	Size        int64  `json:"size,omitempty"` // bytes, when verified
 }
 
 // Result is what Update did.
@@ -227,6 +227,9 @@ func Update(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) 
 	}
 	for _, e := range entries {
 		l.Add(e.URL, e.SHA256)
+		if e.Size > 0 {
+			l.SetSize(e.URL, e.Size)
+		}
 	}
 	for _, e := range images {
 		l.AddImage(e.Ref, e.Digest)
@@ -264,8 +267,12 @@ func lockOne(ctx context.Context, client *http.Client, o Options, u string) (Ent
 	}
 	for _, c := range cands {
 		cu := c.url
-		src, _ := o.Fetcher.Rewrite(cu)
-		body, err := get(ctx, client, src)
+		loc, err := o.Fetcher.Locate(cu)
+		if err != nil {
+			return e, fmt.Errorf("reading checksum file: %w", err)
+		}
+		src := loc.URL
+		body, err := get(ctx, client, o.Fetcher, loc)
 		if errors.Is(err, fs.ErrNotExist) {
 			tried = append(tried, src)
 			continue
@@ -291,12 +298,16 @@ func lockOne(ctx context.Context, client *http.Client, o Options, u string) (Ent
 	if !o.Verify {
 		return e, nil
 	}
-	if _, err := o.Fetcher.Fetch(ctx, fetch.Request{URL: u, SHA256: e.SHA256}); err != nil {
+	p, err := o.Fetcher.Fetch(ctx, fetch.Request{URL: u, SHA256: e.SHA256})
+	if err != nil {
 		var ce *fetch.ChecksumError
 		if errors.As(err, &ce) {
 			return e, &MismatchError{URL: u, ChecksumURL: e.ChecksumURL, Mirror: ce.Mirror, Expected: ce.Expected, Actual: ce.Actual}
 		}
 		return e, err
+	}
+	if fi, err := os.Stat(p); err == nil {
+		e.Size = fi.Size()
 	}
 	e.Verified = true
 	return e, nil
@@ -388,16 +399,18 @@ func checkHex(s string) (string, error) {
 	return s, nil
 }
 
-// get reads a small file over http(s) or from a file:// URL; a 404 or a
-// missing file is fs.ErrNotExist.
-func get(ctx context.Context, client *http.Client, src string) ([]byte, error) {
+// get reads a small file over http(s) or from a file:// URL (inside its
+// mirror, see fetch.Fetcher.OpenLocal); a 404 or a missing file is
+// fs.ErrNotExist.
+func get(ctx context.Context, client *http.Client, fetcher *fetch.Fetcher, loc fetch.Location) ([]byte, error) {
+	src := loc.URL
 	u, err := url.Parse(src)
 	if err != nil {
 		return nil, err
 	}
 	switch u.Scheme {
 	case "file":
-		f, err := os.Open(filepath.FromSlash(u.Path))
+		f, err := fetcher.OpenLocal(loc)
 		if err != nil {
 			return nil, err
 		}

@@ -203,6 +203,10 @@ func TestUpdatePicksUpNewPatchVersion(t *testing.T) {
 			if _, ok := f.Path(want); !ok {
 				t.Errorf("%s is not in the fetch cache", u)
 			}
+			// and their size is locked: it caps the build's download.
+			if got, want := l.Size(u), int64(len(up.files[p])); got != want || got == 0 {
+				t.Errorf("lock has size %d for %s, want %d", got, u, want)
+			}
 		}
 	}
 	for _, e := range res.Added {

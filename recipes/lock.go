@@ -26,10 +26,14 @@ type Lock struct {
 	byURL map[string]string
 }
 
-// LockedSource is one URL and its sha256 (hex).
+// LockedSource is one URL, its sha256 (hex) and, when known, its size.
 type LockedSource struct {
 	URL    string `yaml:"url" json:"url"`
 	SHA256 string `yaml:"sha256" json:"sha256"`
+	// Size in bytes, recorded when prebake lock downloaded the source
+	// (--verify-downloads). A build refuses a download of another size and
+	// reads no more than this many bytes.
+	Size int64 `yaml:"size,omitempty" json:"size,omitempty"`
 }
 
 // LockedImage is one image reference and its digest (sha256:…).
@@ -109,6 +113,9 @@ func ParseLock(file string, b []byte) (*Lock, error) {
 		if !hexRE.MatchString(s.SHA256) {
 			p.add(f+".sha256", "sha256 must be 64 lowercase hex digits, got %q", s.SHA256)
 		}
+		if s.Size < 0 {
+			p.add(f+".size", "size must not be negative, got %d", s.Size)
+		}
 		if prev, ok := l.byURL[s.URL]; ok && prev != s.SHA256 {
 			p.add(f+".url", "%s is listed twice with different checksums", s.URL)
 		}
@@ -146,13 +153,35 @@ func (l *Lock) SHA256(url string) (string, bool) {
 	return s, ok
 }
 
+// Size returns the locked size of url, 0 when unknown.
+func (l *Lock) Size(url string) int64 {
+	if l == nil {
+		return 0
+	}
+	for _, s := range l.Sources {
+		if s.URL == url {
+			return s.Size
+		}
+	}
+	return 0
+}
+
+// SetSize records url's size; url must be in the lock already.
+func (l *Lock) SetSize(url string, size int64) {
+	for i := range l.Sources {
+		if l.Sources[i].URL == url {
+			l.Sources[i].Size = size
+		}
+	}
+}
+
 // Add records url's checksum, replacing an older one.
 func (l *Lock) Add(url, sha string) {
 	l.SHA256("") // build the map
 	if _, ok := l.byURL[url]; ok {
 		for i := range l.Sources {
-			if l.Sources[i].URL == url {
-				l.Sources[i].SHA256 = sha
+			if l.Sources[i].URL == url && l.Sources[i].SHA256 != sha {
+				l.Sources[i].SHA256, l.Sources[i].Size = sha, 0
 			}
 		}
 	} else {

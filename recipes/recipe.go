@@ -10,6 +10,8 @@ import (
 	"reflect"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/prebake/prebake/internal/safepath"
 )
 
 // APIVersion is the only recipe API version this prebake reads.
@@ -180,12 +182,14 @@ func LoadFS(fsys fs.FS, name string) (*Recipe, error) {
 	return r, nil
 }
 
-// readFrom reads a from: path relative to the recipe.
+// readFrom reads a from: path relative to the recipe. It must stay inside
+// the recipe's directory after every symlink is followed (internal/safepath):
+// a symlinked file or folder pointing elsewhere is an *safepath.EscapeError.
 func (r *Recipe) readFrom(from string) ([]byte, error) {
 	if r.fsys != nil {
-		return fs.ReadFile(r.fsys, path.Join(path.Dir(r.file), filepath.ToSlash(from)))
+		return safepath.ReadFileFS(r.fsys, path.Join(path.Dir(r.file), filepath.ToSlash(from)), 0)
 	}
-	return os.ReadFile(filepath.Join(r.Dir(), from))
+	return safepath.ReadFile(r.Dir(), from, 0)
 }
 
 // Parse parses a recipe from b; file names it in errors and anchors from:

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/url"
@@ -15,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+
+	"github.com/prebake/prebake/internal/safepath"
 )
 
 // Platforms prebake can build for.
@@ -92,6 +95,9 @@ type ResolvedSource struct {
 	Extract []ExtractRule `json:"extract,omitempty"`
 	Dest    string        `json:"dest,omitempty"`
 	Mode    *Mode         `json:"mode,omitempty"`
+	// Size is the expected size in bytes from the lock (0: unknown); it
+	// bounds the download and is not part of the digest.
+	Size int64 `json:"-"`
 }
 
 // ExtractRule places archive entries matching Pattern at Dest.
@@ -469,6 +475,21 @@ func checkFrom(p *problems, field, from string) {
 	}
 }
 
+// fromProblem reports a from: file that could not be read; one that
+// leaves the recipe's directory says where it pointed.
+func (r *Recipe) fromProblem(p *problems, field, from string, err error) {
+	var esc *safepath.EscapeError
+	if errors.As(err, &esc) && esc.Absolute {
+		p.add(field, "from %v", esc)
+		return
+	}
+	if errors.As(err, &esc) {
+		p.add(field, "from %q resolves to %s, outside the recipe's directory %s (symlinks must stay inside it)", from, esc.Target, r.Dir())
+		return
+	}
+	p.add(field, "reading %s: %v", from, err)
+}
+
 // unitContents maps every unit name in the recipe to its field and content
 // (for enable).
 func (r *Recipe) unitContents(p *problems) map[string]unitRef {
@@ -485,7 +506,7 @@ func (r *Recipe) unitContents(p *problems) map[string]unitRef {
 			} else if u.From != "" && !filepath.IsAbs(u.From) && !hasDotDot(filepath.ToSlash(u.From)) {
 				b, err := r.readFrom(u.From)
 				if err != nil {
-					p.add(field+".from", "reading %s: %v", u.From, err)
+					r.fromProblem(p, field+".from", u.From, err)
 					continue
 				}
 				content = string(b)
@@ -548,6 +569,7 @@ func (r *Recipe) resolveComponent(ci int, c Component, osName, arch string, tx *
 			rs.SHA256 = sum
 		case inLock:
 			rs.SHA256 = locked
+			rs.Size = o.Lock.Size(u)
 		case u != "" && !o.NoChecksums:
 			p.add(sf+".sha256", "missing checksum for %s (%s/%s): add sha256.%s or a lock entry", u, osName, arch, arch)
 		}
@@ -570,7 +592,7 @@ func (r *Recipe) resolveComponent(ci int, c Component, osName, arch string, tx *
 		case f.From != "" && !filepath.IsAbs(f.From) && !hasDotDot(filepath.ToSlash(f.From)):
 			b, err := r.readFrom(f.From)
 			if err != nil {
-				p.add(ff+".from", "reading %s: %v", f.From, err)
+				r.fromProblem(p, ff+".from", f.From, err)
 			}
 			rf.Content = string(b)
 		}

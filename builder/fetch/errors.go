@@ -21,6 +21,19 @@ var (
 	ErrTooLarge = errors.New("download too large")
 	// ErrInvalidRequest: the request has no usable URL or sha256.
 	ErrInvalidRequest = errors.New("invalid fetch request")
+	// ErrStalled: no byte arrived for the stall timeout (retried; returned
+	// when the retries are used up).
+	ErrStalled = errors.New("download stalled")
+	// ErrDeadline: the whole fetch took longer than its timeout.
+	ErrDeadline = errors.New("download deadline exceeded")
+	// ErrSizeMismatch: the download's size differs from the lock's.
+	ErrSizeMismatch = errors.New("size differs from the lock")
+	// ErrOutsideMirror: a source URL rewritten by a mirror leaves the
+	// mirror's root ("..", a symlink in a file:// mirror).
+	ErrOutsideMirror = errors.New("outside the mirror")
+	// ErrFileSource: a file:// source no mirror rewrote, without
+	// WithFileSources.
+	ErrFileSource = errors.New("file:// source not allowed")
 )
 
 // ChecksumError reports a download whose content does not match the

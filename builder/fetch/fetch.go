@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -35,6 +36,7 @@ import (
 
 	"github.com/prebake/prebake/internal/atomicfile"
 	"github.com/prebake/prebake/internal/progress"
+	"github.com/prebake/prebake/internal/safepath"
 )
 
 // Defaults for the options.
@@ -43,6 +45,11 @@ const (
 	DefaultBackoff = 500 * time.Millisecond // first retry delay; doubles each retry
 	DefaultMaxSize = int64(4) << 30         // 4 GiB per download
 	DefaultJobs    = 4                      // FetchAll parallelism when jobs <= 0
+	// DefaultStallTimeout: an attempt that receives no byte (headers or
+	// body) for this long is abandoned and retried.
+	DefaultStallTimeout = 60 * time.Second
+	// DefaultTimeout bounds one Fetch, every attempt and wait included.
+	DefaultTimeout = time.Hour
 
 	// maxDelay caps a single wait between attempts, including a server's
 	// Retry-After.
@@ -53,6 +60,10 @@ const (
 type Request struct {
 	URL    string // http://, https:// or file:// URL
 	SHA256 string // expected digest, 64 lowercase hex characters; required
+	// Size is the expected size in bytes when known (from the lock): a
+	// download of any other size fails with ErrSizeMismatch, and no more
+	// than Size+1 bytes are read. 0: unknown (the fetcher's max size caps).
+	Size int64
 }
 
 // Mirror rewrites URLs starting with From so that they start with To.
@@ -86,7 +97,8 @@ func WithCacheDir(dir string) Option { return func(f *Fetcher) { f.cacheDir = di
 
 // WithHTTPClient sets the HTTP client. Default: a client on a clone of
 // http.DefaultTransport (proxy from the environment) with a 60 s
-// response-header timeout and no overall timeout.
+// response-header timeout. WithStallTimeout and WithTimeout apply on top
+// of any client.
 func WithHTTPClient(c *http.Client) Option { return func(f *Fetcher) { f.client = c } }
 
 // WithMirrors adds URL prefix rewrites; when several match, the longest From
@@ -114,6 +126,22 @@ func WithBackoff(base time.Duration) Option { return func(f *Fetcher) { f.backof
 // with ErrTooLarge. Default: DefaultMaxSize (4 GiB).
 func WithMaxSize(n int64) Option { return func(f *Fetcher) { f.maxSize = n } }
 
+// WithStallTimeout abandons an attempt that receives no byte for d, while
+// waiting for the response or in the middle of the body; the attempt is
+// retried like a timeout (ErrStalled when the retries are used up).
+// Default: DefaultStallTimeout (60 s).
+func WithStallTimeout(d time.Duration) Option { return func(f *Fetcher) { f.stall = d } }
+
+// WithTimeout bounds one Fetch, every attempt and backoff included.
+// Default: DefaultTimeout (1 h).
+func WithTimeout(d time.Duration) Option { return func(f *Fetcher) { f.timeout = d } }
+
+// WithFileSources lets source URLs that no mirror rewrote use file://, i.e.
+// read any local file the recipe or lock names. Without it only a mirror
+// (WithMirrors, whose To is file://) reads local files, and only inside the
+// mirror's directory. Default: false.
+func WithFileSources(allow bool) Option { return func(f *Fetcher) { f.fileSources = allow } }
+
 // WithProgress reports downloads to p: Op "download", Name the request URL,
 // Finished on the last event, Skipped on a cache hit. Default: nil (silent).
 func WithProgress(p progress.Func) Option { return func(f *Fetcher) { f.progress = p } }
@@ -128,11 +156,15 @@ type Fetcher struct {
 	backoff  time.Duration
 	maxSize  int64
 	progress progress.Func
+
+	stall       time.Duration
+	timeout     time.Duration
+	fileSources bool
 }
 
 // New returns a Fetcher configured by opts.
 func New(opts ...Option) (*Fetcher, error) {
-	f := &Fetcher{retries: DefaultRetries, backoff: DefaultBackoff, maxSize: DefaultMaxSize}
+	f := &Fetcher{retries: DefaultRetries, backoff: DefaultBackoff, maxSize: DefaultMaxSize, stall: DefaultStallTimeout, timeout: DefaultTimeout}
 	for _, o := range opts {
 		o(f)
 	}
@@ -154,12 +186,18 @@ func New(opts ...Option) (*Fetcher, error) {
 	if f.backoff < 0 {
 		return nil, fmt.Errorf("backoff %s: must not be negative", f.backoff)
 	}
+	if f.stall <= 0 || f.timeout <= 0 {
+		return nil, fmt.Errorf("stall timeout %s, timeout %s: must be positive", f.stall, f.timeout)
+	}
 	if f.maxSize <= 0 {
 		return nil, fmt.Errorf("max size %d: must be positive", f.maxSize)
 	}
 	for _, m := range f.mirrors {
 		if m.From == "" || m.To == "" {
 			return nil, fmt.Errorf("mirror %q=%q: both sides are required", m.From, m.To)
+		}
+		if _, err := mirrorRoot(m.To); err != nil {
+			return nil, fmt.Errorf("mirror %q=%q: %w", m.From, m.To, err)
 		}
 	}
 	// Longest From first, so the first match is the longest prefix.
@@ -195,15 +233,117 @@ func (f *Fetcher) Path(sha256 string) (string, bool) {
 	return p, err == nil && fi.Mode().IsRegular()
 }
 
-// Rewrite returns u after applying the longest matching mirror, and whether
-// a mirror applied.
-func (f *Fetcher) Rewrite(u string) (string, bool) {
-	for _, m := range f.mirrors {
-		if strings.HasPrefix(u, m.From) {
-			return m.To + u[len(m.From):], true
-		}
+// Location is where a source URL is read from.
+type Location struct {
+	// URL is the cleaned source URL after the longest matching mirror
+	// rewrote it.
+	URL string
+	// Mirrored reports whether a mirror applied.
+	Mirrored bool
+
+	root, name string // file URLs: the directory the file must stay in, and its name there
+}
+
+// Locate parses and cleans u (dot segments removed, so that "..", also
+// percent-encoded, cannot climb out of a mirror), applies the longest
+// mirror whose From is a prefix of it at a path boundary, and checks that
+// the result stays under the mirror's root. A file:// result is allowed only
+// through a mirror (read inside the mirror's directory, symlinks followed
+// but contained) or with WithFileSources.
+func (f *Fetcher) Locate(u string) (Location, error) {
+	cu, err := cleanURL(u)
+	if err != nil {
+		return Location{}, fmt.Errorf("%w: %v", ErrInvalidRequest, err)
 	}
-	return u, false
+	for _, m := range f.mirrors {
+		if !strings.HasPrefix(cu.String(), m.From) {
+			continue
+		}
+		rest := cu.String()[len(m.From):]
+		if !strings.HasSuffix(m.From, "/") && rest != "" && !strings.HasPrefix(rest, "/") && !strings.HasPrefix(rest, "?") {
+			continue // https://dl.k8s.io must not match https://dl.k8s.io.example.com
+		}
+		root, _ := mirrorRoot(m.To)
+		ru, err := cleanURL(m.To + rest)
+		if err != nil {
+			return Location{}, fmt.Errorf("%w: %s through mirror %s: %v", ErrInvalidRequest, u, m.To, err)
+		}
+		if ru.Scheme != root.Scheme || ru.Host != root.Host || (ru.Path != root.Path && !strings.HasPrefix(ru.Path, strings.TrimSuffix(root.Path, "/")+"/")) {
+			return Location{}, fmt.Errorf("%w: %s rewritten to %s, outside mirror %s", ErrOutsideMirror, u, ru, m.To)
+		}
+		loc := Location{URL: ru.String(), Mirrored: true}
+		if ru.Scheme == "file" {
+			base := strings.TrimSuffix(root.Path, "/")
+			if base == "" {
+				base = "/"
+			}
+			loc.root = filepath.FromSlash(base)
+			loc.name = strings.TrimPrefix(strings.TrimPrefix(ru.Path, base), "/")
+			if loc.name == "" {
+				return Location{}, fmt.Errorf("%w: %s rewritten to the mirror directory %s itself", ErrInvalidRequest, u, ru)
+			}
+		}
+		return loc, nil
+	}
+	if cu.Scheme == "file" && !f.fileSources {
+		return Location{}, fmt.Errorf("%w: %s: a file:// source reads the build machine's files; serve it through a mirror (--mirror FROM=file:///DIR/) or allow it explicitly (--allow-file-sources)", ErrFileSource, u)
+	}
+	return Location{URL: cu.String()}, nil
+}
+
+// cleanURL parses an http, https or file URL and removes dot segments
+// from its path (after percent-decoding). A file URL must be file:///path.
+func cleanURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	switch u.Scheme {
+	case "http", "https":
+		if u.Host == "" {
+			return nil, fmt.Errorf("%q has no host", raw)
+		}
+	case "file":
+		if u.Host != "" && u.Host != "localhost" {
+			return nil, fmt.Errorf("file URL with host %q (want file:///path)", u.Host)
+		}
+		if u.Opaque != "" || !path.IsAbs(u.Path) {
+			return nil, fmt.Errorf("file URL %q has no absolute path (want file:///path)", raw)
+		}
+		u.Host = ""
+	default:
+		return nil, fmt.Errorf("unsupported URL scheme %q (want http, https or file)", u.Scheme)
+	}
+	if u.Opaque != "" {
+		return nil, fmt.Errorf("%q is not a hierarchical URL", raw)
+	}
+	u.Fragment, u.RawFragment = "", ""
+	p := u.Path
+	if p == "" {
+		p = "/"
+	}
+	clean := path.Clean("/" + p)
+	if strings.HasSuffix(p, "/") && clean != "/" {
+		clean += "/"
+	}
+	if clean != u.Path {
+		// Re-encoded from the cleaned path: "%2e%2e" and "..%2f" are gone.
+		u.Path, u.RawPath = clean, ""
+	}
+	return u, nil
+}
+
+// mirrorRoot parses a mirror's To: the URL everything it serves must stay
+// under.
+func mirrorRoot(to string) (*url.URL, error) {
+	u, err := cleanURL(to)
+	if err != nil {
+		return nil, err
+	}
+	if u.RawQuery != "" {
+		return nil, fmt.Errorf("mirror target %q has a query", to)
+	}
+	return u, nil
 }
 
 // Fetch returns the path of a cached file holding exactly the bytes of r,
@@ -221,7 +361,11 @@ func (f *Fetcher) Fetch(ctx context.Context, r Request) (string, error) {
 	if f.offline {
 		return "", fmt.Errorf("fetching %s: sha256:%s %w", r.URL, r.SHA256, ErrNotCached)
 	}
-	src, mirrored := f.Rewrite(r.URL)
+	loc, err := f.Locate(r.URL)
+	if err != nil {
+		return "", fmt.Errorf("fetching %s: %w", r.URL, err)
+	}
+	src, mirrored := loc.URL, loc.Mirrored
 	what := r.URL
 	if mirrored {
 		what = fmt.Sprintf("%s (mirror %s)", r.URL, src)
@@ -229,8 +373,10 @@ func (f *Fetcher) Fetch(ctx context.Context, r Request) (string, error) {
 	if err := os.MkdirAll(f.blobDir(), 0o755); err != nil {
 		return "", fmt.Errorf("fetching %s: creating cache: %w", what, err)
 	}
+	ctx, cancel := context.WithTimeoutCause(ctx, f.timeout, fmt.Errorf("%w (%s)", ErrDeadline, f.timeout))
+	defer cancel()
 	for attempt := 0; ; attempt++ {
-		err := f.try(ctx, r, src, final)
+		err := f.try(ctx, r, loc, final)
 		if err == nil {
 			return final, nil
 		}
@@ -242,7 +388,7 @@ func (f *Fetcher) Fetch(ctx context.Context, r Request) (string, error) {
 			return "", ce
 		}
 		if ctx.Err() != nil {
-			return "", fmt.Errorf("fetching %s: %w", what, ctx.Err())
+			return "", fmt.Errorf("fetching %s: %w", what, context.Cause(ctx))
 		}
 		if !retryable(err) {
 			return "", fmt.Errorf("fetching %s: %w", what, err)
@@ -251,7 +397,7 @@ func (f *Fetcher) Fetch(ctx context.Context, r Request) (string, error) {
 			return "", fmt.Errorf("fetching %s: giving up after %d attempts: %w", what, attempt+1, err)
 		}
 		if err := sleep(ctx, f.delay(attempt, err)); err != nil {
-			return "", fmt.Errorf("fetching %s: %w", what, err)
+			return "", fmt.Errorf("fetching %s: %w", what, context.Cause(ctx))
 		}
 	}
 }
@@ -360,12 +506,35 @@ func validHex(s string) bool {
 // try makes one attempt: download src into a temporary file next to final,
 // verify it and rename it into place. The temporary file is gone when it
 // returns, whatever happened.
-func (f *Fetcher) try(ctx context.Context, r Request, src, final string) (err error) {
-	body, total, err := f.open(ctx, src)
+func (f *Fetcher) try(ctx context.Context, r Request, loc Location, final string) (err error) {
+	// A watchdog cancels the attempt when no byte arrives for f.stall,
+	// before the headers or in the middle of the body.
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stalled := fmt.Errorf("%w: no data for %s", ErrStalled, f.stall)
+	watchdog := time.AfterFunc(f.stall, func() { cancel(stalled) })
+	defer watchdog.Stop()
+	defer func() {
+		if err != nil && context.Cause(actx) == stalled && ctx.Err() == nil {
+			err = stalled
+		}
+	}()
+
+	limit := f.maxSize
+	if r.Size > 0 {
+		limit = min(limit, r.Size)
+	}
+	body, total, err := f.open(actx, loc, limit)
 	if err != nil {
+		if r.Size > 0 && limit == r.Size && errors.Is(err, ErrTooLarge) {
+			err = fmt.Errorf("%w (the lock expects %d bytes): %w", ErrSizeMismatch, r.Size, err)
+		}
 		return err
 	}
 	defer body.Close()
+	if r.Size > 0 && total > 0 && total != r.Size {
+		return fmt.Errorf("%w: %d bytes, the lock expects %d", ErrSizeMismatch, total, r.Size)
+	}
 
 	tmp, err := os.CreateTemp(filepath.Dir(final), ".tmp-"+r.SHA256[:16]+"-*")
 	if err != nil {
@@ -384,13 +553,19 @@ func (f *Fetcher) try(ctx context.Context, r Request, src, final string) (err er
 		f.progress.Report(progress.Event{Op: "download", Name: r.URL, Done: done, Total: total, Finished: true})
 	}()
 	h := sha256.New()
-	in := f.progress.Reader(io.LimitReader(body, f.maxSize+1), "download", r.URL, total)
+	in := f.progress.Reader(&kickReader{r: io.LimitReader(body, limit+1), t: watchdog, d: f.stall}, "download", r.URL, total)
 	done, err = copyHashing(tmp, h, in)
 	if err != nil {
 		return err
 	}
-	if done > f.maxSize {
-		return fmt.Errorf("%w: more than %d bytes", ErrTooLarge, f.maxSize)
+	if done > limit {
+		if r.Size > 0 && limit == r.Size {
+			return fmt.Errorf("%w: more than the %d bytes the lock expects", ErrSizeMismatch, r.Size)
+		}
+		return fmt.Errorf("%w: more than %d bytes", ErrTooLarge, limit)
+	}
+	if r.Size > 0 && done != r.Size {
+		return fmt.Errorf("%w: %d bytes, the lock expects %d", ErrSizeMismatch, done, r.Size)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != r.SHA256 {
 		return &ChecksumError{URL: r.URL, Expected: r.SHA256, Actual: got}
@@ -443,21 +618,32 @@ func copyHashing(dst *os.File, h hash.Hash, src io.Reader) (int64, error) {
 	}
 }
 
-// open starts reading src and returns its body and size (0 when unknown).
-func (f *Fetcher) open(ctx context.Context, src string) (io.ReadCloser, int64, error) {
+// kickReader pushes the stall watchdog back whenever bytes arrive.
+type kickReader struct {
+	r io.Reader
+	t *time.Timer
+	d time.Duration
+}
+
+func (k *kickReader) Read(p []byte) (int, error) {
+	n, err := k.r.Read(p)
+	if n > 0 {
+		k.t.Reset(k.d)
+	}
+	return n, err
+}
+
+// open starts reading loc and returns its body and size (0 when unknown).
+// limit is the most bytes the caller accepts.
+func (f *Fetcher) open(ctx context.Context, loc Location, limit int64) (io.ReadCloser, int64, error) {
+	src := loc.URL
 	u, err := url.Parse(src)
 	if err != nil {
 		return nil, 0, fmt.Errorf("%w: %v", ErrInvalidRequest, err)
 	}
 	switch u.Scheme {
 	case "file":
-		if u.Host != "" && u.Host != "localhost" {
-			return nil, 0, fmt.Errorf("%w: file URL with host %q (want file:///path)", ErrInvalidRequest, u.Host)
-		}
-		if u.Opaque != "" || !filepath.IsAbs(u.Path) {
-			return nil, 0, fmt.Errorf("%w: file URL %q has no absolute path (want file:///path)", ErrInvalidRequest, src)
-		}
-		fh, err := os.Open(filepath.FromSlash(u.Path))
+		fh, err := f.OpenLocal(loc)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -466,13 +652,9 @@ func (f *Fetcher) open(ctx context.Context, src string) (io.ReadCloser, int64, e
 			fh.Close()
 			return nil, 0, err
 		}
-		if !fi.Mode().IsRegular() {
+		if fi.Size() > limit {
 			fh.Close()
-			return nil, 0, fmt.Errorf("%s is not a regular file", u.Path)
-		}
-		if fi.Size() > f.maxSize {
-			fh.Close()
-			return nil, 0, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, fi.Size(), f.maxSize)
+			return nil, 0, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, fi.Size(), limit)
 		}
 		return &ctxReader{ctx: ctx, ReadCloser: fh}, fi.Size(), nil
 	case "http", "https":
@@ -497,9 +679,9 @@ func (f *Fetcher) open(ctx context.Context, src string) (io.ReadCloser, int64, e
 			resp.Body.Close()
 			return nil, 0, &StatusError{URL: src, Code: resp.StatusCode, retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 		}
-		if resp.ContentLength > f.maxSize {
+		if resp.ContentLength > limit {
 			resp.Body.Close()
-			return nil, 0, fmt.Errorf("%w: Content-Length %d, limit %d", ErrTooLarge, resp.ContentLength, f.maxSize)
+			return nil, 0, fmt.Errorf("%w: Content-Length %d, limit %d", ErrTooLarge, resp.ContentLength, limit)
 		}
 		total := resp.ContentLength
 		if total < 0 {
@@ -509,6 +691,37 @@ func (f *Fetcher) open(ctx context.Context, src string) (io.ReadCloser, int64, e
 	default:
 		return nil, 0, fmt.Errorf("%w: unsupported URL scheme %q (want http, https or file)", ErrInvalidRequest, u.Scheme)
 	}
+}
+
+// OpenLocal opens a file:// Location: inside its mirror's directory (the
+// containment rule of internal/safepath: symlinks followed, never out of
+// it), or anywhere when it came from an unmirrored source allowed by
+// WithFileSources. The caller closes the file.
+func (f *Fetcher) OpenLocal(loc Location) (*os.File, error) {
+	u, err := url.Parse(loc.URL)
+	if err != nil || u.Scheme != "file" {
+		return nil, fmt.Errorf("%w: %s is not a file URL", ErrInvalidRequest, loc.URL)
+	}
+	if loc.root != "" {
+		fh, err := safepath.Open(loc.root, loc.name)
+		var esc *safepath.EscapeError
+		if errors.As(err, &esc) {
+			return nil, fmt.Errorf("%w: %s resolves to %s", ErrOutsideMirror, loc.URL, esc.Target)
+		}
+		return fh, err
+	}
+	if !f.fileSources {
+		return nil, fmt.Errorf("%w: %s", ErrFileSource, loc.URL)
+	}
+	fh, err := os.Open(filepath.FromSlash(u.Path))
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := fh.Stat(); err != nil || !fi.Mode().IsRegular() {
+		fh.Close()
+		return nil, fmt.Errorf("%s is not a regular file", u.Path)
+	}
+	return fh, nil
 }
 
 // ctxReader stops a local file copy when ctx is done.
@@ -531,8 +744,12 @@ func retryable(err error) bool {
 		return se.Temporary()
 	}
 	var we writeError
-	if errors.As(err, &we) || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrInvalidRequest) || errors.Is(err, ErrChecksumMismatch) {
+	if errors.As(err, &we) || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrInvalidRequest) || errors.Is(err, ErrChecksumMismatch) ||
+		errors.Is(err, ErrSizeMismatch) || errors.Is(err, ErrOutsideMirror) || errors.Is(err, ErrFileSource) {
 		return false
+	}
+	if errors.Is(err, ErrStalled) {
+		return true
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {

@@ -383,7 +383,7 @@ func TestFetchFileURL(t *testing.T) {
 	if err := os.WriteFile(src, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f := newFetcher(t)
+	f := newFetcher(t, WithFileSources(true))
 	p, err := f.Fetch(context.Background(), Request{URL: "file://" + src, SHA256: digest(data)})
 	if err != nil {
 		t.Fatal(err)
@@ -396,7 +396,7 @@ func TestFetchFileURL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f = newFetcher(t, WithMirrors(m))
+	f = newFetcher(t, WithMirrors(m), WithFileSources(true))
 	if _, err := f.Fetch(context.Background(), Request{URL: "https://github.com/crictl.tar.gz", SHA256: digest(data)}); err != nil {
 		t.Fatal(err)
 	}

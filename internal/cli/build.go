@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,6 +19,10 @@ type fetchFlags struct {
 	mirrors  []string
 	offline  bool
 	jobs     int
+
+	allowFileSources bool
+	stallTimeout     time.Duration
+	fetchTimeout     time.Duration
 }
 
 func (f *fetchFlags) register(cmd *cobra.Command) {
@@ -25,6 +30,9 @@ func (f *fetchFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&f.mirrors, "mirror", nil, "rewrite source URLs starting with FROM to start with TO, FROM=TO (repeatable); without a scheme, FROM and TO are registries: pre-pulled images of registry FROM are pulled from TO (registry.k8s.io=127.0.0.1:5000)")
 	cmd.Flags().BoolVar(&f.offline, "offline", false, "use only the cache; fail on anything not in it")
 	cmd.Flags().IntVar(&f.jobs, "jobs", 0, "parallel downloads and layer builds (0: the number of CPUs)")
+	cmd.Flags().BoolVar(&f.allowFileSources, "allow-file-sources", false, "let file:// source URLs that no --mirror rewrites read local files")
+	cmd.Flags().DurationVar(&f.stallTimeout, "stall-timeout", fetch.DefaultStallTimeout, "retry a download that receives no byte for this long")
+	cmd.Flags().DurationVar(&f.fetchTimeout, "download-timeout", fetch.DefaultTimeout, "give up on one download (every retry included) after this long")
 }
 
 func (f *fetchFlags) fetcher(a *app, opts ...fetch.Option) (*fetch.Fetcher, error) {
@@ -39,7 +47,13 @@ func (f *fetchFlags) fetcher(a *app, opts ...fetch.Option) (*fetch.Fetcher, erro
 		}
 		ms = append(ms, m)
 	}
-	opts = append(opts, fetch.WithMirrors(ms...), fetch.WithOffline(f.offline))
+	opts = append(opts, fetch.WithMirrors(ms...), fetch.WithOffline(f.offline), fetch.WithFileSources(f.allowFileSources))
+	if f.stallTimeout > 0 {
+		opts = append(opts, fetch.WithStallTimeout(f.stallTimeout))
+	}
+	if f.fetchTimeout > 0 {
+		opts = append(opts, fetch.WithTimeout(f.fetchTimeout))
+	}
 	if f.cacheDir != "" {
 		opts = append(opts, fetch.WithCacheDir(f.cacheDir))
 	}

@@ -119,5 +119,6 @@ by hack/genlock; to lock other versions of one, copy its directory
 	cmd.Flags().StringVar(&ff.cacheDir, "cache-dir", "", "download cache, shared with build (default $XDG_CACHE_HOME/prebake)")
 	cmd.Flags().StringArrayVar(&ff.mirrors, "mirror", nil, "rewrite source and checksum file URLs starting with FROM to start with TO, FROM=TO (repeatable)")
 	cmd.Flags().IntVar(&ff.jobs, "jobs", 0, "parallel lookups and downloads (0: 4)")
+	cmd.Flags().BoolVar(&ff.allowFileSources, "allow-file-sources", false, "let file:// source URLs that no --mirror rewrites read local files")
 	return cmd
 }

@@ -159,6 +159,9 @@ func runRender(cmd *cobra.Command, a *app, f *renderFlags, args []string) error 
 	}
 	seen := map[string]bool{}
 	for _, s := range specs {
+		for _, w := range cloudinit.Warnings(s) {
+			fmt.Fprintf(a.Err, "warning: %s\n", w)
+		}
 		if seen[s.Node.Name] {
 			return fmt.Errorf("node %s is given twice", s.Node.Name)
 		}
