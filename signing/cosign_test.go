@@ -12,22 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prebake/prebake/internal/testenv"
 	"github.com/prebake/prebake/registry"
 	"github.com/prebake/prebake/signing"
 )
-
-// need returns the path of an external client or fails the test.
-func need(t *testing.T, tool string) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skipf("-short: skipping test with %s", tool)
-	}
-	p, err := exec.LookPath(tool)
-	if err != nil {
-		t.Fatalf("%s not found on PATH: run hack/tools.sh (and put .cache/tools/bin on PATH)", tool)
-	}
-	return p
-}
 
 // dockerRegistry is Debian's docker-registry (distribution 2.8) on a free
 // loopback port over a filesystem root.
@@ -40,7 +28,7 @@ type dockerRegistry struct {
 
 func startDockerRegistry(t *testing.T, root string) *dockerRegistry {
 	t.Helper()
-	bin := need(t, "docker-registry")
+	bin := testenv.Tool(t, "docker-registry")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +89,7 @@ func (r *dockerRegistry) restart(t *testing.T) {
 // credentials) and COSIGN_PASSWORD set.
 func cosign(t *testing.T, home string, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(need(t, "cosign"), args...)
+	cmd := exec.Command(testenv.Tool(t, "cosign"), args...)
 	cmd.Env = append(os.Environ(), "HOME="+home, "COSIGN_PASSWORD=pw", "COSIGN_YES=true", "SIGSTORE_NO_CACHE=true")
 	out, err := cmd.CombinedOutput()
 	return string(out), err
@@ -111,7 +99,7 @@ func cosign(t *testing.T, home string, args ...string) (string, error) {
 // cosign CLI, and cosign's pass prebake, on a real registry (Debian's
 // docker-registry), also after a restart and after `prebake copy`.
 func TestCosignInterop(t *testing.T) {
-	need(t, "cosign")
+	testenv.Tool(t, "cosign")
 	ctx := context.Background()
 	dir := t.TempDir()
 	home := filepath.Join(dir, "home")
@@ -123,7 +111,7 @@ func TestCosignInterop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(need(t, "cosign"), "generate-key-pair", "--output-key-prefix", "cosign")
+	cmd := exec.Command(testenv.Tool(t, "cosign"), "generate-key-pair", "--output-key-prefix", "cosign")
 	cmd.Dir, cmd.Env = dir, append(os.Environ(), "HOME="+home, "COSIGN_PASSWORD=pw")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("cosign generate-key-pair: %v\n%s", err, out)

@@ -9,13 +9,14 @@ import (
 
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
-	"github.com/prebake/prebake/packer/internal/testenv"
+	"github.com/prebake/prebake/internal/testenv"
+	"github.com/prebake/prebake/internal/testenv/fixture"
 	"github.com/prebake/prebake/registry"
 	"github.com/prebake/prebake/signing"
 )
 
 func TestPrepareProblems(t *testing.T) {
-	testenv.Isolate(t)
+	fixture.Isolate(t)
 	recipe := testenv.Quickstart(t)
 	for _, tc := range []struct {
 		name string
@@ -62,7 +63,7 @@ func TestPrepareProblems(t *testing.T) {
 }
 
 func TestPrepareDefaults(t *testing.T) {
-	testenv.Isolate(t)
+	fixture.Isolate(t)
 	var b Builder
 	vars, _, err := b.Prepare(map[string]any{"recipe": testenv.Quickstart(t), "push": "127.0.0.1:5000/nodes"})
 	if err != nil {
@@ -84,12 +85,10 @@ func TestPrepareDefaults(t *testing.T) {
 // it there; the signature must verify with the public key, and a second
 // build must give the same digest.
 func TestRunPushSign(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds an image")
-	}
-	testenv.Isolate(t)
-	host := testenv.Registry(t)
-	priv, pub := testenv.Keys(t)
+	testenv.Short(t, "builds an image")
+	fixture.Isolate(t)
+	host := fixture.Registry(t)
+	priv, pub := fixture.Keys(t)
 	out := filepath.Join(t.TempDir(), "out")
 	cache := t.TempDir()
 	run := func() *Artifact {
