@@ -36,6 +36,10 @@ type Reference struct {
 	// layout that holds a single image.
 	Tag    string
 	Digest string
+	// TagGiven says the tag was written in the parsed string; false when
+	// ParseReference filled in "latest" (the store, a registry) or there is
+	// none. Callers that default the tag to something else check it.
+	TagGiven bool
 }
 
 var (
@@ -113,7 +117,7 @@ func parseLayout(orig, rest string) (Reference, error) {
 	if dir == "" {
 		return Reference{}, fmt.Errorf("reference %q: no directory after \"oci:\"", orig)
 	}
-	return Reference{Transport: TransportLayout, Dir: filepath.Clean(dir), Tag: tag, Digest: dgst}, nil
+	return Reference{Transport: TransportLayout, Dir: filepath.Clean(dir), Tag: tag, Digest: dgst, TagGiven: tag != ""}, nil
 }
 
 func parseStore(orig, rest, dir string) (Reference, error) {
@@ -127,10 +131,11 @@ func parseStore(orig, rest, dir string) (Reference, error) {
 	if dir == "" {
 		dir = DefaultStoreDir()
 	}
+	given := tag != ""
 	if tag == "" && dgst == "" {
 		tag = "latest"
 	}
-	return Reference{Transport: TransportStore, Dir: dir, Name: n, Tag: tag, Digest: dgst}, nil
+	return Reference{Transport: TransportStore, Dir: dir, Name: n, Tag: tag, Digest: dgst, TagGiven: given}, nil
 }
 
 func parseRemote(s string) (Reference, error) {
@@ -148,6 +153,8 @@ func parseRemote(s string) (Reference, error) {
 		ref.Digest = v.DigestStr()
 	case name.Tag:
 		ref.Tag = v.TagStr()
+		last := s[strings.LastIndex(s, "/")+1:]
+		ref.TagGiven = strings.Contains(last, ":")
 	}
 	return ref, nil
 }
@@ -190,13 +197,13 @@ func (r Reference) String() string {
 
 // WithDigest returns r pointing at digest d instead of its tag.
 func (r Reference) WithDigest(d string) Reference {
-	r.Digest, r.Tag = d, ""
+	r.Digest, r.Tag, r.TagGiven = d, "", false
 	return r
 }
 
 // WithTag returns r pointing at tag t instead of its digest.
 func (r Reference) WithTag(t string) Reference {
-	r.Tag, r.Digest = t, ""
+	r.Tag, r.Digest, r.TagGiven = t, "", true
 	return r
 }
 

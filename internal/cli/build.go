@@ -1,15 +1,14 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/prebake/prebake/builder"
 	"github.com/prebake/prebake/builder/fetch"
-	"github.com/prebake/prebake/registry"
-	"github.com/prebake/prebake/signing"
+	"github.com/prebake/prebake/pipeline"
 )
 
 // fetchFlags configure downloading sources.
@@ -28,33 +27,7 @@ func (f *fetchFlags) register(cmd *cobra.Command) {
 }
 
 func (f *fetchFlags) fetcher(a *app, opts ...fetch.Option) (*fetch.Fetcher, error) {
-	var ms []fetch.Mirror
-	for _, s := range f.mirrors {
-		m, err := fetch.ParseMirror(s)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, m)
-	}
-	opts = append(opts, fetch.WithMirrors(ms...), fetch.WithOffline(f.offline))
-	if f.cacheDir != "" {
-		opts = append(opts, fetch.WithCacheDir(f.cacheDir))
-	}
-	return fetch.New(opts...)
-}
-
-// buildOutput is what `prebake build --json` prints.
-type buildOutput struct {
-	Digest       string                   `json:"digest"`
-	Reference    string                   `json:"reference"`
-	Pushed       string                   `json:"pushed,omitempty"`
-	Name         string                   `json:"name"`
-	Version      string                   `json:"version"`
-	RecipeDigest string                   `json:"recipeDigest"`
-	SBOM         string                   `json:"sbom"`
-	Signatures   int                      `json:"signatures,omitempty"`
-	Attestations int                      `json:"attestations,omitempty"`
-	Platforms    []builder.PlatformResult `json:"platforms"`
+	return pipeline.Fetch{CacheDir: f.cacheDir, Mirrors: f.mirrors, Offline: f.offline}.Fetcher(opts...)
 }
 
 func newBuildCmd(a *app) *cobra.Command {
@@ -94,8 +67,7 @@ registry.`,
     prebake build recipe.yaml --push registry.example.com/nodes --sign-key cosign.key --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			_, res, err := rf.load(args[0])
+			res, err := rf.load(args[0])
 			if err != nil {
 				return err
 			}
@@ -105,68 +77,23 @@ registry.`,
 			if err != nil {
 				return err
 			}
-			result, err := builder.Build(ctx, res, builder.Options{
-				Fetcher:     fetcher,
-				Compression: builder.Compression(compression),
-				Jobs:        ff.jobs,
-				Revision:    revision,
-				Progress:    prog,
-			})
+			o := pipeline.Options{
+				Fetcher: fetcher, Compression: builder.Compression(compression), Jobs: ff.jobs, Revision: revision,
+				Output: output, Push: push, Insecure: insecure, SignKey: signKey, Password: a.keyPassword(), Progress: prog,
+			}
+			if _, err := pipeline.Check(res, o); err != nil {
+				return buildFlagError(err)
+			}
+			out, err := pipeline.Run(cmd.Context(), res, o)
 			if err != nil {
-				return err
-			}
-			dst, err := outputRef(output, res.Name, res.Version)
-			if err != nil {
-				return err
-			}
-			ropts := registry.Options{Insecure: insecure, Jobs: ff.jobs, Progress: prog}
-			desc, err := registry.Write(ctx, dst, result.Index, []registry.Artifact{result.SBOM}, ropts)
-			if err != nil {
-				return fmt.Errorf("writing %s: %w", dst, err)
-			}
-			out := buildOutput{
-				Digest: desc.Digest.String(), Reference: dst.String(), Name: res.Name, Version: res.Version,
-				RecipeDigest: res.Digest, Platforms: result.Platforms,
-			}
-			if d, err := result.SBOM.Digest(); err == nil {
-				out.SBOM = d.String()
-			}
-			if signKey != "" && push == "" {
-				return fmt.Errorf("--sign-key signs the pushed image: give --push REF too (or run prebake sign on the output)")
-			}
-			if push != "" {
-				pdst, err := registry.ParseReference(push)
-				if err != nil {
-					return err
-				}
-				if pdst.Digest != "" {
-					return fmt.Errorf("--push %s: name a repository (optionally :TAG); the digest is the build's", push)
-				}
-				if !hasTag(push) {
-					pdst.Tag = res.Version
-				}
-				if _, err := registry.Write(ctx, pdst, result.Index, []registry.Artifact{result.SBOM}, ropts); err != nil {
-					return fmt.Errorf("pushing %s: %w", pdst, err)
-				}
-				out.Pushed = pdst.WithDigest(out.Digest).String()
-				if signKey != "" {
-					sr, err := signing.SignAndAttest(ctx, pdst.WithDigest(out.Digest), signing.SignAndAttestOptions{
-						KeyOptions: signing.KeyOptions{Key: signKey, Password: a.keyPassword()},
-						Registry:   ropts,
-					})
-					if err != nil {
-						return fmt.Errorf("signing %s: %w", out.Pushed, err)
-					}
-					out.Signatures = len(sr.Signed)
-					out.Attestations = len(sr.Attested)
-				}
+				return buildFlagError(err)
 			}
 			done()
 			if asJSON {
 				return writeJSON(a, out)
 			}
 			fmt.Fprintf(a.Out, "built %s:%s %s\n", res.Name, res.Version, out.Digest)
-			for _, p := range result.Platforms {
+			for _, p := range out.Platforms {
 				cached := 0
 				for _, l := range p.Layers {
 					if l.Cached {
@@ -198,36 +125,16 @@ registry.`,
 	return cmd
 }
 
-// outputRef turns -o into a reference, defaulting to the store and the tag to
-// the version.
-func outputRef(output, name, version string) (registry.Reference, error) {
-	if output == "" {
-		return registry.ParseReference("store:" + name + ":" + version)
+// buildFlagError names the flag a pipeline error is about.
+func buildFlagError(err error) error {
+	var de *pipeline.DestinationError
+	switch {
+	case errors.As(err, &de) && de.Push:
+		return fmt.Errorf("--push %w", err)
+	case errors.As(err, &de):
+		return fmt.Errorf("-o %w", err)
+	case errors.Is(err, pipeline.ErrSignWithoutPush):
+		return fmt.Errorf("--sign-key: %w: give --push REF too (or run prebake sign on the output)", err)
 	}
-	ref, err := registry.ParseReference(output)
-	if err != nil {
-		return ref, err
-	}
-	if ref.Digest != "" {
-		return ref, fmt.Errorf("-o %s: an output is named by a tag, not a digest", output)
-	}
-	if ref.Tag == "" || (ref.Transport == registry.TransportStore && ref.Tag == "latest" && !hasExplicitTag(output)) {
-		ref.Tag = version
-	}
-	return ref, nil
-}
-
-func hasExplicitTag(s string) bool {
-	r, err := registry.ParseReference(s)
-	if err != nil {
-		return false
-	}
-	return r.String() == s || r.String() == "store:"+s
-}
-
-// hasTag reports whether a registry reference names a tag explicitly (the
-// parser defaults a missing one to "latest").
-func hasTag(s string) bool {
-	last := s[strings.LastIndex(s, "/")+1:]
-	return strings.Contains(last, ":")
+	return err
 }

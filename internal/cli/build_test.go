@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/prebake/prebake/internal/testenv"
+	"github.com/prebake/prebake/pipeline"
 	"github.com/prebake/prebake/registry"
 )
 
@@ -40,7 +41,7 @@ func TestBuildReproducibleAcrossEnvironments(t *testing.T) {
 		if err != nil {
 			t.Fatalf("TZ=%s umask %s: %v\n%s", env.tz, env.umask, err, exitStderr(err))
 		}
-		var res buildOutput
+		var res pipeline.Result
 		if err := json.Unmarshal(out, &res); err != nil {
 			t.Fatalf("--json output: %v\n%s", err, out)
 		}
@@ -215,7 +216,7 @@ func TestBuildPushSign(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
-	var res buildOutput
+	var res pipeline.Result
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prebake/prebake/builder/fetch"
 	"github.com/prebake/prebake/lock"
+	"github.com/prebake/prebake/pipeline"
 	"github.com/prebake/prebake/recipes"
 )
 
@@ -55,7 +56,7 @@ by hack/genlock; to lock other versions of one, copy its directory
     --mirror https://github.com/=https://mirror.example.com/github/`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if isCatalogName(args[0]) {
+			if pipeline.IsCatalogName(args[0]) {
 				return fmt.Errorf("%s: %w; copy recipes/catalog/%s from the source tree and lock the copy", args[0], lock.ErrCatalogRecipe, args[0])
 			}
 			set := map[string]string{}

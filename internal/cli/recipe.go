@@ -2,12 +2,14 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	"github.com/prebake/prebake/pipeline"
 	"github.com/prebake/prebake/recipes"
 )
 
@@ -26,41 +28,37 @@ func (f *recipeFlags) register(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&f.locked, "locked", false, "refuse any source URL that is not in the lock file")
 }
 
-// load reads the recipe at path and resolves it with the flags; SOURCE_DATE_EPOCH
-// from the environment overrides the recipe's epoch.
-func (f *recipeFlags) load(path string) (*recipes.Recipe, *recipes.Resolved, error) {
-	if isCatalogName(path) { // not a file but a catalog recipe's name (catalog.go)
-		return f.loadCatalog(path)
-	}
-	r, err := recipes.Load(path)
-	if err != nil {
-		return nil, nil, err
-	}
+// options are the flags as pipeline.RecipeOptions for the recipe path (or
+// catalog name); $SOURCE_DATE_EPOCH overrides the recipe's epoch.
+func (f *recipeFlags) options(path string) (pipeline.RecipeOptions, error) {
+	o := pipeline.RecipeOptions{Recipe: path, Platforms: f.platforms, LockFile: f.lockFile, Locked: f.locked}
 	set, err := recipes.ParseSet(f.set)
 	if err != nil {
-		return nil, nil, err
+		return o, err
 	}
-	lockPath, optional := f.lockFile, false
-	if lockPath == "" {
-		lockPath, optional = recipes.LockPath(path), true
-	}
-	lock, err := recipes.LoadLock(lockPath, optional)
-	if err != nil {
-		return nil, nil, err
-	}
-	if f.locked && lock == nil {
-		return nil, nil, fmt.Errorf("--locked: no lock file at %s", lockPath)
-	}
-	o := recipes.ResolveOptions{Set: set, Platforms: f.platforms, Lock: lock, Locked: f.locked}
+	o.Set = set
 	if s, ok := os.LookupEnv("SOURCE_DATE_EPOCH"); ok && s != "" {
 		e, err := recipes.ParseEpoch(s)
 		if err != nil {
-			return nil, nil, err
+			return o, err
 		}
 		o.SourceDateEpoch = &e
 	}
-	res, err := r.Resolve(o)
-	return r, res, err
+	return o, nil
+}
+
+// load resolves the recipe at path (or the catalog recipe of that name) with
+// the flags.
+func (f *recipeFlags) load(path string) (*recipes.Resolved, error) {
+	o, err := f.options(path)
+	if err != nil {
+		return nil, err
+	}
+	res, err := pipeline.Resolve(o)
+	if errors.Is(err, pipeline.ErrNoLockFile) {
+		return nil, fmt.Errorf("--locked: %w", err)
+	}
+	return res, err
 }
 
 func newRecipeCmd(a *app) *cobra.Command {
@@ -89,7 +87,7 @@ duplicate destinations. Every problem is listed, not just the first.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var failed error
 			for _, p := range args {
-				if _, res, err := f.load(p); err != nil {
+				if res, err := f.load(p); err != nil {
 					fmt.Fprintln(a.Err, err)
 					failed = fmt.Errorf("%d of %d recipes invalid", countInvalid(failed)+1, len(args))
 				} else if !a.quiet {
@@ -127,7 +125,7 @@ and the files, kernel settings and systemd links each component writes.`,
   prebake recipe show recipe.yaml --platform linux/arm64 --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, res, err := f.load(args[0])
+			res, err := f.load(args[0])
 			if err != nil {
 				return err
 			}
