@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -77,14 +78,22 @@ give the same disk bytes. The file appears only when complete.`,
 			if err != nil {
 				return fmt.Errorf("--size %q: %w", size, err)
 			}
+			epoch, err := sourceDateEpoch()
+			if err != nil {
+				return err
+			}
 			prog, done := a.newProgress()
 			defer done()
 			o := rf.options()
 			o.Progress = prog
-			res, err := disk.Export(cmd.Context(), ref, output, disk.Options{
+			do := disk.Options{
 				Base: base, Format: disk.Format(format), Size: n, Platform: platform,
 				Cmdline: cmdline, Registry: o, Progress: prog,
-			})
+			}
+			if epoch != nil {
+				do.Epoch = time.Unix(*epoch, 0)
+			}
+			res, err := disk.Export(cmd.Context(), ref, output, do)
 			done()
 			if err != nil {
 				return err

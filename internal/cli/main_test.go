@@ -2,8 +2,12 @@ package cli
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/prebake/prebake/registry"
 )
 
 // runPrebake runs the real root command in-process with args and returns
@@ -16,4 +20,19 @@ func runPrebake(t *testing.T, args ...string) (string, string, error) {
 	root.SetArgs(args)
 	err := root.ExecuteContext(t.Context())
 	return out.String(), errb.String(), err
+}
+
+// Libraries return typed errors; the CLI alone adds the flag that changes
+// the outcome.
+func TestFlagHint(t *testing.T) {
+	revoked := fmt.Errorf("pulling: %w", &registry.RevokedError{Ref: "r@sha256:x", Revocations: []registry.Revocation{{Reason: "CVE"}}})
+	if strings.Contains(revoked.Error(), "--allow-revoked") {
+		t.Errorf("the library error names a CLI flag: %v", revoked)
+	}
+	if h := flagHint(revoked); !strings.Contains(h, "--allow-revoked") {
+		t.Errorf("flagHint(revoked) = %q", h)
+	}
+	if h := flagHint(errors.New("other")); h != "" {
+		t.Errorf("flagHint(other) = %q", h)
+	}
 }

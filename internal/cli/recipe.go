@@ -37,14 +37,22 @@ func (f *recipeFlags) options(path string) (pipeline.RecipeOptions, error) {
 		return o, err
 	}
 	o.Set = set
-	if s, ok := os.LookupEnv("SOURCE_DATE_EPOCH"); ok && s != "" {
-		e, err := recipes.ParseEpoch(s)
-		if err != nil {
-			return o, err
-		}
-		o.SourceDateEpoch = &e
+	o.SourceDateEpoch, err = sourceDateEpoch()
+	return o, err
+}
+
+// sourceDateEpoch is $SOURCE_DATE_EPOCH, or nil when it is not set: the CLI
+// reads it, the libraries are passed it.
+func sourceDateEpoch() (*int64, error) {
+	s, ok := os.LookupEnv("SOURCE_DATE_EPOCH")
+	if !ok || s == "" {
+		return nil, nil
 	}
-	return o, nil
+	e, err := recipes.ParseEpoch(s)
+	if err != nil {
+		return nil, err
+	}
+	return &e, nil
 }
 
 // load resolves the recipe at path (or the catalog recipe of that name) with

@@ -12,6 +12,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/prebake/prebake/registry"
 )
 
 // Streams are the IO streams a command reads and writes.
@@ -35,7 +37,7 @@ func Main(ctx context.Context, args []string, s Streams) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(s.Err, "prebake: %v\n", err)
+	fmt.Fprintf(s.Err, "prebake: %v%s\n", err, flagHint(err))
 	var ec interface{ ExitCode() int }
 	if errors.As(err, &ec) {
 		return ec.ExitCode()
@@ -84,6 +86,16 @@ Typical flow:
 		newKeygenCmd(a), newSignCmd(a), newVerifyCmd(a), newAttestCmd(a),
 	)
 	return root
+}
+
+// flagHint is what to add to a library error to tell the user which flag
+// changes the outcome; libraries return typed errors and never name flags.
+func flagHint(err error) string {
+	var re *registry.RevokedError
+	if errors.As(err, &re) {
+		return "; pass --allow-revoked to use it anyway"
+	}
+	return ""
 }
 
 // isTerminal reports whether w is a character device (a terminal).
