@@ -2,7 +2,6 @@ package registry
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -27,7 +26,7 @@ const (
 type Reference struct {
 	Transport Transport
 	// Dir is the layout directory (TransportLayout) or the store directory
-	// (TransportStore).
+	// (TransportStore; empty means the default store, see LayoutDir).
 	Dir string
 	// Name is the store name (TransportStore) or host/repository
 	// (TransportRemote); empty for layouts.
@@ -50,7 +49,8 @@ var (
 
 // ParseOptions adjust ParseReference.
 type ParseOptions struct {
-	// StoreDir is the local store's directory; empty means DefaultStoreDir().
+	// StoreDir is the local store's directory; empty leaves Dir empty: the
+	// default store, found when the reference is used (LayoutDir).
 	StoreDir string
 }
 
@@ -60,6 +60,8 @@ type ParseOptions struct {
 //	store:NAME[:TAG|@DIGEST]   the local store
 //	host[:port]/repo[:tag|@digest]   a registry
 //	NAME[:TAG|@DIGEST]         (no "/") the local store
+//
+// Parsing is pure: it reads no environment and touches no file.
 func ParseReference(s string, opts ...ParseOptions) (Reference, error) {
 	var o ParseOptions
 	if len(opts) > 0 {
@@ -128,9 +130,6 @@ func parseStore(orig, rest, dir string) (Reference, error) {
 	if !nameRE.MatchString(n) {
 		return Reference{}, fmt.Errorf("reference %q: invalid store name %q (lowercase letters, digits, '.', '_', '-')", orig, n)
 	}
-	if dir == "" {
-		dir = DefaultStoreDir()
-	}
 	given := tag != ""
 	if tag == "" && dgst == "" {
 		tag = "latest"
@@ -159,20 +158,13 @@ func parseRemote(s string) (Reference, error) {
 	return ref, nil
 }
 
-// DefaultStoreDir is $PREBAKE_STORE, else $XDG_DATA_HOME/prebake/store, else
-// ~/.local/share/prebake/store.
-func DefaultStoreDir() string {
-	if d := os.Getenv("PREBAKE_STORE"); d != "" {
-		return d
+// LayoutDir is the directory of the OCI layout a layout or store reference
+// names: Dir, or for the store without one, DefaultStoreDir().
+func (r Reference) LayoutDir() string {
+	if r.Transport == TransportStore && r.Dir == "" {
+		return DefaultStoreDir()
 	}
-	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
-		return filepath.Join(d, "prebake", "store")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return filepath.Join(os.TempDir(), "prebake", "store")
-	}
-	return filepath.Join(home, ".local", "share", "prebake", "store")
+	return r.Dir
 }
 
 // String formats r so that ParseReference(r.String()) gives r back (for the

@@ -59,7 +59,7 @@ func (o Options) remoteOptions(ctx context.Context) []remote.Option {
 func Get(ctx context.Context, ref Reference, o Options) (Artifact, v1.Descriptor, error) {
 	switch ref.Transport {
 	case TransportLayout, TransportStore:
-		l, err := openExisting(ref.Dir)
+		l, err := openExisting(ref.LayoutDir())
 		if err != nil {
 			return nil, v1.Descriptor{}, err
 		}
