@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -59,13 +58,9 @@ by hack/genlock; to lock other versions of one, copy its directory
 			if pipeline.IsCatalogName(args[0]) {
 				return fmt.Errorf("%s: %w; copy recipes/catalog/%s from the source tree and lock the copy", args[0], lock.ErrCatalogRecipe, args[0])
 			}
-			set := map[string]string{}
-			for _, u := range updates {
-				k, v, ok := strings.Cut(u, "=")
-				if !ok || k == "" || v == "" {
-					return fmt.Errorf("--update %q: want NAME=VERSION", u)
-				}
-				set[k] = v
+			set, err := parseKeyValues("--update", "NAME=VERSION", updates, true)
+			if err != nil {
+				return err
 			}
 			r, err := recipes.Load(args[0])
 			if err != nil {

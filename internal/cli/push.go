@@ -168,7 +168,7 @@ func pushFiles(a *app, cmd *cobra.Command, paths []string, dst, artifactType str
 	if err != nil {
 		return err
 	}
-	ann, err := parseKeyValues(annotations)
+	ann, err := parseKeyValues("-a", "KEY=VALUE", annotations, false)
 	if err != nil {
 		return err
 	}

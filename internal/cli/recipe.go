@@ -32,7 +32,7 @@ func (f *recipeFlags) register(cmd *cobra.Command) {
 // catalog name); $SOURCE_DATE_EPOCH overrides the recipe's epoch.
 func (f *recipeFlags) options(path string) (pipeline.RecipeOptions, error) {
 	o := pipeline.RecipeOptions{Recipe: path, Platforms: f.platforms, LockFile: f.lockFile, Locked: f.locked}
-	set, err := recipes.ParseSet(f.set)
+	set, err := parseKeyValues("--set", "NAME=VALUE", f.set, false)
 	if err != nil {
 		return o, err
 	}

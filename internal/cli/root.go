@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -115,4 +116,22 @@ func writeJSON(a *app, v any) error {
 	enc := json.NewEncoder(a.Out)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// parseKeyValues turns the KEY=VALUE arguments of a repeatable flag (--set,
+// --update, -a) into a map, nil when there are none: the one parser of such
+// flags. want is the form the error shows; nonEmpty refuses an empty value.
+func parseKeyValues(flag, want string, kvs []string, nonEmpty bool) (map[string]string, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	m := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" || nonEmpty && v == "" {
+			return nil, fmt.Errorf("%s %q: want %s", flag, kv, want)
+		}
+		m[k] = v
+	}
+	return m, nil
 }
