@@ -56,16 +56,16 @@ var allowed = map[string]struct {
 	"internal/testenv":         {nil, "imports nothing of prebake so that every package's own tests can use it"},
 	"internal/testenv/fixture": {[]string{"recipes", "builder", "registry", "signing", "internal/testenv"}, "fixtures for tests"},
 	// The Packer plugin (module packer/): thin over the same libraries.
-	"packer":                            {[]string{"packer/", "signing/kms"}, "the plugin's main registers its components"},
-	"packer/internal/pluginutil":        {[]string{"registry", "signing"}, "shared option parsing only"},
-	"packer/builder/prebake":            {[]string{"pipeline", "recipes", "builder", "registry", "signing", "packer/internal/pluginutil"}, "the builder is pipeline.Run"},
-	"packer/provisioner/prebake":        {[]string{"registry", "signing", "recipes", "builder", "packer/internal/pluginutil"}, "the provisioner applies a verified image"},
-	"packer/post-processor/push":        {[]string{"registry", "signing", "recipes", "packer/internal/pluginutil"}, "the post-processor publishes files"},
-	"packer/datasource/image":           {[]string{"registry", "signing", "recipes", "packer/internal/pluginutil"}, "the data source resolves a channel"},
+	"packer":                     {[]string{"packer/", "signing/kms"}, "the plugin's main registers its components"},
+	"packer/internal/pluginutil": {[]string{"registry", "signing"}, "shared option parsing only"},
+	"packer/builder/prebake":     {[]string{"pipeline", "recipes", "builder", "registry", "signing", "packer/internal/pluginutil"}, "the builder is pipeline.Run"},
+	"packer/provisioner/prebake": {[]string{"registry", "signing", "recipes", "builder", "packer/internal/pluginutil"}, "the provisioner applies a verified image"},
+	"packer/post-processor/push": {[]string{"registry", "signing", "recipes", "packer/internal/pluginutil"}, "the post-processor publishes files"},
+	"packer/datasource/image":    {[]string{"registry", "signing", "recipes", "packer/internal/pluginutil"}, "the data source resolves a channel"},
 	// Developer tools: free to use anything but the plugin.
-	"hack/gendocs":       {[]string{"internal/cli"}, "generates docs/cli"},
-	"hack/genlock":       {nil, "reads Kubespray data, writes recipes/catalog"},
-	"hack/deps":          {nil, "a dependency listing"},
+	"hack/gendocs":        {[]string{"internal/cli"}, "generates docs/cli"},
+	"hack/genlock":        {nil, "reads Kubespray data, writes recipes/catalog"},
+	"hack/deps":           {nil, "a dependency listing"},
 	"hack/bench-registry": {nil, "a benchmark peer"},
 }
 
