@@ -30,6 +30,7 @@ var allowed = map[string]struct {
 	"internal/atomicfile": {nil, "a leaf: atomic file writes"},
 	"internal/progress":   {nil, "a leaf: progress events"},
 	"internal/version":    {nil, "a leaf: the version stamp"},
+	"internal/artifact":   {nil, "a leaf: OCI 1.1 artifact manifests"},
 	// Recipes: the bottom of the graph.
 	"recipes":         {[]string{"internal/"}, "recipes is the bottom of the graph"},
 	"recipes/catalog": {[]string{"recipes"}, "the catalog is embedded recipes"},
