@@ -46,6 +46,14 @@ func DiskFormat(name string) string {
 	return ""
 }
 
+// DiskFile is the layer that publishes the disk at path, of format (qcow2,
+// raw, vmdk), in a DiskArtifactType artifact: the format's media type and
+// AnnotationDiskFormat. `prebake push DISK… REF` and the Packer
+// post-processor both publish disks through it.
+func DiskFile(path, format string) File {
+	return File{Path: path, MediaType: DiskMediaTypes[format], Annotations: map[string]string{AnnotationDiskFormat: format}}
+}
+
 // File is one file published as a layer of a file artifact.
 type File struct {
 	Path      string

@@ -82,7 +82,7 @@ func (c *Config) Prepare(raws ...any) error {
 		c.sourceRef, c.sourceDigst = ref.String(), ref.Digest
 	}
 	if c.Format != "" {
-		if _, ok := mediaTypes[c.Format]; !ok {
+		if _, ok := registry.DiskMediaTypes[c.Format]; !ok {
 			p.Addf("format", "%q: expected qcow2, raw or vmdk", c.Format)
 		}
 	}

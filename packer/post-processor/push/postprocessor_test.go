@@ -132,8 +132,8 @@ func TestPushSignVerify(t *testing.T) {
 	if m.ArtifactType != ArtifactType || len(m.Layers) != 2 {
 		t.Fatalf("manifest %s", raw)
 	}
-	if m.Layers[0].MediaType != mediaTypes["qcow2"] || m.Layers[0].Annotations[annotationTitle] != "node.qcow2" ||
-		m.Layers[1].MediaType != mediaTypes["raw"] || m.Layers[1].Size != 4096 {
+	if m.Layers[0].MediaType != registry.DiskMediaTypes["qcow2"] || m.Layers[0].Annotations["org.opencontainers.image.title"] != "node.qcow2" ||
+		m.Layers[1].MediaType != registry.DiskMediaTypes["raw"] || m.Layers[1].Size != 4096 {
 		t.Errorf("layers %+v", m.Layers)
 	}
 	if m.Annotations[AnnotationSourceDigest] != someDigest || m.Annotations[AnnotationSourceImage] != host+"/nodes@"+someDigest || m.Annotations["team"] != "release" {
