@@ -78,7 +78,7 @@ func TestBuildOutputWithRealClients(t *testing.T) {
 		!strings.Contains(string(out), `"Architecture": "arm64"`) || !strings.Contains(string(out), `"org.opencontainers.image.version": "1.36.4"`) {
 		t.Fatalf("skopeo inspect arm64: %v\n%s", err, out)
 	}
-	sum, err := summarize(t.Context(), "oci:"+layout+":node", registryOptions())
+	sum, err := registry.Inspect(t.Context(), registry.MustParse("oci:"+layout+":node"), registryOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestInspectAndDiff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var changes []componentChange
+	var changes []registry.ComponentChange
 	if err := json.Unmarshal([]byte(out), &changes); err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +275,7 @@ func TestPushDiskFile(t *testing.T) {
 	if err != nil || !bytes.Equal(got, content) {
 		t.Fatalf("the pulled layout lacks the disk bytes: %v", err)
 	}
-	sumOut, err := summarize(t.Context(), res.Destination, registry.Options{Insecure: true})
+	sumOut, err := registry.Inspect(t.Context(), registry.MustParse(res.Destination), registry.Options{Insecure: true})
 	if err != nil || len(sumOut.Platforms) != 1 || sumOut.Platforms[0].Layers[0].MediaType != "application/vnd.prebake.disk.layer.v1.qcow2" {
 		t.Fatalf("inspect: %v %+v", err, sumOut)
 	}
