@@ -30,6 +30,8 @@ func TestKill9DuringPushes(t *testing.T) {
 	for round := range rounds {
 		p := testenv.Serve(t, bin, "--root", root)
 		ctx, cancel := context.WithCancel(context.Background())
+		first := make(chan struct{}) // closed by the round's first acknowledged push
+		var firstOnce sync.Once
 		var wg sync.WaitGroup
 		for client := range 2 {
 			wg.Go(func() {
@@ -50,6 +52,7 @@ func TestKill9DuringPushes(t *testing.T) {
 					mu.Lock()
 					acked[tag] = d
 					mu.Unlock()
+					firstOnce.Do(func() { close(first) })
 					// A referrer on every other image: referrers
 					// responses are rewritten on each push.
 					if k%2 == 0 {
@@ -66,8 +69,14 @@ func TestKill9DuringPushes(t *testing.T) {
 				}
 			})
 		}
-		// Kill at 20 ms .. ~720 ms, a different point of the push cycle
-		// each round.
+		// Kill 20 ms .. ~720 ms after the round's first acknowledged push
+		// (so that a slow machine still exercises every round), a
+		// different point of the push cycle each round.
+		select {
+		case <-first:
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("round %d: no push acknowledged in 2 minutes; serve log:\n%s", round, p.Log())
+		}
 		time.Sleep(20*time.Millisecond + time.Duration(round*67%700)*time.Millisecond)
 		if err := p.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)

@@ -111,7 +111,6 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, source
 type disk struct {
 	path, format string
 	size         int64
-	digest       v1.Hash
 }
 
 // pickDisks selects the disk files among files, in name order, and checks
