@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -32,16 +31,6 @@ import (
 // referrers API) and `prebake serve` (OCI 1.1), read back with skopeo, crane
 // and oras. They need those programs (hack/tools.sh) and are skipped by -short.
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func waitHTTP(t *testing.T, u string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -58,45 +47,11 @@ func waitHTTP(t *testing.T, u string) {
 	t.Fatalf("%s did not come up", u)
 }
 
-// startDockerRegistry runs /usr/bin/docker-registry on a free loopback port
-// with a temporary config and storage; returns host:port.
+// startDockerRegistry runs docker-registry (testenv) over temporary storage
+// and returns its host:port.
 func startDockerRegistry(t *testing.T) string {
 	t.Helper()
-	bin := testenv.Tool(t, "docker-registry")
-	dir := t.TempDir()
-	addr := freePort(t)
-	cfg := fmt.Sprintf(`version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: %s
-`, filepath.Join(dir, "data"), addr)
-	cfgPath := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", cfgPath)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("docker-registry log (tail):\n%s", testenv.Tail(logs.String(), 20))
-		}
-	})
-	waitHTTP(t, "http://"+addr+"/v2/")
-	return addr
+	return testenv.StartDockerRegistry(t, "").Host
 }
 
 // startPrebakeServe runs `prebake serve` over a temporary root and returns

@@ -25,7 +25,7 @@ func TestVerifyOffline(t *testing.T) {
 	bin := testenv.Prebake(t)
 	ctx := context.Background()
 	dir := t.TempDir()
-	reg := startDockerRegistry(t, filepath.Join(dir, "registry"))
+	reg := testenv.StartDockerRegistry(t, filepath.Join(dir, "registry"))
 	kp, err := signing.GenerateKeyPair(signing.KeygenOptions{Prefix: filepath.Join(dir, "release"), Password: password("pw")})
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +35,7 @@ func TestVerifyOffline(t *testing.T) {
 	if _, err := signing.SignAndAttest(ctx, ref, signing.SignAndAttestOptions{KeyOptions: signing.KeyOptions{Key: kp.PrivateKey, Password: password("pw")}, Registry: ropts}); err != nil {
 		t.Fatal(err)
 	}
-	reg.stop()
+	reg.Stop()
 
 	script := `set -u
 ip link set lo up
@@ -48,7 +48,7 @@ kill $pid
 exit $rc
 `
 	cmd := exec.Command("unshare", "-n", "bash", "-c", script)
-	cmd.Env = append(os.Environ(), "HOME="+dir, "REGISTRY="+reg.bin, "CONFIG="+reg.cfg, "HOST="+reg.Host,
+	cmd.Env = append(os.Environ(), "HOME="+dir, "REGISTRY="+reg.Bin, "CONFIG="+reg.Cfg, "HOST="+reg.Host,
 		"PREBAKE="+bin, "REF="+ref.String(), "PUB="+kp.PublicKey)
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -19,6 +19,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -273,4 +275,91 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// DockerRegistry is Debian's docker-registry (distribution 2.8, no referrers
+// API) on a free loopback port over a filesystem root: the real peer
+// registry tests push to besides prebake's own.
+type DockerRegistry struct {
+	Host string // host:port
+	Bin  string // the docker-registry binary
+	Cfg  string // its configuration file
+	cmd  *exec.Cmd
+	log  *syncBuffer
+}
+
+// StartDockerRegistry runs docker-registry over root (a directory; empty
+// means a temporary one) until the test ends.
+func StartDockerRegistry(t testing.TB, root string) *DockerRegistry {
+	t.Helper()
+	bin := Tool(t, "docker-registry")
+	if root == "" {
+		root = filepath.Join(t.TempDir(), "data")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := ln.Addr().String()
+	ln.Close()
+	cfg := filepath.Join(t.TempDir(), "config.yml")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, `version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+http:
+  addr: %s
+`, root, host), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := &DockerRegistry{Host: host, Bin: bin, Cfg: cfg, log: &syncBuffer{}}
+	r.Start(t)
+	t.Cleanup(func() {
+		r.Stop()
+		if t.Failed() {
+			t.Logf("docker-registry log (tail):\n%s", Tail(r.log.String(), 20))
+		}
+	})
+	return r
+}
+
+// Start starts the registry process and waits until it answers.
+func (r *DockerRegistry) Start(t testing.TB) {
+	t.Helper()
+	r.cmd = exec.Command(r.Bin, "serve", r.Cfg)
+	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + r.Host + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("docker-registry did not answer on %s", r.Host)
+}
+
+// Stop kills the registry process (its data stays).
+func (r *DockerRegistry) Stop() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		r.cmd.Process.Kill()
+		r.cmd.Wait()
+		r.cmd = nil
+	}
+}
+
+// Restart stops and starts the registry over the same data.
+func (r *DockerRegistry) Restart(t testing.TB) {
+	r.Stop()
+	r.Start(t)
 }
