@@ -55,7 +55,7 @@ var allowed = map[string]struct {
 	"cmd/prebake":  {[]string{"internal/cli", "signing/kms"}, "main wires the CLI"},
 	// Test harness: only tests import it.
 	"internal/testenv":         {nil, "imports nothing of prebake so that every package's own tests can use it"},
-	"internal/testenv/fixture": {[]string{"recipes", "builder", "registry", "signing", "internal/testenv"}, "fixtures for tests"},
+	"internal/testenv/fixture": {[]string{"pipeline", "builder", "registry", "signing", "internal/testenv"}, "fixtures for tests"},
 	// The Packer plugin (module packer/): thin over the same libraries.
 	"packer":                     {[]string{"packer/", "signing/kms"}, "the plugin's main registers its components"},
 	"packer/internal/pluginutil": {[]string{"registry", "signing"}, "shared option parsing only"},
