@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/prebake/prebake/registry"
+	"github.com/prebake/prebake/signing"
 )
 
 // runPrebake runs the real root command in-process with args and returns
@@ -31,6 +32,9 @@ func TestFlagHint(t *testing.T) {
 	}
 	if h := flagHint(revoked); !strings.Contains(h, "--allow-revoked") {
 		t.Errorf("flagHint(revoked) = %q", h)
+	}
+	if h := flagHint(fmt.Errorf("x: %w", signing.ErrKeyExists)); !strings.Contains(h, "--force") {
+		t.Errorf("flagHint(key exists) = %q", h)
 	}
 	if h := flagHint(errors.New("other")); h != "" {
 		t.Errorf("flagHint(other) = %q", h)

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/prebake/prebake/registry"
+	"github.com/prebake/prebake/signing"
 )
 
 // Streams are the IO streams a command reads and writes.
@@ -95,8 +96,11 @@ Typical flow:
 // changes the outcome; libraries return typed errors and never name flags.
 func flagHint(err error) string {
 	var re *registry.RevokedError
-	if errors.As(err, &re) {
+	switch {
+	case errors.As(err, &re):
 		return "; pass --allow-revoked to use it anyway"
+	case errors.Is(err, signing.ErrKeyExists):
+		return "; pass --force to replace it"
 	}
 	return ""
 }
