@@ -66,10 +66,11 @@ e2e-join: build ## a node from the catalog image joins a real control plane: Nod
 e2e-boot: build ## boot an exported node disk and a download-at-boot baseline under qemu (slow; docs/boot.md)
 	BENCH_APPEND=1 hack/e2e-boot.sh
 
-lint: ## gofmt, go vet, staticcheck
+lint: ## gofmt, go vet, staticcheck on both modules (the root and packer/)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
-	hack/tools.sh staticcheck && staticcheck ./...
+	$(PACKER_GO) vet ./...
+	hack/tools.sh staticcheck && staticcheck ./... && (cd packer && GOFLAGS='$(GOFLAGS) -mod=mod' staticcheck ./...)
 
 verify: lint ## lint plus generated files (CLI reference, packer HCL2 specs) up to date
 	$(GO) run ./hack/gendocs -check docs/cli

@@ -25,6 +25,7 @@ import (
 
 	"github.com/prebake/prebake/builder"
 	"github.com/prebake/prebake/builder/fetch"
+	"github.com/prebake/prebake/internal/testenv"
 	"github.com/prebake/prebake/recipes"
 )
 
@@ -175,10 +176,7 @@ func TestImagesComponent(t *testing.T) {
 
 	var skopeo string
 	if !testing.Short() {
-		var err error
-		if skopeo, err = exec.LookPath("skopeo"); err != nil {
-			t.Fatal("skopeo not on PATH: run hack/tools.sh")
-		}
+		skopeo = testenv.Tool(t, "skopeo")
 	}
 	for _, p := range result.Platforms {
 		arch := strings.TrimPrefix(p.Platform, "linux/")
@@ -279,20 +277,8 @@ func archiveIndex(t *testing.T, b []byte) v1.IndexManifest {
 // The archives import into a real containerd with the command the unit
 // runs (ctr -n k8s.io images import FILE), under the image's reference.
 func TestImagesImportIntoContainerd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts containerd")
-	}
-	containerd, err := exec.LookPath("containerd")
-	if err != nil {
-		t.Fatal("containerd not on PATH: run hack/tools.sh")
-	}
-	ctr, err := exec.LookPath("ctr")
-	if err != nil {
-		t.Fatal("ctr not on PATH: run hack/tools.sh")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("containerd needs root")
-	}
+	containerd, ctr := testenv.Tool(t, "containerd"), testenv.Tool(t, "ctr")
+	testenv.Root(t, "containerd")
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
@@ -316,7 +302,7 @@ func TestImagesImportIntoContainerd(t *testing.T) {
 		}
 	}
 	if files == nil {
-		t.Skipf("no image for linux/%s", arch)
+		t.Fatalf("the recipe builds no image for linux/%s (this machine's)", arch)
 	}
 
 	dir, err := os.MkdirTemp("", "ctrd-") // short: the socket path is limited

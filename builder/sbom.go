@@ -10,12 +10,13 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/prebake/prebake/internal/artifact"
 )
 
 // SBOM media and artifact types.
 const (
 	SBOMArtifactType = "application/spdx+json"
-	emptyConfigType  = "application/vnd.oci.empty.v1+json"
 )
 
 // SPDX 2.3 document, as much of it as prebake fills in.
@@ -127,25 +128,9 @@ func (b *build) sbom(idx v1.ImageIndex) (v1.Image, error) {
 // Artifact wraps one blob of mediaType artifactType in an OCI 1.1 artifact
 // manifest (empty config) with the given annotations and subject.
 func Artifact(artifactType string, body []byte, annotations map[string]string, subject *v1.Descriptor) (v1.Image, error) {
-	empty := []byte("{}")
-	m := struct {
-		SchemaVersion int64             `json:"schemaVersion"`
-		MediaType     types.MediaType   `json:"mediaType"`
-		ArtifactType  string            `json:"artifactType"`
-		Config        v1.Descriptor     `json:"config"`
-		Layers        []v1.Descriptor   `json:"layers"`
-		Subject       *v1.Descriptor    `json:"subject,omitempty"`
-		Annotations   map[string]string `json:"annotations,omitempty"`
-	}{
-		SchemaVersion: 2,
-		MediaType:     types.OCIManifestSchema1,
-		ArtifactType:  artifactType,
-		Config:        v1.Descriptor{MediaType: emptyConfigType, Digest: digestOf(empty), Size: 2, Data: empty},
-		Layers:        []v1.Descriptor{{MediaType: types.MediaType(artifactType), Digest: digestOf(body), Size: int64(len(body))}},
-		Subject:       subject,
-		Annotations:   annotations,
-	}
-	raw, err := json.Marshal(m)
+	empty := artifact.Empty
+	raw, err := artifact.Manifest(artifactType, []v1.Descriptor{artifact.Descriptor(types.MediaType(artifactType), body)},
+		artifact.Options{Subject: subject, Annotations: annotations, EmbedConfig: true})
 	if err != nil {
 		return nil, err
 	}

@@ -20,27 +20,15 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// tool returns the path of an external client, skipping under -short and
-// failing when it is missing.
-func tool(t *testing.T, name string) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skipf("skipping: needs %s (not under -short)", name)
-	}
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s not on PATH: run hack/tools.sh", name)
-	}
-	return p
-}
+	"github.com/prebake/prebake/internal/testenv"
+)
 
 // debianPython is the interpreter whose site-packages hold Debian's
 // cloud-init (not whatever python3 comes first on PATH).
 func debianPython(t *testing.T) string {
 	t.Helper()
-	tool(t, "cloud-init")
+	testenv.Tool(t, "cloud-init")
 	const py = "/usr/bin/python3"
 	if out, err := exec.Command(py, "-c", "import cloudinit.user_data").CombinedOutput(); err != nil {
 		t.Fatalf("%s cannot import cloudinit (%v: %s): run hack/tools.sh", py, err, out)
@@ -49,7 +37,7 @@ func debianPython(t *testing.T) string {
 }
 
 func TestCloudInitSchema(t *testing.T) {
-	ci := tool(t, "cloud-init")
+	ci := testenv.Tool(t, "cloud-init")
 	dir := t.TempDir()
 	check := func(name string, b []byte) (string, error) {
 		p := writeFile(t, dir, name+".yaml", b)
@@ -196,7 +184,7 @@ func mustLoadHashes(t *testing.T, nc *NodeConfig) []string {
 }
 
 func TestIgnitionValidate(t *testing.T) {
-	iv := tool(t, "ignition-validate")
+	iv := testenv.Tool(t, "ignition-validate")
 	dir := t.TempDir()
 	n := 0
 	for name, b := range goldenCases(t) {
@@ -246,7 +234,7 @@ func newCA(t *testing.T, dir, name string, key any, pub any) string {
 }
 
 func TestCAHashMatchesOpenSSL(t *testing.T) {
-	openssl := tool(t, "openssl")
+	openssl := testenv.Tool(t, "openssl")
 	dir := t.TempDir()
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {

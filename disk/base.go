@@ -13,8 +13,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
-	"strings"
 	"syscall"
 	"time"
 
@@ -86,32 +84,18 @@ func image(ctx context.Context, ref registry.Reference, o Options) (v1.Image, v1
 }
 
 func pickPlatform(idx v1.ImageIndex, platform string) (registry.Artifact, error) {
-	if platform == "" {
-		platform = "linux/" + runtime.GOARCH
-	}
-	want, err := v1.ParsePlatform(platform)
-	if err != nil {
-		return nil, fmt.Errorf("platform %q: %w", platform, err)
-	}
 	im, err := idx.IndexManifest()
 	if err != nil {
 		return nil, err
 	}
-	var have []string
-	for _, d := range im.Manifests {
-		if d.Platform == nil {
-			continue
-		}
-		have = append(have, d.Platform.String())
-		if !d.Platform.Satisfies(*want) {
-			continue
-		}
-		if d.MediaType.IsIndex() {
-			return idx.ImageIndex(d.Digest)
-		}
-		return idx.Image(d.Digest)
+	d, err := registry.MatchPlatform(im.Manifests, platform)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("no image for platform %s (the index has %s): %w", platform, strings.Join(have, ", "), registry.ErrNotFound)
+	if d.MediaType.IsIndex() {
+		return idx.ImageIndex(d.Digest)
+	}
+	return idx.Image(d.Digest)
 }
 
 // fileLayer is an uncompressed tar on disk, named by its sha256.

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -58,8 +57,8 @@ type Options struct {
 	// console=tty0".
 	Cmdline string
 	// Epoch is the time written into the file systems (creation times, and
-	// the upper bound of every file time); zero means $SOURCE_DATE_EPOCH,
-	// else the Unix epoch.
+	// the upper bound of every file time); zero means the Unix epoch. The
+	// caller passes $SOURCE_DATE_EPOCH here (prebake export does).
 	Epoch time.Time
 	// Stub is the EFI stub the kernel image is built on; empty means
 	// DefaultStub for amd64, DefaultStubARM64 for arm64.
@@ -125,13 +124,6 @@ func Export(ctx context.Context, ref registry.Reference, out string, o Options) 
 	}
 	if o.Epoch.IsZero() {
 		o.Epoch = time.Unix(0, 0)
-		if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
-			n, err := strconv.ParseInt(s, 10, 64)
-			if err != nil {
-				return Result{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q: want seconds since 1970", s)
-			}
-			o.Epoch = time.Unix(n, 0)
-		}
 	}
 	if os.Geteuid() != 0 {
 		return Result{}, fmt.Errorf("%w: the disk's files keep the owners of the base and the image, which only root can set (no mounts or devices are used)", ErrNotRoot)

@@ -22,27 +22,22 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/prebake/prebake/internal/testenv"
 	"github.com/prebake/prebake/registry"
 )
 
 var testEpoch = time.Unix(1700000000, 0)
 
-// needTools skips under -short and fails when a tool export runs is missing.
+// needTools makes t need what export runs (mkfs.ext4, mtools, sgdisk,
+// objcopy, the EFI stub), root for the file owners, and extra tools.
 func needTools(t *testing.T, extra ...string) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("export runs mkfs.ext4, mtools, sgdisk, objcopy: skipped with -short")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("export runs as root (file owners)")
-	}
+	testenv.Root(t, "export writes file owners")
 	if err := checkTools(Options{Stub: DefaultStub, Format: QCOW2}); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range extra {
-		if _, err := exec.LookPath(c); err != nil {
-			t.Fatalf("%s not on PATH: run hack/tools.sh", c)
-		}
+		testenv.Tool(t, c)
 	}
 }
 

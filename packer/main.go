@@ -18,6 +18,8 @@ import (
 	"github.com/prebake/prebake/packer/datasource/image"
 	"github.com/prebake/prebake/packer/post-processor/push"
 	provisioner "github.com/prebake/prebake/packer/provisioner/prebake"
+	// The cloud KMS providers for sign_key/key = awskms://, gcpkms://, …
+	_ "github.com/prebake/prebake/signing/kms"
 )
 
 // Version and VersionPrerelease are set with -ldflags -X at release time.

@@ -3,60 +3,30 @@ package registry
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/prebake/prebake/internal/artifact"
 )
 
 // ociEmpty is the OCI 1.1 empty descriptor's media type ("{}").
-const ociEmpty types.MediaType = "application/vnd.oci.empty.v1+json"
+const ociEmpty = artifact.EmptyType
 
-var emptyJSON = []byte("{}")
-
-func blobDescriptor(mt types.MediaType, b []byte) v1.Descriptor {
-	sum := sha256.Sum256(b)
-	return v1.Descriptor{MediaType: mt, Digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}, Size: int64(len(b))}
-}
-
-// artifactManifest is an OCI 1.1 image manifest used as an artifact.
-type artifactManifest struct {
-	SchemaVersion int               `json:"schemaVersion"`
-	MediaType     types.MediaType   `json:"mediaType"`
-	ArtifactType  string            `json:"artifactType,omitempty"`
-	Config        v1.Descriptor     `json:"config"`
-	Layers        []v1.Descriptor   `json:"layers"`
-	Subject       *v1.Descriptor    `json:"subject,omitempty"`
-	Annotations   map[string]string `json:"annotations,omitempty"`
-}
+var emptyJSON = artifact.Empty
 
 // buildArtifact returns the manifest of an artifact of artifactType whose one
 // layer is payload (of payloadType; none when payload is nil), pointing at
 // subject (none when nil).
 func buildArtifact(artifactType string, subject *v1.Descriptor, payloadType types.MediaType, payload []byte, annotations map[string]string) (v1.Descriptor, []byte, error) {
-	m := artifactManifest{
-		SchemaVersion: 2,
-		MediaType:     types.OCIManifestSchema1,
-		ArtifactType:  artifactType,
-		Config:        blobDescriptor(ociEmpty, emptyJSON),
-		Layers:        []v1.Descriptor{},
-		Annotations:   annotations,
-	}
+	var layers []v1.Descriptor
 	if payload != nil {
-		m.Layers = append(m.Layers, blobDescriptor(payloadType, payload))
-	} else {
-		// Registries that predate OCI 1.1 refuse manifests without layers.
-		m.Layers = append(m.Layers, blobDescriptor(ociEmpty, emptyJSON))
+		layers = []v1.Descriptor{artifact.Descriptor(payloadType, payload)}
 	}
-	if subject != nil {
-		m.Subject = &v1.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size}
-	}
-	raw, err := json.Marshal(m)
+	raw, err := artifact.Manifest(artifactType, layers, artifact.Options{Subject: subject, Annotations: annotations})
 	if err != nil {
 		return v1.Descriptor{}, nil, err
 	}
@@ -125,7 +95,7 @@ func putWithBlobs(ctx context.Context, e endpoint, d v1.Descriptor, raw []byte, 
 }
 
 func putSmallBlob(ctx context.Context, e endpoint, mt types.MediaType, b []byte) error {
-	d := blobDescriptor(mt, b)
+	d := artifact.Descriptor(mt, b)
 	has, err := e.hasBlob(ctx, d)
 	if err != nil {
 		return err

@@ -55,9 +55,9 @@ func openEndpoint(ctx context.Context, ref Reference, o Options, push bool, moun
 		var l *Layout
 		var err error
 		if push {
-			l, err = OpenLayout(ref.Dir)
+			l, err = OpenLayout(ref.LayoutDir())
 		} else {
-			l, err = openExisting(ref.Dir)
+			l, err = openExisting(ref.LayoutDir())
 		}
 		if err != nil {
 			return nil, err

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"hash"
 	"io"
@@ -14,6 +13,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/prebake/prebake/internal/artifact"
 )
 
 // Disk artifacts: exported node disks published next to their images
@@ -43,6 +44,14 @@ func DiskFormat(name string) string {
 		return "vmdk"
 	}
 	return ""
+}
+
+// DiskFile is the layer that publishes the disk at path, of format (qcow2,
+// raw, vmdk), in a DiskArtifactType artifact: the format's media type and
+// AnnotationDiskFormat. `prebake push DISK… REF` and the Packer
+// post-processor both publish disks through it.
+func DiskFile(path, format string) File {
+	return File{Path: path, MediaType: DiskMediaTypes[format], Annotations: map[string]string{AnnotationDiskFormat: format}}
 }
 
 // File is one file published as a layer of a file artifact.
@@ -90,28 +99,11 @@ func FileArtifact(artifactType string, files []File, annotations map[string]stri
 		descs = append(descs, v1.Descriptor{MediaType: mt, Digest: h, Size: n, Annotations: ann})
 		layers[h] = &fileLayer{path: f.Path, digest: h, size: n, mediaType: mt}
 	}
-	if len(annotations) == 0 {
-		annotations = nil
-	}
-	empty := []byte("{}")
-	m := struct {
-		SchemaVersion int64             `json:"schemaVersion"`
-		MediaType     types.MediaType   `json:"mediaType"`
-		ArtifactType  string            `json:"artifactType"`
-		Config        v1.Descriptor     `json:"config"`
-		Layers        []v1.Descriptor   `json:"layers"`
-		Annotations   map[string]string `json:"annotations,omitempty"`
-	}{
-		SchemaVersion: 2, MediaType: types.OCIManifestSchema1, ArtifactType: artifactType,
-		Config:      v1.Descriptor{MediaType: ociEmpty, Digest: sha256Of(empty), Size: 2, Data: empty},
-		Layers:      descs,
-		Annotations: annotations,
-	}
-	raw, err := json.Marshal(m)
+	raw, err := artifact.Manifest(artifactType, descs, artifact.Options{Annotations: annotations, EmbedConfig: true})
 	if err != nil {
 		return nil, err
 	}
-	return partial.CompressedToImage(&fileArtifact{manifest: raw, config: empty, layers: layers})
+	return partial.CompressedToImage(&fileArtifact{manifest: raw, config: artifact.Empty, layers: layers})
 }
 
 func hashFile(file string) (v1.Hash, int64, error) {

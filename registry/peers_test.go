@@ -1,22 +1,18 @@
 package registry
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -27,85 +23,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/prebake/prebake/internal/testenv"
 )
 
 // Tests against real peers: Debian's docker-registry (distribution 2.8, no
 // referrers API) and `prebake serve` (OCI 1.1), read back with skopeo, crane
 // and oras. They need those programs (hack/tools.sh) and are skipped by -short.
-
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("needs real clients; skipped with -short")
-	}
-	p, err := exec.LookPath(name)
-	if err != nil {
-		// Make's PATH has .cache/tools/bin; a plain `go test` may not.
-		if p2 := filepath.Join(repoRoot(t), ".cache", "tools", "bin", name); fileExists(p2) {
-			return p2
-		}
-		t.Fatalf("%s not found on PATH: run hack/tools.sh", name)
-	}
-	return p
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(file))
-}
-
-var (
-	prebakeBinOnce sync.Once
-	prebakeBinPath string
-	prebakeBinErr  error
-)
-
-// prebakeBin is $PREBAKE_BIN, else a binary built once for this test run.
-func prebakeBin(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("PREBAKE_BIN"); p != "" {
-		return p
-	}
-	prebakeBinOnce.Do(func() {
-		// Under .cache (never committed), replaced by every run: no leftovers in /tmp.
-		dir := filepath.Join(repoRoot(t), ".cache", "test-bin")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			prebakeBinErr = err
-			return
-		}
-		prebakeBinPath = filepath.Join(dir, "prebake-registry-test")
-		cmd := exec.Command("go", "build", "-o", prebakeBinPath, "./cmd/prebake")
-		cmd.Dir = repoRoot(t)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			prebakeBinErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if prebakeBinErr != nil {
-		t.Fatal(prebakeBinErr)
-	}
-	return prebakeBinPath
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 func waitHTTP(t *testing.T, u string) {
 	t.Helper()
@@ -123,77 +47,18 @@ func waitHTTP(t *testing.T, u string) {
 	t.Fatalf("%s did not come up", u)
 }
 
-// startDockerRegistry runs /usr/bin/docker-registry on a free loopback port
-// with a temporary config and storage; returns host:port.
+// startDockerRegistry runs docker-registry (testenv) over temporary storage
+// and returns its host:port.
 func startDockerRegistry(t *testing.T) string {
 	t.Helper()
-	bin := needTool(t, "docker-registry")
-	dir := t.TempDir()
-	addr := freePort(t)
-	cfg := fmt.Sprintf(`version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: %s
-`, filepath.Join(dir, "data"), addr)
-	cfgPath := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", cfgPath)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("docker-registry log (tail):\n%s", tail(logs.String(), 20))
-		}
-	})
-	waitHTTP(t, "http://"+addr+"/v2/")
-	return addr
+	return testenv.StartDockerRegistry(t, "").Host
 }
 
-// startPrebakeServe runs `prebake serve --addr 127.0.0.1:0` and reads the
-// address from its first line, "listening on ADDR".
+// startPrebakeServe runs `prebake serve` over a temporary root and returns
+// its address.
 func startPrebakeServe(t *testing.T, args ...string) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs the prebake binary; skipped with -short")
-	}
-	cmd := exec.Command(prebakeBin(t), append([]string{"serve", "--root", t.TempDir(), "--addr", "127.0.0.1:0"}, args...)...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("prebake serve log (tail):\n%s", tail(logs.String(), 20))
-		}
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "listening on ") {
-		t.Fatalf("prebake serve printed %q (%v); stderr:\n%s", line, err, logs.String())
-	}
-	go io.Copy(io.Discard, stdout)
-	addr := strings.TrimSpace(strings.TrimPrefix(line, "listening on "))
+	addr := testenv.Serve(t, testenv.Prebake(t), append([]string{"--root", t.TempDir()}, args...)...).Addr
 	if len(args) == 0 {
 		waitHTTP(t, "http://"+addr+"/v2/")
 	}
@@ -210,7 +75,7 @@ func proxyTo(t *testing.T, addr string) (*countingProxy, string) {
 
 func run(t *testing.T, name string, args ...string) []byte {
 	t.Helper()
-	cmd := exec.Command(needTool(t, name), args...)
+	cmd := exec.Command(testenv.Tool(t, name), args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -261,9 +126,9 @@ func orasReferrers(t *testing.T, args ...string) []string {
 // docker-registry and `prebake serve`, reading it back with skopeo, crane
 // and oras, and measures uploads with a counting proxy.
 func TestRealPeers(t *testing.T) {
-	needTool(t, "skopeo")
-	needTool(t, "crane")
-	needTool(t, "oras")
+	testenv.Tool(t, "skopeo")
+	testenv.Tool(t, "crane")
+	testenv.Tool(t, "oras")
 	ctx := ctxT(t)
 	peers := map[string]string{
 		"docker-registry": startDockerRegistry(t),
@@ -444,7 +309,7 @@ func TestRealPeersConcurrentReferrers(t *testing.T) {
 // credentials from a Docker config (go-containerregistry's default keychain,
 // as `docker login` leaves them), and is refused without them.
 func TestRealPeersCredentials(t *testing.T) {
-	needTool(t, "crane")
+	testenv.Tool(t, "crane")
 	dir := t.TempDir()
 	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
 	if err != nil {

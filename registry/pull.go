@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -148,13 +147,6 @@ func pickPlatform(ctx context.Context, e endpoint, root v1.Descriptor, platform 
 	if !root.MediaType.IsIndex() {
 		return root, nil
 	}
-	if platform == "" {
-		platform = "linux/" + runtime.GOARCH
-	}
-	want, err := v1.ParsePlatform(platform)
-	if err != nil {
-		return v1.Descriptor{}, fmt.Errorf("platform %q: %w", platform, err)
-	}
 	raw, err := e.manifest(ctx, root)
 	if err != nil {
 		return v1.Descriptor{}, err
@@ -163,20 +155,14 @@ func pickPlatform(ctx context.Context, e endpoint, root v1.Descriptor, platform 
 	if err := json.Unmarshal(raw, &im); err != nil {
 		return v1.Descriptor{}, fmt.Errorf("index %s: %w", root.Digest, err)
 	}
-	var have []string
-	for _, d := range im.Manifests {
-		if d.Platform == nil {
-			continue
-		}
-		have = append(have, d.Platform.String())
-		if d.Platform.Satisfies(*want) {
-			if d.MediaType.IsIndex() {
-				return pickPlatform(ctx, e, d, platform)
-			}
-			return d, nil
-		}
+	d, err := MatchPlatform(im.Manifests, platform)
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("%s: %w", root.Digest, err)
 	}
-	return v1.Descriptor{}, fmt.Errorf("%s has no image for platform %s (it has %s): %w", root.Digest, platform, strings.Join(have, ", "), ErrNotFound)
+	if d.MediaType.IsIndex() {
+		return pickPlatform(ctx, e, d, platform)
+	}
+	return d, nil
 }
 
 // pullLayout copies into a staging layout next to dir, then moves the result

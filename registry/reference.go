@@ -2,7 +2,6 @@ package registry
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -27,7 +26,7 @@ const (
 type Reference struct {
 	Transport Transport
 	// Dir is the layout directory (TransportLayout) or the store directory
-	// (TransportStore).
+	// (TransportStore; empty means the default store, see LayoutDir).
 	Dir string
 	// Name is the store name (TransportStore) or host/repository
 	// (TransportRemote); empty for layouts.
@@ -36,6 +35,10 @@ type Reference struct {
 	// layout that holds a single image.
 	Tag    string
 	Digest string
+	// TagGiven says the tag was written in the parsed string; false when
+	// ParseReference filled in "latest" (the store, a registry) or there is
+	// none. Callers that default the tag to something else check it.
+	TagGiven bool
 }
 
 var (
@@ -46,7 +49,8 @@ var (
 
 // ParseOptions adjust ParseReference.
 type ParseOptions struct {
-	// StoreDir is the local store's directory; empty means DefaultStoreDir().
+	// StoreDir is the local store's directory; empty leaves Dir empty: the
+	// default store, found when the reference is used (LayoutDir).
 	StoreDir string
 }
 
@@ -56,6 +60,8 @@ type ParseOptions struct {
 //	store:NAME[:TAG|@DIGEST]   the local store
 //	host[:port]/repo[:tag|@digest]   a registry
 //	NAME[:TAG|@DIGEST]         (no "/") the local store
+//
+// Parsing is pure: it reads no environment and touches no file.
 func ParseReference(s string, opts ...ParseOptions) (Reference, error) {
 	var o ParseOptions
 	if len(opts) > 0 {
@@ -113,7 +119,7 @@ func parseLayout(orig, rest string) (Reference, error) {
 	if dir == "" {
 		return Reference{}, fmt.Errorf("reference %q: no directory after \"oci:\"", orig)
 	}
-	return Reference{Transport: TransportLayout, Dir: filepath.Clean(dir), Tag: tag, Digest: dgst}, nil
+	return Reference{Transport: TransportLayout, Dir: filepath.Clean(dir), Tag: tag, Digest: dgst, TagGiven: tag != ""}, nil
 }
 
 func parseStore(orig, rest, dir string) (Reference, error) {
@@ -124,13 +130,11 @@ func parseStore(orig, rest, dir string) (Reference, error) {
 	if !nameRE.MatchString(n) {
 		return Reference{}, fmt.Errorf("reference %q: invalid store name %q (lowercase letters, digits, '.', '_', '-')", orig, n)
 	}
-	if dir == "" {
-		dir = DefaultStoreDir()
-	}
+	given := tag != ""
 	if tag == "" && dgst == "" {
 		tag = "latest"
 	}
-	return Reference{Transport: TransportStore, Dir: dir, Name: n, Tag: tag, Digest: dgst}, nil
+	return Reference{Transport: TransportStore, Dir: dir, Name: n, Tag: tag, Digest: dgst, TagGiven: given}, nil
 }
 
 func parseRemote(s string) (Reference, error) {
@@ -148,24 +152,19 @@ func parseRemote(s string) (Reference, error) {
 		ref.Digest = v.DigestStr()
 	case name.Tag:
 		ref.Tag = v.TagStr()
+		last := s[strings.LastIndex(s, "/")+1:]
+		ref.TagGiven = strings.Contains(last, ":")
 	}
 	return ref, nil
 }
 
-// DefaultStoreDir is $PREBAKE_STORE, else $XDG_DATA_HOME/prebake/store, else
-// ~/.local/share/prebake/store.
-func DefaultStoreDir() string {
-	if d := os.Getenv("PREBAKE_STORE"); d != "" {
-		return d
+// LayoutDir is the directory of the OCI layout a layout or store reference
+// names: Dir, or for the store without one, DefaultStoreDir().
+func (r Reference) LayoutDir() string {
+	if r.Transport == TransportStore && r.Dir == "" {
+		return DefaultStoreDir()
 	}
-	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
-		return filepath.Join(d, "prebake", "store")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return filepath.Join(os.TempDir(), "prebake", "store")
-	}
-	return filepath.Join(home, ".local", "share", "prebake", "store")
+	return r.Dir
 }
 
 // String formats r so that ParseReference(r.String()) gives r back (for the
@@ -190,13 +189,13 @@ func (r Reference) String() string {
 
 // WithDigest returns r pointing at digest d instead of its tag.
 func (r Reference) WithDigest(d string) Reference {
-	r.Digest, r.Tag = d, ""
+	r.Digest, r.Tag, r.TagGiven = d, "", false
 	return r
 }
 
 // WithTag returns r pointing at tag t instead of its digest.
 func (r Reference) WithTag(t string) Reference {
-	r.Tag, r.Digest = t, ""
+	r.Tag, r.Digest, r.TagGiven = t, "", true
 	return r
 }
 

@@ -59,7 +59,7 @@ func (o Options) remoteOptions(ctx context.Context) []remote.Option {
 func Get(ctx context.Context, ref Reference, o Options) (Artifact, v1.Descriptor, error) {
 	switch ref.Transport {
 	case TransportLayout, TransportStore:
-		l, err := openExisting(ref.Dir)
+		l, err := openExisting(ref.LayoutDir())
 		if err != nil {
 			return nil, v1.Descriptor{}, err
 		}
@@ -228,17 +228,20 @@ func Annotations(ctx context.Context, ref Reference, platform string, o Options)
 			out[k] = v
 		}
 		var pick *v1.Descriptor
-		for i, d := range im.Manifests {
-			if !d.MediaType.IsImage() {
-				continue
+		if platform != "" {
+			d, err := MatchPlatform(im.Manifests, platform)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", ref, err)
 			}
-			if platform == "" || (d.Platform != nil && d.Platform.OS+"/"+d.Platform.Architecture == platform) {
+			pick = &d
+		}
+		for i, d := range im.Manifests {
+			if pick == nil && d.MediaType.IsImage() {
 				pick = &im.Manifests[i]
-				break
 			}
 		}
 		if pick == nil {
-			return nil, fmt.Errorf("%s has no image for platform %s", ref, platform)
+			return nil, fmt.Errorf("%s has no image: %w", ref, ErrNotFound)
 		}
 		img, err := idx.Image(pick.Digest)
 		if err != nil {

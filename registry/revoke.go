@@ -46,7 +46,7 @@ type RevokedError struct {
 
 func (e *RevokedError) Error() string {
 	r := e.Revocations[0]
-	return fmt.Sprintf("%s is revoked: %q (by %s at %s); pass --allow-revoked to use it anyway", e.Ref, r.Reason, r.By, r.At.Format(time.RFC3339))
+	return fmt.Sprintf("%s is revoked: %q (by %s at %s)", e.Ref, r.Reason, r.By, r.At.Format(time.RFC3339))
 }
 
 func (e *RevokedError) Unwrap() error { return ErrRevoked }

@@ -14,7 +14,7 @@ import (
 func Write(ctx context.Context, dst Reference, root Artifact, referrers []Artifact, o Options) (v1.Descriptor, error) {
 	switch dst.Transport {
 	case TransportLayout, TransportStore:
-		l, err := OpenLayout(dst.Dir)
+		l, err := OpenLayout(dst.LayoutDir())
 		if err != nil {
 			return v1.Descriptor{}, err
 		}

@@ -3,105 +3,21 @@ package signing_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 
+	"github.com/prebake/prebake/internal/testenv"
 	"github.com/prebake/prebake/registry"
 	"github.com/prebake/prebake/signing"
 )
-
-// need returns the path of an external client or fails the test.
-func need(t *testing.T, tool string) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skipf("-short: skipping test with %s", tool)
-	}
-	p, err := exec.LookPath(tool)
-	if err != nil {
-		t.Fatalf("%s not found on PATH: run hack/tools.sh (and put .cache/tools/bin on PATH)", tool)
-	}
-	return p
-}
-
-// dockerRegistry is Debian's docker-registry (distribution 2.8) on a free
-// loopback port over a filesystem root.
-type dockerRegistry struct {
-	Host string
-	bin  string
-	cfg  string
-	cmd  *exec.Cmd
-}
-
-func startDockerRegistry(t *testing.T, root string) *dockerRegistry {
-	t.Helper()
-	bin := need(t, "docker-registry")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := ln.Addr().String()
-	ln.Close()
-	cfg := filepath.Join(t.TempDir(), "config.yml")
-	os.WriteFile(cfg, fmt.Appendf(nil, `version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: %s
-`, root, host), 0o644)
-	r := &dockerRegistry{Host: host, bin: bin, cfg: cfg}
-	r.start(t)
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (r *dockerRegistry) start(t *testing.T) {
-	t.Helper()
-	r.cmd = exec.Command(r.bin, "serve", r.cfg) // its log (404s of probes) is noise
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	for range 100 {
-		resp, err := http.Get("http://" + r.Host + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("docker-registry did not answer on %s", r.Host)
-}
-
-func (r *dockerRegistry) stop() {
-	if r.cmd != nil && r.cmd.Process != nil {
-		r.cmd.Process.Kill()
-		r.cmd.Wait()
-		r.cmd = nil
-	}
-}
-
-func (r *dockerRegistry) restart(t *testing.T) {
-	r.stop()
-	r.start(t)
-}
 
 // cosign runs the cosign CLI with a private HOME (no TUF cache, no
 // credentials) and COSIGN_PASSWORD set.
 func cosign(t *testing.T, home string, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(need(t, "cosign"), args...)
+	cmd := exec.Command(testenv.Tool(t, "cosign"), args...)
 	cmd.Env = append(os.Environ(), "HOME="+home, "COSIGN_PASSWORD=pw", "COSIGN_YES=true", "SIGSTORE_NO_CACHE=true")
 	out, err := cmd.CombinedOutput()
 	return string(out), err
@@ -111,19 +27,19 @@ func cosign(t *testing.T, home string, args ...string) (string, error) {
 // cosign CLI, and cosign's pass prebake, on a real registry (Debian's
 // docker-registry), also after a restart and after `prebake copy`.
 func TestCosignInterop(t *testing.T) {
-	need(t, "cosign")
+	testenv.Tool(t, "cosign")
 	ctx := context.Background()
 	dir := t.TempDir()
 	home := filepath.Join(dir, "home")
 	os.Mkdir(home, 0o700)
-	reg := startDockerRegistry(t, filepath.Join(dir, "registry"))
+	reg := testenv.StartDockerRegistry(t, filepath.Join(dir, "registry"))
 
 	// Keys from both tools.
 	pk, err := signing.GenerateKeyPair(signing.KeygenOptions{Prefix: filepath.Join(dir, "prebake"), Password: password("pw")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(need(t, "cosign"), "generate-key-pair", "--output-key-prefix", "cosign")
+	cmd := exec.Command(testenv.Tool(t, "cosign"), "generate-key-pair", "--output-key-prefix", "cosign")
 	cmd.Dir, cmd.Env = dir, append(os.Environ(), "HOME="+home, "COSIGN_PASSWORD=pw")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
@@ -213,7 +129,7 @@ func TestCosignInterop(t *testing.T) {
 	})
 
 	t.Run("signatures survive a registry restart", func(t *testing.T) {
-		reg.restart(t)
+		reg.Restart(t)
 		if _, err := signing.Verify(ctx, a, signing.VerifyOptions{Key: pk.PublicKey, Attestations: true, Registry: ropts}); err != nil {
 			t.Fatal(err)
 		}
@@ -236,7 +152,7 @@ func TestCosignInterop(t *testing.T) {
 			t.Errorf("copy verified as %s, want %s", res.Digest, a.Digest)
 		}
 		// And on to another registry, where cosign finds them.
-		other := startDockerRegistry(t, filepath.Join(dir, "registry2"))
+		other := testenv.StartDockerRegistry(t, filepath.Join(dir, "registry2"))
 		to := registry.MustParse(other.Host + "/mirror/k8s:copied")
 		if _, err := registry.Copy(ctx, dst, to, ropts); err != nil {
 			t.Fatal(err)

@@ -221,7 +221,7 @@ func GenerateKeyPair(o KeygenOptions) (*KeyPair, error) {
 	if !o.Force {
 		for _, p := range []string{kp.PrivateKey, kp.PublicKey} {
 			if _, err := os.Lstat(p); err == nil {
-				return nil, fmt.Errorf("%s: %w (use --force to replace it)", p, ErrKeyExists)
+				return nil, fmt.Errorf("%s: %w", p, ErrKeyExists)
 			}
 		}
 	}
@@ -272,7 +272,7 @@ func writeKeyFile(path string, b []byte, mode os.FileMode, replace bool) error {
 	} else {
 		err = os.Link(tmp, path)
 		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("%s: %w (use --force to replace it)", path, ErrKeyExists)
+			return fmt.Errorf("%s: %w", path, ErrKeyExists)
 		}
 	}
 	if err != nil {

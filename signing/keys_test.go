@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/sigstore/sigstore/pkg/signature/kms"
-
 	"github.com/prebake/prebake/signing"
 )
 
@@ -134,20 +132,5 @@ func TestLoadSignerErrors(t *testing.T) {
 	}
 	if _, err := signing.LoadVerifier(ctx, filepath.Join(t.TempDir(), "missing.pub")); err == nil {
 		t.Error("missing public key loaded")
-	}
-}
-
-// TestKMSProvidersRegistered: the KMS schemes cosign accepts resolve to
-// their providers in prebake too (a key reference with such a scheme reaches
-// the provider instead of being read as a file name).
-func TestKMSProvidersRegistered(t *testing.T) {
-	have := map[string]bool{}
-	for _, p := range kms.SupportedProviders() {
-		have[p] = true
-	}
-	for _, scheme := range []string{"awskms://", "gcpkms://", "azurekms://", "hashivault://"} {
-		if !have[scheme] {
-			t.Errorf("no KMS provider for %s (have %v)", scheme, kms.SupportedProviders())
-		}
 	}
 }

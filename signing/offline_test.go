@@ -6,61 +6,26 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/prebake/prebake/internal/testenv"
 	"github.com/prebake/prebake/signing"
 )
-
-var (
-	buildOnce sync.Once
-	builtBin  string
-	buildErr  error
-	buildOut  []byte
-)
-
-// prebakeBin is $PREBAKE_BIN, else a prebake built from this tree once.
-func prebakeBin(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("PREBAKE_BIN"); p != "" {
-		return p
-	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "prebake-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		builtBin = filepath.Join(dir, "prebake")
-		cmd := exec.Command("go", "build", "-o", builtBin, "./cmd/prebake")
-		cmd.Dir = ".."
-		buildOut, buildErr = cmd.CombinedOutput()
-	})
-	if buildErr != nil {
-		t.Fatalf("building prebake: %v\n%s", buildErr, buildOut)
-	}
-	return builtBin
-}
 
 // TestVerifyOffline: in a network namespace whose only interface is
 // loopback (unshare -n), `prebake verify --attestations` succeeds against a
 // registry on loopback: verification needs the public key and the registry,
 // nothing else. A reference to any other host fails there.
 func TestVerifyOffline(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: skipping test with docker-registry and unshare")
+	testenv.Root(t, "unshare -n (a network namespace)")
+	if out, err := exec.Command(testenv.Tool(t, "unshare"), "-n", "true").CombinedOutput(); err != nil {
+		testenv.Unavailable(t, "unshare -n does not work here (%v: %s); cannot cut the network off", err, out)
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for unshare -n (a network namespace); not root here")
-	}
-	if out, err := exec.Command("unshare", "-n", "true").CombinedOutput(); err != nil {
-		t.Skipf("unshare -n does not work here (%v: %s); cannot cut the network off", err, out)
-	}
-	need(t, "docker-registry")
-	bin := prebakeBin(t)
+	testenv.Tool(t, "docker-registry")
+	bin := testenv.Prebake(t)
 	ctx := context.Background()
 	dir := t.TempDir()
-	reg := startDockerRegistry(t, filepath.Join(dir, "registry"))
+	reg := testenv.StartDockerRegistry(t, filepath.Join(dir, "registry"))
 	kp, err := signing.GenerateKeyPair(signing.KeygenOptions{Prefix: filepath.Join(dir, "release"), Password: password("pw")})
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +35,7 @@ func TestVerifyOffline(t *testing.T) {
 	if _, err := signing.SignAndAttest(ctx, ref, signing.SignAndAttestOptions{KeyOptions: signing.KeyOptions{Key: kp.PrivateKey, Password: password("pw")}, Registry: ropts}); err != nil {
 		t.Fatal(err)
 	}
-	reg.stop()
+	reg.Stop()
 
 	script := `set -u
 ip link set lo up
@@ -83,7 +48,7 @@ kill $pid
 exit $rc
 `
 	cmd := exec.Command("unshare", "-n", "bash", "-c", script)
-	cmd.Env = append(os.Environ(), "HOME="+dir, "REGISTRY="+reg.bin, "CONFIG="+reg.cfg, "HOST="+reg.Host,
+	cmd.Env = append(os.Environ(), "HOME="+dir, "REGISTRY="+reg.Bin, "CONFIG="+reg.Cfg, "HOST="+reg.Host,
 		"PREBAKE="+bin, "REF="+ref.String(), "PUB="+kp.PublicKey)
 	out, err := cmd.CombinedOutput()
 	if err != nil {

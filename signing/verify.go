@@ -23,6 +23,7 @@ import (
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	"github.com/sigstore/cosign/v2/pkg/oci"
 	"github.com/sigstore/sigstore/pkg/signature/payload"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/prebake/prebake/registry"
 )
@@ -383,21 +384,22 @@ func (c *contentChecker) check(ctx context.Context, d v1.Descriptor, a registry.
 	if err := c.artifact(d, a); err != nil {
 		return err
 	}
+	// Every job runs (no cancellation on the first error), so that the
+	// error reported is the first in walk order.
 	errs := make([]error, len(c.jobs))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, blobJobs)
+	var g errgroup.Group
+	g.SetLimit(blobJobs)
 	for i, j := range c.jobs {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
+		g.Go(func() error {
 			if err := ctx.Err(); err != nil {
 				errs[i] = err
-				return
+				return nil
 			}
 			errs[i] = hashBlob(j.open, j.d, c.source)
+			return nil
 		})
 	}
-	wg.Wait()
+	g.Wait()
 	for _, err := range errs {
 		if err != nil {
 			return err

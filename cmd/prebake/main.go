@@ -1,7 +1,7 @@
 // Command prebake builds, publishes, signs and renders Kubernetes node images.
 //
-// main only wires signals and the exit code; everything else lives in
-// internal/cli and the library packages it calls.
+// main only wires signals, the exit code and the KMS providers; everything
+// else lives in internal/cli and the library packages it calls.
 package main
 
 import (
@@ -11,6 +11,9 @@ import (
 	"syscall"
 
 	"github.com/prebake/prebake/internal/cli"
+	// The cloud KMS providers for --key/--sign-key awskms://, gcpkms://,
+	// azurekms://, hashivault:// (registered here, not by signing).
+	_ "github.com/prebake/prebake/signing/kms"
 )
 
 func main() {

@@ -3,7 +3,7 @@
 // (every sha256), download.yml (the download URL templates and how default
 // versions are chosen) and main.yml (pause and etcd per Kubernetes minor).
 //
-//	go run ./hack/genlock -data ../shared/upstream/kubespray -out recipes/catalog -docs docs/catalog.md
+//	go run ./hack/genlock -data testdata/kubespray -out recipes/catalog -docs docs/catalog.md
 //
 // Output is deterministic: the same data gives the same bytes.
 package main
@@ -34,7 +34,7 @@ var arches = []string{"amd64", "arm64"}
 var recipeDirs = []string{"kubernetes-node", "kubernetes-control-plane"}
 
 func main() {
-	data := flag.String("data", "../shared/upstream/kubespray", "directory holding kubespray's checksums.yml, download.yml and main.yml")
+	data := flag.String("data", "testdata/kubespray", "directory holding kubespray's checksums.yml, download.yml and main.yml")
 	out := flag.String("out", "recipes/catalog", "catalog directory (one subdirectory per recipe)")
 	docs := flag.String("docs", "", "markdown file whose version matrix (between the genlock markers) is rewritten")
 	flag.Parse()

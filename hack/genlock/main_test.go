@@ -5,16 +5,15 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/prebake/prebake/internal/testenv"
 )
 
 // The committed catalog locks and matrix are exactly what genlock writes from
-// the shared Kubespray data (so they are neither hand-edited nor stale), and
+// the Kubespray data in testdata/kubespray (so they are neither hand-edited nor stale), and
 // two runs give the same bytes.
 func TestCommittedOutputIsCurrent(t *testing.T) {
-	data := filepath.Join("..", "..", "..", "shared", "upstream", "kubespray")
-	if _, err := os.Stat(filepath.Join(data, "checksums.yml")); err != nil {
-		t.Skipf("Kubespray data not present at %s: %v", data, err)
-	}
+	data := testenv.Fixture(t, "testdata/kubespray")
 	for i := 0; i < 2; i++ {
 		out := t.TempDir()
 		if err := run(data, out, ""); err != nil {
@@ -38,10 +37,7 @@ func TestCommittedOutputIsCurrent(t *testing.T) {
 
 // docs/catalog.md's version matrix is the generated one.
 func TestDocsMatrixIsCurrent(t *testing.T) {
-	data := filepath.Join("..", "..", "..", "shared", "upstream", "kubespray")
-	if _, err := os.Stat(filepath.Join(data, "checksums.yml")); err != nil {
-		t.Skipf("Kubespray data not present at %s: %v", data, err)
-	}
+	data := testenv.Fixture(t, "testdata/kubespray")
 	want, err := os.ReadFile(filepath.Join("..", "..", "docs", "catalog.md"))
 	if err != nil {
 		t.Fatal(err)

@@ -1,25 +1,23 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/prebake/prebake/builder"
 	"github.com/prebake/prebake/builder/fetch"
-	"github.com/prebake/prebake/registry"
-	"github.com/prebake/prebake/signing"
+	"github.com/prebake/prebake/pipeline"
 )
 
 // fetchFlags configure downloading sources.
 type fetchFlags struct {
-	cacheDir string
-	mirrors  []string
-	offline  bool
-	jobs     int
-
+	cacheDir         string
+	mirrors          []string
+	offline          bool
+	jobs             int
 	allowFileSources bool
 	stallTimeout     time.Duration
 	fetchTimeout     time.Duration
@@ -35,66 +33,13 @@ func (f *fetchFlags) register(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&f.fetchTimeout, "download-timeout", fetch.DefaultTimeout, "give up on one download (every retry included) after this long")
 }
 
+func (f *fetchFlags) fetch() pipeline.Fetch {
+	return pipeline.Fetch{CacheDir: f.cacheDir, Mirrors: f.mirrors, Offline: f.offline,
+		AllowFileSources: f.allowFileSources, StallTimeout: f.stallTimeout, Timeout: f.fetchTimeout}
+}
+
 func (f *fetchFlags) fetcher(a *app, opts ...fetch.Option) (*fetch.Fetcher, error) {
-	var ms []fetch.Mirror
-	for _, s := range f.mirrors {
-		if isRegistryMirror(s) {
-			continue
-		}
-		m, err := fetch.ParseMirror(s)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, m)
-	}
-	opts = append(opts, fetch.WithMirrors(ms...), fetch.WithOffline(f.offline), fetch.WithFileSources(f.allowFileSources))
-	if f.stallTimeout > 0 {
-		opts = append(opts, fetch.WithStallTimeout(f.stallTimeout))
-	}
-	if f.fetchTimeout > 0 {
-		opts = append(opts, fetch.WithTimeout(f.fetchTimeout))
-	}
-	if f.cacheDir != "" {
-		opts = append(opts, fetch.WithCacheDir(f.cacheDir))
-	}
-	return fetch.New(opts...)
-}
-
-// isRegistryMirror tells a registry mirror (registry.k8s.io=127.0.0.1:5000)
-// from a URL prefix mirror (https://dl.k8s.io/=file:///srv/mirror/).
-func isRegistryMirror(s string) bool {
-	from, _, _ := strings.Cut(s, "=")
-	return !strings.Contains(from, "://")
-}
-
-// registryMirrors are the --mirror flags that name registries.
-func (f *fetchFlags) registryMirrors() (map[string]string, error) {
-	ms := map[string]string{}
-	for _, s := range f.mirrors {
-		if !isRegistryMirror(s) {
-			continue
-		}
-		from, to, ok := strings.Cut(s, "=")
-		if !ok || from == "" || to == "" || strings.Contains(from, "/") || strings.Contains(to, "://") {
-			return nil, fmt.Errorf("--mirror %q: want FROM=TO with URL prefixes (https://dl.k8s.io/=https://mirror/dl.k8s.io/) or registries (registry.k8s.io=mirror.example.com[/prefix])", s)
-		}
-		ms[from] = to
-	}
-	return ms, nil
-}
-
-// buildOutput is what `prebake build --json` prints.
-type buildOutput struct {
-	Digest       string                   `json:"digest"`
-	Reference    string                   `json:"reference"`
-	Pushed       string                   `json:"pushed,omitempty"`
-	Name         string                   `json:"name"`
-	Version      string                   `json:"version"`
-	RecipeDigest string                   `json:"recipeDigest"`
-	SBOM         string                   `json:"sbom"`
-	Signatures   int                      `json:"signatures,omitempty"`
-	Attestations int                      `json:"attestations,omitempty"`
-	Platforms    []builder.PlatformResult `json:"platforms"`
+	return f.fetch().Fetcher(opts...)
 }
 
 func newBuildCmd(a *app) *cobra.Command {
@@ -134,8 +79,7 @@ registry.`,
     prebake build recipe.yaml --push registry.example.com/nodes --sign-key cosign.key --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			_, res, err := rf.load(args[0])
+			res, err := rf.load(args[0])
 			if err != nil {
 				return err
 			}
@@ -145,73 +89,28 @@ registry.`,
 			if err != nil {
 				return err
 			}
-			regMirrors, err := ff.registryMirrors()
+			regMirrors, err := ff.fetch().RegistryMirrors()
 			if err != nil {
 				return err
 			}
-			result, err := builder.Build(ctx, res, builder.Options{
+			o := pipeline.Options{
+				Fetcher: fetcher, Compression: builder.Compression(compression), Jobs: ff.jobs, Revision: revision,
+				Output: output, Push: push, Insecure: insecure, SignKey: signKey, Password: a.keyPassword(), Progress: prog,
 				RegistryMirrors: regMirrors,
-				Fetcher:         fetcher,
-				Compression:     builder.Compression(compression),
-				Jobs:            ff.jobs,
-				Revision:        revision,
-				Progress:        prog,
-			})
+			}
+			if _, err := pipeline.Check(res, o); err != nil {
+				return buildFlagError(err)
+			}
+			out, err := pipeline.Run(cmd.Context(), res, o)
 			if err != nil {
-				return err
-			}
-			dst, err := outputRef(output, res.Name, res.Version)
-			if err != nil {
-				return err
-			}
-			ropts := registry.Options{Insecure: insecure, Jobs: ff.jobs, Progress: prog}
-			desc, err := registry.Write(ctx, dst, result.Index, []registry.Artifact{result.SBOM}, ropts)
-			if err != nil {
-				return fmt.Errorf("writing %s: %w", dst, err)
-			}
-			out := buildOutput{
-				Digest: desc.Digest.String(), Reference: dst.String(), Name: res.Name, Version: res.Version,
-				RecipeDigest: res.Digest, Platforms: result.Platforms,
-			}
-			if d, err := result.SBOM.Digest(); err == nil {
-				out.SBOM = d.String()
-			}
-			if signKey != "" && push == "" {
-				return fmt.Errorf("--sign-key signs the pushed image: give --push REF too (or run prebake sign on the output)")
-			}
-			if push != "" {
-				pdst, err := registry.ParseReference(push)
-				if err != nil {
-					return err
-				}
-				if pdst.Digest != "" {
-					return fmt.Errorf("--push %s: name a repository (optionally :TAG); the digest is the build's", push)
-				}
-				if !hasTag(push) {
-					pdst.Tag = res.Version
-				}
-				if _, err := registry.Write(ctx, pdst, result.Index, []registry.Artifact{result.SBOM}, ropts); err != nil {
-					return fmt.Errorf("pushing %s: %w", pdst, err)
-				}
-				out.Pushed = pdst.WithDigest(out.Digest).String()
-				if signKey != "" {
-					sr, err := signing.SignAndAttest(ctx, pdst.WithDigest(out.Digest), signing.SignAndAttestOptions{
-						KeyOptions: signing.KeyOptions{Key: signKey, Password: a.keyPassword()},
-						Registry:   ropts,
-					})
-					if err != nil {
-						return fmt.Errorf("signing %s: %w", out.Pushed, err)
-					}
-					out.Signatures = len(sr.Signed)
-					out.Attestations = len(sr.Attested)
-				}
+				return buildFlagError(err)
 			}
 			done()
 			if asJSON {
 				return writeJSON(a, out)
 			}
 			fmt.Fprintf(a.Out, "built %s:%s %s\n", res.Name, res.Version, out.Digest)
-			for _, p := range result.Platforms {
+			for _, p := range out.Platforms {
 				cached := 0
 				for _, l := range p.Layers {
 					if l.Cached {
@@ -243,36 +142,16 @@ registry.`,
 	return cmd
 }
 
-// outputRef turns -o into a reference, defaulting to the store and the tag to
-// the version.
-func outputRef(output, name, version string) (registry.Reference, error) {
-	if output == "" {
-		return registry.ParseReference("store:" + name + ":" + version)
+// buildFlagError names the flag a pipeline error is about.
+func buildFlagError(err error) error {
+	var de *pipeline.DestinationError
+	switch {
+	case errors.As(err, &de) && de.Push:
+		return fmt.Errorf("--push %w", err)
+	case errors.As(err, &de):
+		return fmt.Errorf("-o %w", err)
+	case errors.Is(err, pipeline.ErrSignWithoutPush):
+		return fmt.Errorf("--sign-key: %w: give --push REF too (or run prebake sign on the output)", err)
 	}
-	ref, err := registry.ParseReference(output)
-	if err != nil {
-		return ref, err
-	}
-	if ref.Digest != "" {
-		return ref, fmt.Errorf("-o %s: an output is named by a tag, not a digest", output)
-	}
-	if ref.Tag == "" || (ref.Transport == registry.TransportStore && ref.Tag == "latest" && !hasExplicitTag(output)) {
-		ref.Tag = version
-	}
-	return ref, nil
-}
-
-func hasExplicitTag(s string) bool {
-	r, err := registry.ParseReference(s)
-	if err != nil {
-		return false
-	}
-	return r.String() == s || r.String() == "store:"+s
-}
-
-// hasTag reports whether a registry reference names a tag explicitly (the
-// parser defaults a missing one to "latest").
-func hasTag(s string) bool {
-	last := s[strings.LastIndex(s, "/")+1:]
-	return strings.Contains(last, ":")
+	return err
 }

@@ -5,92 +5,43 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"github.com/prebake/prebake/registry"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/prebake/prebake/internal/testenv"
+	"github.com/prebake/prebake/pipeline"
+	"github.com/prebake/prebake/registry"
 )
-
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-// prebakeBinary is $PREBAKE_BIN (make test sets it) or a binary built once
-// for this test run.
-func prebakeBinary(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("PREBAKE_BIN"); p != "" {
-		return p
-	}
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "prebake-cli-test-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "prebake")
-		out, err := exec.Command("go", "build", "-o", binPath, "../../cmd/prebake").CombinedOutput()
-		if err != nil {
-			binErr = &exec.ExitError{}
-			binErr = err
-			t.Logf("%s", out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
-
-func repoRoot(t *testing.T) string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
-
-// quickstartArgs builds the quickstart recipe from the stand-in mirror.
-func quickstartArgs(t *testing.T, extra ...string) []string {
-	root := repoRoot(t)
-	m := "file://" + filepath.Join(root, "testdata", "mirror")
-	return append([]string{"build", filepath.Join(root, "examples", "quickstart", "recipe.yaml"),
-		"--mirror", "https://dl.k8s.io/=" + m + "/dl.k8s.io/",
-		"--mirror", "https://github.com/=" + m + "/github.com/"}, extra...)
-}
-
-func golden(t *testing.T) string {
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), "builder", "testdata", "quickstart.digest"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(b))
-}
 
 // Building the quickstart from separate processes with different caches, time
-// zones, umasks and working directories gives the golden digest every time.
+// zones, umasks and working directories - each with its own copy of the
+// recipe, named by a relative path - gives the golden digest every time.
 func TestBuildReproducibleAcrossEnvironments(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the prebake binary")
-	}
-	bin := prebakeBinary(t)
-	want := golden(t)
+	bin := testenv.Prebake(t)
+	want := testenv.GoldenDigest(t)
 	for _, env := range []struct{ tz, umask string }{{"UTC", "022"}, {"Pacific/Chatham", "077"}, {"Asia/Kolkata", "002"}} {
 		tmp := t.TempDir()
-		args := append(quickstartArgs(t, "--json", "-q", "-o", "oci:"+filepath.Join(tmp, "out")), "--cache-dir", filepath.Join(tmp, "cache"))
+		wd := filepath.Join(tmp, "work", env.umask)
+		if err := os.CopyFS(wd, os.DirFS(filepath.Dir(testenv.Quickstart(t)))); err != nil {
+			t.Fatal(err)
+		}
+		args := []string{"build", "recipe.yaml", "--json", "-q", "-o", "oci:" + filepath.Join(tmp, "out"), "--cache-dir", filepath.Join(tmp, "cache")}
+		for _, m := range testenv.Mirrors(t) {
+			args = append(args, "--mirror", m)
+		}
 		cmd := exec.Command("sh", "-c", "umask "+env.umask+"; exec \"$0\" \"$@\"", bin)
 		cmd.Args = append(cmd.Args, args...)
-		cmd.Dir = tmp
+		cmd.Dir = wd
 		cmd.Env = append(os.Environ(), "TZ="+env.tz, "XDG_DATA_HOME="+filepath.Join(tmp, "data"))
 		out, err := cmd.Output()
 		if err != nil {
 			t.Fatalf("TZ=%s umask %s: %v\n%s", env.tz, env.umask, err, exitStderr(err))
 		}
-		var res buildOutput
+		var res pipeline.Result
 		if err := json.Unmarshal(out, &res); err != nil {
 			t.Fatalf("--json output: %v\n%s", err, out)
 		}
@@ -113,28 +64,21 @@ func exitStderr(err error) string {
 // The built layout is valid for real clients: skopeo inspects it and umoci
 // unpacks each platform to exactly the expected files and modes.
 func TestBuildOutputWithRealClients(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs skopeo and umoci")
-	}
-	for _, tool := range []string{"skopeo", "umoci"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not found: run hack/tools.sh", tool)
-		}
-	}
+	skopeo, umoci := testenv.Tool(t, "skopeo"), testenv.Tool(t, "umoci")
 	tmp := t.TempDir()
 	layout := filepath.Join(tmp, "out")
-	if _, stderr, err := runPrebake(t, quickstartArgs(t, "-q", "--cache-dir", filepath.Join(tmp, "cache"), "-o", "oci:"+layout+":node")...); err != nil {
+	if _, stderr, err := runPrebake(t, testenv.QuickstartArgs(t, "-q", "--cache-dir", filepath.Join(tmp, "cache"), "-o", "oci:"+layout+":node")...); err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
-	out, err := exec.Command("skopeo", "inspect", "--raw", "oci:"+layout+":node").CombinedOutput()
+	out, err := exec.Command(skopeo, "inspect", "--raw", "oci:"+layout+":node").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), `"application/vnd.oci.image.index.v1+json"`) {
 		t.Fatalf("skopeo inspect: %v\n%s", err, out)
 	}
-	if out, err := exec.Command("skopeo", "inspect", "--override-arch", "arm64", "oci:"+layout+":node").CombinedOutput(); err != nil ||
+	if out, err := exec.Command(skopeo, "inspect", "--override-arch", "arm64", "oci:"+layout+":node").CombinedOutput(); err != nil ||
 		!strings.Contains(string(out), `"Architecture": "arm64"`) || !strings.Contains(string(out), `"org.opencontainers.image.version": "1.36.4"`) {
 		t.Fatalf("skopeo inspect arm64: %v\n%s", err, out)
 	}
-	sum, err := summarize(t.Context(), "oci:"+layout+":node", registryOptions())
+	sum, err := registry.Inspect(t.Context(), registry.MustParse("oci:"+layout+":node"), registryOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,11 +106,11 @@ func TestBuildOutputWithRealClients(t *testing.T) {
 		if _, stderr, err := runPrebake(t, "copy", "oci:"+layout+"@"+p.Digest, "oci:"+layout+":"+tag); err != nil {
 			// copy is the registry engineer's; fall back to tagging by hand
 			t.Logf("prebake copy unavailable (%v, %s); tagging with skopeo", err, stderr)
-			if out, err := exec.Command("skopeo", "copy", "oci:"+layout+":node", "oci:"+layout+":"+tag, "--override-arch", arch).CombinedOutput(); err != nil {
+			if out, err := exec.Command(skopeo, "copy", "oci:"+layout+":node", "oci:"+layout+":"+tag, "--override-arch", arch).CombinedOutput(); err != nil {
 				t.Fatalf("skopeo copy: %v\n%s", err, out)
 			}
 		}
-		if out, err := exec.Command("umoci", "unpack", "--rootless", "--image", layout+":"+tag, bundle).CombinedOutput(); err != nil {
+		if out, err := exec.Command(umoci, "unpack", "--rootless", "--image", layout+":"+tag, bundle).CombinedOutput(); err != nil {
 			t.Fatalf("umoci unpack %s: %v\n%s", arch, err, out)
 		}
 		rootfs := filepath.Join(bundle, "rootfs")
@@ -214,10 +158,10 @@ func TestBuildBadInputWritesNothing(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"build", filepath.Join(repoRoot(t), "recipes", "testdata", "bad", "escape.yaml"), "-o", "oci:" + out}, "escapes with '..'"},
-		{quickstartArgs(t, "--set", "kubernetes=1.99.0", "-o", "oci:"+out, "--cache-dir", filepath.Join(tmp, "c1")), "missing checksum for https://dl.k8s.io/release/v1.99.0/bin/linux/amd64/kubelet"},
-		{quickstartArgs(t, "--offline", "-o", "oci:"+out, "--cache-dir", filepath.Join(tmp, "c2")), "offline"},
-		{quickstartArgs(t, "--compression", "lz4", "-o", "oci:"+out, "--cache-dir", filepath.Join(tmp, "c3")), `unknown compression "lz4"`},
+		{[]string{"build", filepath.Join(testenv.RepoRoot(t), "recipes", "testdata", "bad", "escape.yaml"), "-o", "oci:" + out}, "escapes with '..'"},
+		{testenv.QuickstartArgs(t, "--set", "kubernetes=1.99.0", "-o", "oci:"+out, "--cache-dir", filepath.Join(tmp, "c1")), "missing checksum for https://dl.k8s.io/release/v1.99.0/bin/linux/amd64/kubelet"},
+		{testenv.QuickstartArgs(t, "--offline", "-o", "oci:"+out, "--cache-dir", filepath.Join(tmp, "c2")), "offline"},
+		{testenv.QuickstartArgs(t, "--compression", "lz4", "-o", "oci:"+out, "--cache-dir", filepath.Join(tmp, "c3")), `unknown compression "lz4"`},
 	} {
 		_, _, err := runPrebake(t, tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -235,7 +179,7 @@ func TestInspectAndDiff(t *testing.T) {
 	t.Setenv("PREBAKE_STORE", filepath.Join(tmp, "store"))
 	cache := filepath.Join(tmp, "cache")
 	for _, v := range []string{"1.36.4", "1.36.5"} {
-		if _, stderr, err := runPrebake(t, quickstartArgs(t, "-q", "--cache-dir", cache, "--set", "kubernetes="+v)...); err != nil {
+		if _, stderr, err := runPrebake(t, testenv.QuickstartArgs(t, "-q", "--cache-dir", cache, "--set", "kubernetes="+v)...); err != nil {
 			t.Fatalf("%v\n%s", err, stderr)
 		}
 	}
@@ -243,7 +187,7 @@ func TestInspectAndDiff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var changes []componentChange
+	var changes []registry.ComponentChange
 	if err := json.Unmarshal([]byte(out), &changes); err != nil {
 		t.Fatal(err)
 	}
@@ -267,16 +211,16 @@ func TestBuildPushSign(t *testing.T) {
 		t.Fatalf("keygen: %v\n%s", err, stderr)
 	}
 	repo := strings.TrimPrefix(olaregURL(t), "http://") + "/nodes/quickstart"
-	out, stderr, err := runPrebake(t, quickstartArgs(t, "-q", "--json", "--cache-dir", filepath.Join(tmp, "cache"), "-o", "oci:"+filepath.Join(tmp, "out"),
+	out, stderr, err := runPrebake(t, testenv.QuickstartArgs(t, "-q", "--json", "--cache-dir", filepath.Join(tmp, "cache"), "-o", "oci:"+filepath.Join(tmp, "out"),
 		"--push", repo, "--insecure", "--sign-key", filepath.Join(tmp, "cosign.key"))...)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
-	var res buildOutput
+	var res pipeline.Result
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Digest != golden(t) || res.Signatures != 3 || res.Pushed != repo+"@"+res.Digest || res.Attestations < 2 || !strings.HasSuffix(res.Pushed, "@"+res.Digest) {
+	if res.Digest != testenv.GoldenDigest(t) || res.Signatures != 3 || res.Pushed != repo+"@"+res.Digest || res.Attestations < 2 || !strings.HasSuffix(res.Pushed, "@"+res.Digest) {
 		t.Fatalf("build --push --sign-key: %s", out)
 	}
 	// Without a tag, --push tags the version.
@@ -288,7 +232,7 @@ func TestBuildPushSign(t *testing.T) {
 		t.Fatalf("verify: %v\n%s\n%s", err, vout, stderr)
 	}
 	// --sign-key without --push has nothing to sign by digest in a registry.
-	if _, _, err := runPrebake(t, quickstartArgs(t, "-q", "--cache-dir", filepath.Join(tmp, "cache"), "-o", "oci:"+filepath.Join(tmp, "out2"),
+	if _, _, err := runPrebake(t, testenv.QuickstartArgs(t, "-q", "--cache-dir", filepath.Join(tmp, "cache"), "-o", "oci:"+filepath.Join(tmp, "out2"),
 		"--sign-key", filepath.Join(tmp, "cosign.key"))...); err == nil || !strings.Contains(err.Error(), "--push") {
 		t.Errorf("--sign-key without --push: %v", err)
 	}
@@ -296,7 +240,7 @@ func TestBuildPushSign(t *testing.T) {
 
 // docs/cli is generated from the command tree and must be current.
 func TestCLIReferenceCurrent(t *testing.T) {
-	if err := WriteDocs(filepath.Join(repoRoot(t), "docs", "cli"), true); err != nil {
+	if err := WriteDocs(filepath.Join(testenv.RepoRoot(t), "docs", "cli"), true); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -311,7 +255,7 @@ func TestPushDiskFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	repo := olaregURL(t) + "/disks/node"
-	out, stderr, err := runPrebake(t, "push", disk, repo+":1.36.4", "--insecure", "--json", "-a", "dev.prebake.disk.source.digest="+golden(t))
+	out, stderr, err := runPrebake(t, "push", disk, repo+":1.36.4", "--insecure", "--json", "-a", "dev.prebake.disk.source.digest="+testenv.GoldenDigest(t))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
@@ -331,7 +275,7 @@ func TestPushDiskFile(t *testing.T) {
 	if err != nil || !bytes.Equal(got, content) {
 		t.Fatalf("the pulled layout lacks the disk bytes: %v", err)
 	}
-	sumOut, err := summarize(t.Context(), res.Destination, registry.Options{Insecure: true})
+	sumOut, err := registry.Inspect(t.Context(), registry.MustParse(res.Destination), registry.Options{Insecure: true})
 	if err != nil || len(sumOut.Platforms) != 1 || sumOut.Platforms[0].Layers[0].MediaType != "application/vnd.prebake.disk.layer.v1.qcow2" {
 		t.Fatalf("inspect: %v %+v", err, sumOut)
 	}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"text/tabwriter"
 
@@ -11,39 +10,6 @@ import (
 	"github.com/prebake/prebake/recipes"
 	"github.com/prebake/prebake/recipes/catalog"
 )
-
-// loadCatalog resolves the catalog recipe name with the flags: --set
-// kubernetes=X.Y.Z picks the versions that go with it from the catalog's
-// matrix, and an unsupported version is an error listing the supported ones.
-func (f *recipeFlags) loadCatalog(name string) (*recipes.Recipe, *recipes.Resolved, error) {
-	e, err := catalog.Get(name)
-	if err != nil {
-		return nil, nil, err
-	}
-	set, err := recipes.ParseSet(f.set)
-	if err != nil {
-		return nil, nil, err
-	}
-	if set, err = e.Variables(set); err != nil {
-		return nil, nil, err
-	}
-	lock := e.Lock
-	if f.lockFile != "" {
-		if lock, err = recipes.LoadLock(f.lockFile, false); err != nil {
-			return nil, nil, err
-		}
-	}
-	o := recipes.ResolveOptions{Set: set, Platforms: f.platforms, Lock: lock, Locked: f.locked}
-	if s, ok := os.LookupEnv("SOURCE_DATE_EPOCH"); ok && s != "" {
-		ep, err := recipes.ParseEpoch(s)
-		if err != nil {
-			return nil, nil, err
-		}
-		o.SourceDateEpoch = &ep
-	}
-	res, err := e.Recipe.Resolve(o)
-	return e.Recipe, res, err
-}
 
 func newCatalogCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
@@ -191,14 +157,4 @@ func containsString(l []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// isCatalogName reports whether arg names a catalog recipe rather than an
-// existing file (a directory of that name, as in recipes/catalog, does not
-// count).
-func isCatalogName(arg string) bool {
-	if fi, err := os.Stat(arg); err == nil && !fi.IsDir() {
-		return false
-	}
-	return catalog.Has(arg)
 }

@@ -1,25 +1,14 @@
 package cli
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"strings"
 	"testing"
 )
 
-// catalogCLI runs prebake ARGS in-process.
-func catalogCLI(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	root := NewRootCommand(Streams{In: strings.NewReader(""), Out: &out, Err: &errb})
-	root.SetArgs(args)
-	err := root.ExecuteContext(t.Context())
-	return out.String(), err
-}
-
 func TestCatalogList(t *testing.T) {
-	out, err := catalogCLI(t, "catalog", "list")
+	out, _, err := runPrebake(t, "catalog", "list")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +20,7 @@ func TestCatalogList(t *testing.T) {
 }
 
 func TestCatalogShowJSON(t *testing.T) {
-	out, err := catalogCLI(t, "catalog", "show", "kubernetes-node", "--kubernetes", "1.35.2", "--json")
+	out, _, err := runPrebake(t, "catalog", "show", "kubernetes-node", "--kubernetes", "1.35.2", "--json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +56,7 @@ func TestCatalogShowJSON(t *testing.T) {
 	if n != 14 { // 7 downloads x 2 platforms
 		t.Errorf("%d sources, want 14", n)
 	}
-	if _, err := catalogCLI(t, "catalog", "show", "kubernetes-node", "--kubernetes", "1.30.0"); err == nil || !strings.Contains(err.Error(), "1.36.4") {
+	if _, _, err := runPrebake(t, "catalog", "show", "kubernetes-node", "--kubernetes", "1.30.0"); err == nil || !strings.Contains(err.Error(), "1.36.4") {
 		t.Errorf("show of an unsupported version: %v", err)
 	}
 }
@@ -82,13 +71,13 @@ func TestRecipeByCatalogName(t *testing.T) {
 	if err := os.WriteFile("kubernetes-node", []byte("kind: Recipe\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := catalogCLI(t, "recipe", "validate", "kubernetes-node"); err == nil {
+	if _, _, err := runPrebake(t, "recipe", "validate", "kubernetes-node"); err == nil {
 		t.Fatal("the file kubernetes-node was not read")
 	}
 	if err := os.Remove("kubernetes-node"); err != nil {
 		t.Fatal(err)
 	}
-	out, err := catalogCLI(t, "recipe", "show", "kubernetes-control-plane", "--set", "kubernetes=1.34.1", "--platform", "linux/arm64", "--json", "--locked")
+	out, _, err := runPrebake(t, "recipe", "show", "kubernetes-control-plane", "--set", "kubernetes=1.34.1", "--platform", "linux/arm64", "--json", "--locked")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,11 +92,11 @@ func TestRecipeByCatalogName(t *testing.T) {
 	if res.Name != "kubernetes-control-plane" || res.Version != "1.34.1" || res.Variables["crictl"] != "1.34.0" || res.Variables["pause"] != "3.10.1" || len(res.Builds) != 1 || res.Builds[0].Arch != "arm64" {
 		t.Fatalf("resolved: %s %s %v %d builds", res.Name, res.Version, res.Variables, len(res.Builds))
 	}
-	_, err = catalogCLI(t, "recipe", "validate", "kubernetes-node", "--set", "kubernetes=1.33.0")
+	_, _, err = runPrebake(t, "recipe", "validate", "kubernetes-node", "--set", "kubernetes=1.33.0")
 	if err == nil {
 		t.Fatal("kubernetes=1.33.0 accepted")
 	}
-	_, err = catalogCLI(t, "recipe", "show", "kubernetes-node", "--set", "kubernetes=1.33.0")
+	_, _, err = runPrebake(t, "recipe", "show", "kubernetes-node", "--set", "kubernetes=1.33.0")
 	if err == nil || !strings.Contains(err.Error(), "unsupported Kubernetes version") || !strings.Contains(err.Error(), "1.34.1") {
 		t.Fatalf("unsupported version error: %v", err)
 	}

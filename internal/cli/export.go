@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -103,15 +104,23 @@ give the same disk bytes. The file appears only when complete.`,
 			if err != nil {
 				return fmt.Errorf("--size %q: %w", size, err)
 			}
+			epoch, err := sourceDateEpoch()
+			if err != nil {
+				return err
+			}
 			prog, done := a.newProgress()
 			defer done()
 			o := rf.options()
 			o.Progress = prog
-			res, err := disk.Export(cmd.Context(), ref, output, disk.Options{
+			do := disk.Options{
 				Base: base, Format: disk.Format(format), Size: n, Platform: platform,
 				Cmdline: cmdline, Registry: o, Progress: prog,
 				SkipOSPackagesCheck: skipPkgs, Stub: stub,
-			})
+			}
+			if epoch != nil {
+				do.Epoch = time.Unix(*epoch, 0)
+			}
+			res, err := disk.Export(cmd.Context(), ref, output, do)
 			done()
 			for _, w := range res.Warnings {
 				fmt.Fprintf(a.Err, "warning: %s\n", w)

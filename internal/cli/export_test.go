@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -12,27 +11,18 @@ import (
 	"github.com/prebake/prebake/signing"
 )
 
-func exportCLI(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	root := NewRootCommand(Streams{In: strings.NewReader(""), Out: &out, Err: &errb})
-	root.SetArgs(append([]string{"export"}, args...))
-	err := root.ExecuteContext(t.Context())
-	return out.String(), err
-}
-
 func TestExportFlags(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := exportCLI(t, "oci:"+dir+":tag", "--base", dir, "-o", dir+"/d.raw"); !errors.Is(err, registry.ErrDigestRequired) {
+	if _, _, err := runPrebake(t, "export", "oci:"+dir+":tag", "--base", dir, "-o", dir+"/d.raw"); !errors.Is(err, registry.ErrDigestRequired) {
 		t.Errorf("a tag reference: err = %v, want ErrDigestRequired", err)
 	}
-	if _, err := exportCLI(t, "-o", dir+"/d.raw"); err == nil || !strings.Contains(err.Error(), "--base") {
+	if _, _, err := runPrebake(t, "export", "-o", dir+"/d.raw"); err == nil || !strings.Contains(err.Error(), "--base") {
 		t.Errorf("no base: err = %v, want one naming --base", err)
 	}
-	if _, err := exportCLI(t, "--base", dir); err == nil || !strings.Contains(err.Error(), "-o FILE") {
+	if _, _, err := runPrebake(t, "export", "--base", dir); err == nil || !strings.Contains(err.Error(), "-o FILE") {
 		t.Errorf("no output: err = %v, want one naming -o FILE", err)
 	}
-	if _, err := exportCLI(t, "--base", dir, "--size", "4X", "-o", dir+"/d.raw"); err == nil || !strings.Contains(err.Error(), `--size "4X"`) {
+	if _, _, err := runPrebake(t, "export", "--base", dir, "--size", "4X", "-o", dir+"/d.raw"); err == nil || !strings.Contains(err.Error(), `--size "4X"`) {
 		t.Errorf("bad size: err = %v", err)
 	}
 }
@@ -69,11 +59,11 @@ func TestExportVerifyKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = exportCLI(t, "oci:"+dir+"/oci@"+desc.Digest.String(), "--base", dir, "-o", dir+"/d.raw", "--verify-key", dir+"/k.pub")
+	_, _, err = runPrebake(t, "export", "oci:"+dir+"/oci@"+desc.Digest.String(), "--base", dir, "-o", dir+"/d.raw", "--verify-key", dir+"/k.pub")
 	if !errors.Is(err, signing.ErrNoSignature) {
 		t.Errorf("unsigned image: err = %v, want ErrNoSignature", err)
 	}
-	if _, err := exportCLI(t, "oci:"+dir+"/oci@"+desc.Digest.String(), "--base", dir, "-o", dir+"/d.raw", "--verify-key", dir+"/missing.pub"); err == nil || !strings.Contains(err.Error(), "missing.pub") {
+	if _, _, err := runPrebake(t, "export", "oci:"+dir+"/oci@"+desc.Digest.String(), "--base", dir, "-o", dir+"/d.raw", "--verify-key", dir+"/missing.pub"); err == nil || !strings.Contains(err.Error(), "missing.pub") {
 		t.Errorf("unreadable key: err = %v, want it named", err)
 	}
 }

@@ -1,108 +1,14 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"text/tabwriter"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/prebake/prebake/recipes"
 	"github.com/prebake/prebake/registry"
 )
-
-// imageSummary is what inspect prints and diff compares.
-type imageSummary struct {
-	Reference   string            `json:"reference"`
-	Digest      string            `json:"digest"`
-	MediaType   string            `json:"mediaType"`
-	Annotations map[string]string `json:"annotations,omitempty"`
-	Platforms   []platformSummary `json:"platforms"`
-}
-
-type platformSummary struct {
-	Platform string         `json:"platform"`
-	Digest   string         `json:"digest"`
-	Layers   []layerSummary `json:"layers"`
-}
-
-type layerSummary struct {
-	Component string `json:"component"`
-	Version   string `json:"version"`
-	Digest    string `json:"digest"`
-	Size      int64  `json:"size"`
-	MediaType string `json:"mediaType"`
-}
-
-func summarize(ctx context.Context, s string, o registry.Options) (*imageSummary, error) {
-	ref, err := registry.ParseReference(s)
-	if err != nil {
-		return nil, err
-	}
-	art, desc, err := registry.Get(ctx, ref, o)
-	if err != nil {
-		return nil, err
-	}
-	sum := &imageSummary{Reference: ref.String(), Digest: desc.Digest.String(), MediaType: string(desc.MediaType)}
-	addImage := func(platform string, img v1.Image) error {
-		m, err := img.Manifest()
-		if err != nil {
-			return err
-		}
-		d, err := img.Digest()
-		if err != nil {
-			return err
-		}
-		if platform == "" {
-			cfg, err := img.ConfigFile()
-			if err == nil {
-				platform = cfg.OS + "/" + cfg.Architecture
-			}
-			sum.Annotations = m.Annotations
-		}
-		ps := platformSummary{Platform: platform, Digest: d.String()}
-		for i, l := range m.Layers {
-			name := l.Annotations[recipes.AnnotationComponent]
-			if name == "" {
-				name = fmt.Sprintf("layer %d", i)
-			}
-			ps.Layers = append(ps.Layers, layerSummary{Component: name, Version: l.Annotations[recipes.AnnotationComponentVersion],
-				Digest: l.Digest.String(), Size: l.Size, MediaType: string(l.MediaType)})
-		}
-		sum.Platforms = append(sum.Platforms, ps)
-		return nil
-	}
-	switch v := art.(type) {
-	case v1.ImageIndex:
-		im, err := v.IndexManifest()
-		if err != nil {
-			return nil, err
-		}
-		sum.Annotations = im.Annotations
-		for _, d := range im.Manifests {
-			if !d.MediaType.IsImage() {
-				continue
-			}
-			img, err := v.Image(d.Digest)
-			if err != nil {
-				return nil, err
-			}
-			p := ""
-			if d.Platform != nil {
-				p = d.Platform.OS + "/" + d.Platform.Architecture
-			}
-			if err := addImage(p, img); err != nil {
-				return nil, err
-			}
-		}
-	case v1.Image:
-		if err := addImage("", v); err != nil {
-			return nil, err
-		}
-	}
-	return sum, nil
-}
 
 func newInspectCmd(a *app) *cobra.Command {
 	var (
@@ -120,7 +26,11 @@ digest and compressed size.`,
   prebake inspect 127.0.0.1:5000/nodes@sha256:… --insecure`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sum, err := summarize(cmd.Context(), args[0], registry.Options{Insecure: insecure})
+			ref, err := registry.ParseReference(args[0])
+			if err != nil {
+				return err
+			}
+			sum, err := registry.Inspect(cmd.Context(), ref, registry.Options{Insecure: insecure})
 			if err != nil {
 				return err
 			}
@@ -164,15 +74,17 @@ Unchanged layers are shared between the images and never re-uploaded.`,
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o := registry.Options{Insecure: insecure}
-			x, err := summarize(cmd.Context(), args[0], o)
-			if err != nil {
-				return err
+			var sums [2]*registry.Summary
+			for i, arg := range args {
+				ref, err := registry.ParseReference(arg)
+				if err != nil {
+					return err
+				}
+				if sums[i], err = registry.Inspect(cmd.Context(), ref, o); err != nil {
+					return err
+				}
 			}
-			y, err := summarize(cmd.Context(), args[1], o)
-			if err != nil {
-				return err
-			}
-			changes := diffSummaries(x, y)
+			changes := registry.Diff(sums[0], sums[1])
 			if asJSON {
 				return writeJSON(a, changes)
 			}
@@ -191,54 +103,4 @@ Unchanged layers are shared between the images and never re-uploaded.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP to the registry")
 	return cmd
-}
-
-type componentChange struct {
-	Platform  string `json:"platform"`
-	Component string `json:"component"`
-	Change    string `json:"change"` // changed, added, removed
-	From      string `json:"from,omitempty"`
-	To        string `json:"to,omitempty"`
-}
-
-func diffSummaries(x, y *imageSummary) []componentChange {
-	var out []componentChange
-	plats := map[string]*platformSummary{}
-	for i := range x.Platforms {
-		plats[x.Platforms[i].Platform] = &x.Platforms[i]
-	}
-	seen := map[string]bool{}
-	for _, py := range y.Platforms {
-		seen[py.Platform] = true
-		px := plats[py.Platform]
-		if px == nil {
-			out = append(out, componentChange{Platform: py.Platform, Component: "*", Change: "added"})
-			continue
-		}
-		old := map[string]layerSummary{}
-		for _, l := range px.Layers {
-			old[l.Component] = l
-		}
-		for _, l := range py.Layers {
-			o, ok := old[l.Component]
-			delete(old, l.Component)
-			switch {
-			case !ok:
-				out = append(out, componentChange{py.Platform, l.Component, "added", "", l.Version})
-			case o.Digest != l.Digest:
-				out = append(out, componentChange{py.Platform, l.Component, "changed", o.Version + " " + o.Digest[:19], l.Version + " " + l.Digest[:19]})
-			}
-		}
-		for _, l := range px.Layers {
-			if _, ok := old[l.Component]; ok {
-				out = append(out, componentChange{py.Platform, l.Component, "removed", l.Version, ""})
-			}
-		}
-	}
-	for _, px := range x.Platforms {
-		if !seen[px.Platform] {
-			out = append(out, componentChange{Platform: px.Platform, Component: "*", Change: "removed"})
-		}
-	}
-	return out
 }

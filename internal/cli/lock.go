@@ -2,12 +2,12 @@ package cli
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/prebake/prebake/builder/fetch"
 	"github.com/prebake/prebake/lock"
+	"github.com/prebake/prebake/pipeline"
 	"github.com/prebake/prebake/recipes"
 )
 
@@ -55,16 +55,12 @@ by hack/genlock; to lock other versions of one, copy its directory
     --mirror https://github.com/=https://mirror.example.com/github/`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if isCatalogName(args[0]) {
+			if pipeline.IsCatalogName(args[0]) {
 				return fmt.Errorf("%s: %w; copy recipes/catalog/%s from the source tree and lock the copy", args[0], lock.ErrCatalogRecipe, args[0])
 			}
-			set := map[string]string{}
-			for _, u := range updates {
-				k, v, ok := strings.Cut(u, "=")
-				if !ok || k == "" || v == "" {
-					return fmt.Errorf("--update %q: want NAME=VERSION", u)
-				}
-				set[k] = v
+			set, err := parseKeyValues("--update", "NAME=VERSION", updates, true)
+			if err != nil {
+				return err
 			}
 			r, err := recipes.Load(args[0])
 			if err != nil {

@@ -15,20 +15,11 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prebake/prebake/internal/testenv"
 	"github.com/prebake/prebake/lock"
 	"github.com/prebake/prebake/recipes"
 	"github.com/prebake/prebake/recipes/catalog"
 )
-
-// lockCLI runs prebake ARGS in-process.
-func lockCLI(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	root := NewRootCommand(Streams{In: strings.NewReader(""), Out: &out, Err: &errb})
-	root.SetArgs(args)
-	err := root.ExecuteContext(t.Context())
-	return out.String(), err
-}
 
 // checksumServer serves files by path laid out like dl.k8s.io and GitHub
 // releases, each with the checksum file its host publishes: URL.sha256 with
@@ -79,7 +70,7 @@ func sha256Hex(b []byte) string {
 func copyQuickstartWithout(t *testing.T, drop string) string {
 	t.Helper()
 	dir := t.TempDir()
-	if err := os.CopyFS(dir, os.DirFS(filepath.Join(repoRoot(t), "examples", "quickstart"))); err != nil {
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join(testenv.RepoRoot(t), "examples", "quickstart"))); err != nil {
 		t.Fatal(err)
 	}
 	lockPath := filepath.Join(dir, "recipe.lock.yaml")
@@ -107,7 +98,7 @@ func copyQuickstartWithout(t *testing.T, drop string) string {
 // --update picks it up from the checksum files, and the locked build then
 // succeeds from the downloads lock verified.
 func TestLockUpdateThenLockedBuild(t *testing.T) {
-	root := repoRoot(t)
+	root := testenv.RepoRoot(t)
 	files := map[string][]byte{}
 	mirror := filepath.Join(root, "testdata", "mirror")
 	filepath.WalkDir(mirror, func(p string, d fs.DirEntry, err error) error {
@@ -125,7 +116,7 @@ func TestLockUpdateThenLockedBuild(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
 	build := append([]string{"build", recipe, "--set", "kubernetes=1.36.5", "--locked", "--cache-dir", cache, "-o", "oci:" + out, "-q"}, srv.mirrors()...)
 
-	_, err := lockCLI(t, build...)
+	_, _, err := runPrebake(t, build...)
 	if err == nil || !strings.Contains(err.Error(), "https://dl.k8s.io/release/v1.36.5/bin/linux/amd64/kubelet is not in the lock file (--locked)") {
 		t.Fatalf("build --locked of an unlocked version: %v", err)
 	}
@@ -133,7 +124,7 @@ func TestLockUpdateThenLockedBuild(t *testing.T) {
 		t.Errorf("the refused build wrote %s", out)
 	}
 
-	stdout, err := lockCLI(t, append([]string{"lock", recipe, "--update", "kubernetes=1.36.5", "--cache-dir", cache, "-q"}, srv.mirrors()...)...)
+	stdout, _, err := runPrebake(t, append([]string{"lock", recipe, "--update", "kubernetes=1.36.5", "--cache-dir", cache, "-q"}, srv.mirrors()...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +148,7 @@ func TestLockUpdateThenLockedBuild(t *testing.T) {
 		}
 	}
 
-	if _, err := lockCLI(t, build...); err != nil {
+	if _, _, err := runPrebake(t, build...); err != nil {
 		t.Fatalf("build --locked after prebake lock: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(out, "index.json")); err != nil {
@@ -194,7 +185,7 @@ func TestLockCatalogCopyAndMismatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	args := append([]string{"lock", recipe, "--update", "kubernetes=1.36.9", "--cache-dir", t.TempDir(), "-q"}, srv.mirrors()...)
-	_, err = lockCLI(t, args...)
+	_, _, err = runPrebake(t, args...)
 	var me *lock.MismatchError
 	if !errors.As(err, &me) {
 		t.Fatalf("got %v, want a checksum file mismatch", err)
@@ -211,7 +202,7 @@ func TestLockCatalogCopyAndMismatch(t *testing.T) {
 	srv.mu.Lock()
 	srv.files[bad+".sha256"] = []byte(sha256Hex(files[bad]))
 	srv.mu.Unlock()
-	stdout, err := lockCLI(t, append(args, "--json")...)
+	stdout, _, err := runPrebake(t, append(args, "--json")...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,15 +210,15 @@ func TestLockCatalogCopyAndMismatch(t *testing.T) {
 		t.Errorf("lock --json:\n%s", stdout)
 	}
 	// crictl and pause keep the recipe's defaults (1.36.0, 3.10.2): every URL resolves locked.
-	if _, err := lockCLI(t, "recipe", "validate", recipe, "--set", "kubernetes=1.36.9", "--locked"); err != nil {
+	if _, _, err := runPrebake(t, "recipe", "validate", recipe, "--set", "kubernetes=1.36.9", "--locked"); err != nil {
 		t.Errorf("validate --locked after prebake lock: %v", err)
 	}
 
 	// The embedded catalog recipe itself is not locked in place.
-	if _, err := lockCLI(t, "lock", "kubernetes-node", "--update", "kubernetes=1.36.9"); !errors.Is(err, lock.ErrCatalogRecipe) {
+	if _, _, err := runPrebake(t, "lock", "kubernetes-node", "--update", "kubernetes=1.36.9"); !errors.Is(err, lock.ErrCatalogRecipe) {
 		t.Errorf("lock of a catalog name: %v", err)
 	}
-	if _, err := lockCLI(t, "lock", recipe, "--update", "kubernetes"); err == nil || !strings.Contains(err.Error(), "want NAME=VERSION") {
+	if _, _, err := runPrebake(t, "lock", recipe, "--update", "kubernetes"); err == nil || !strings.Contains(err.Error(), "want NAME=VERSION") {
 		t.Errorf("--update without a value: %v", err)
 	}
 }

@@ -168,7 +168,7 @@ func pushFiles(a *app, cmd *cobra.Command, paths []string, dst, artifactType str
 	if err != nil {
 		return err
 	}
-	ann, err := parseKeyValues(annotations)
+	ann, err := parseKeyValues("-a", "KEY=VALUE", annotations, false)
 	if err != nil {
 		return err
 	}
@@ -191,8 +191,7 @@ func pushFiles(a *app, cmd *cobra.Command, paths []string, dst, artifactType str
 	for _, p := range paths {
 		f := registry.File{Path: p}
 		if format := registry.DiskFormat(p); format != "" && artifactType == registry.DiskArtifactType {
-			f.MediaType = registry.DiskMediaTypes[format]
-			f.Annotations = map[string]string{registry.AnnotationDiskFormat: format}
+			f = registry.DiskFile(p, format)
 		}
 		files = append(files, f)
 	}

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http/httptest"
@@ -21,16 +20,6 @@ import (
 	"github.com/prebake/prebake/recipes"
 	"github.com/prebake/prebake/registry"
 )
-
-// runPrebake runs the real root command in-process.
-func runPrebake(t *testing.T, args ...string) (string, string, error) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	root := NewRootCommand(Streams{In: strings.NewReader(""), Out: &out, Err: &errb})
-	root.SetArgs(args)
-	err := root.ExecuteContext(t.Context())
-	return out.String(), errb.String(), err
-}
 
 // storeWithImage writes an annotated random image to a temp store as
 // nodes:v1 and points PREBAKE_STORE at it.

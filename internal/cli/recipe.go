@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	"github.com/prebake/prebake/pipeline"
 	"github.com/prebake/prebake/recipes"
 )
 
@@ -29,58 +31,52 @@ func (f *recipeFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&f.prePull, "pre-pull", nil, "also pre-pull this image into the node image, REF@DIGEST (registry.k8s.io/pause:3.10.2@sha256:…; repeatable)")
 }
 
-// images parses --pre-pull REF@DIGEST values.
-func (f *recipeFlags) images() ([]recipes.Image, error) {
-	var ims []recipes.Image
-	for _, s := range f.prePull {
-		ref, digest, ok := strings.Cut(s, "@")
-		if !ok || ref == "" || digest == "" {
-			return nil, fmt.Errorf("--pre-pull %q: want REF@DIGEST (registry.k8s.io/pause:3.10.2@sha256:…): images are pre-pulled by digest only", s)
-		}
-		ims = append(ims, recipes.Image{Ref: ref, Digest: digest})
+// options are the flags as pipeline.RecipeOptions for the recipe path (or
+// catalog name); $SOURCE_DATE_EPOCH overrides the recipe's epoch.
+func (f *recipeFlags) options(path string) (pipeline.RecipeOptions, error) {
+	o := pipeline.RecipeOptions{Recipe: path, Platforms: f.platforms, LockFile: f.lockFile, Locked: f.locked}
+	set, err := parseKeyValues("--set", "NAME=VALUE", f.set, false)
+	if err != nil {
+		return o, err
 	}
-	return ims, nil
+	o.Set = set
+	for _, p := range f.prePull {
+		ref, digest, ok := strings.Cut(p, "@")
+		if !ok || ref == "" || digest == "" {
+			return o, fmt.Errorf("--pre-pull %q: want REF@DIGEST (registry.k8s.io/pause:3.10.2@sha256:…): images are pre-pulled by digest only", p)
+		}
+		o.Images = append(o.Images, recipes.Image{Ref: ref, Digest: digest})
+	}
+	o.SourceDateEpoch, err = sourceDateEpoch()
+	return o, err
 }
 
-// load reads the recipe at path and resolves it with the flags; SOURCE_DATE_EPOCH
-// from the environment overrides the recipe's epoch.
-func (f *recipeFlags) load(path string) (*recipes.Recipe, *recipes.Resolved, error) {
-	if isCatalogName(path) { // not a file but a catalog recipe's name (catalog.go)
-		return f.loadCatalog(path)
+// sourceDateEpoch is $SOURCE_DATE_EPOCH, or nil when it is not set: the CLI
+// reads it, the libraries are passed it.
+func sourceDateEpoch() (*int64, error) {
+	s, ok := os.LookupEnv("SOURCE_DATE_EPOCH")
+	if !ok || s == "" {
+		return nil, nil
 	}
-	r, err := recipes.Load(path)
+	e, err := recipes.ParseEpoch(s)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	set, err := recipes.ParseSet(f.set)
+	return &e, nil
+}
+
+// load resolves the recipe at path (or the catalog recipe of that name) with
+// the flags.
+func (f *recipeFlags) load(path string) (*recipes.Resolved, error) {
+	o, err := f.options(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	lockPath, optional := f.lockFile, false
-	if lockPath == "" {
-		lockPath, optional = recipes.LockPath(path), true
+	res, err := pipeline.Resolve(o)
+	if errors.Is(err, pipeline.ErrNoLockFile) {
+		return nil, fmt.Errorf("--locked: %w", err)
 	}
-	lock, err := recipes.LoadLock(lockPath, optional)
-	if err != nil {
-		return nil, nil, err
-	}
-	if f.locked && lock == nil {
-		return nil, nil, fmt.Errorf("--locked: no lock file at %s", lockPath)
-	}
-	images, err := f.images()
-	if err != nil {
-		return nil, nil, err
-	}
-	o := recipes.ResolveOptions{Set: set, Platforms: f.platforms, Lock: lock, Locked: f.locked, Images: images}
-	if s, ok := os.LookupEnv("SOURCE_DATE_EPOCH"); ok && s != "" {
-		e, err := recipes.ParseEpoch(s)
-		if err != nil {
-			return nil, nil, err
-		}
-		o.SourceDateEpoch = &e
-	}
-	res, err := r.Resolve(o)
-	return r, res, err
+	return res, err
 }
 
 func newRecipeCmd(a *app) *cobra.Command {
@@ -109,7 +105,7 @@ duplicate destinations. Every problem is listed, not just the first.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var failed error
 			for _, p := range args {
-				if _, res, err := f.load(p); err != nil {
+				if res, err := f.load(p); err != nil {
 					fmt.Fprintln(a.Err, err)
 					failed = fmt.Errorf("%d of %d recipes invalid", countInvalid(failed)+1, len(args))
 				} else if !a.quiet {
@@ -147,7 +143,7 @@ and the files, kernel settings and systemd links each component writes.`,
   prebake recipe show recipe.yaml --platform linux/arm64 --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, res, err := f.load(args[0])
+			res, err := f.load(args[0])
 			if err != nil {
 				return err
 			}

@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/prebake/prebake/cloudinit"
+	"github.com/prebake/prebake/internal/testenv"
 	"github.com/prebake/prebake/recipes"
 	"github.com/prebake/prebake/registry"
 	"github.com/prebake/prebake/registry/server"
@@ -27,18 +28,8 @@ import (
 
 const cloudinitTestdata = "../../cloudinit/testdata"
 
-// renderCLI runs `prebake render ARGS` in-process.
-func renderCLI(t *testing.T, args ...string) (string, string, error) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	root := NewRootCommand(Streams{In: strings.NewReader(""), Out: &out, Err: &errb})
-	root.SetArgs(append([]string{"render"}, args...))
-	err := root.ExecuteContext(t.Context())
-	return out.String(), errb.String(), err
-}
-
 func TestRenderMatchesLibraryGolden(t *testing.T) {
-	out, stderr, err := renderCLI(t, filepath.Join(cloudinitTestdata, "worker.yaml"), "--kubernetes", "1.36.4")
+	out, stderr, err := runPrebake(t, "render", filepath.Join(cloudinitTestdata, "worker.yaml"), "--kubernetes", "1.36.4")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +72,7 @@ func TestRenderFromImageAnnotations(t *testing.T) {
 		recipes.AnnotationKubernetesVersion: "1.30.2",
 		recipes.AnnotationJoinUnit:          "prebake-join.path",
 	})
-	out, _, err := renderCLI(t, filepath.Join(cloudinitTestdata, "worker.yaml"), "--image", ref)
+	out, _, err := runPrebake(t, "render", filepath.Join(cloudinitTestdata, "worker.yaml"), "--image", ref)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +105,7 @@ func TestRenderFromImageAnnotations(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "worker.yaml"), []byte(withImage), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, _, err = renderCLI(t, filepath.Join(dir, "worker.yaml"))
+	out, _, err = runPrebake(t, "render", filepath.Join(dir, "worker.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,13 +113,13 @@ func TestRenderFromImageAnnotations(t *testing.T) {
 		t.Errorf("spec image: output differs from worker-1.30-cloud-config-joinunit.golden")
 	}
 	// A tag is not enough: the nodes boot a digest.
-	_, _, err = renderCLI(t, filepath.Join(cloudinitTestdata, "worker.yaml"), "--image", strings.Split(ref, "@")[0]+":node")
+	_, _, err = runPrebake(t, "render", filepath.Join(cloudinitTestdata, "worker.yaml"), "--image", strings.Split(ref, "@")[0]+":node")
 	if !errors.Is(err, registry.ErrDigestRequired) {
 		t.Errorf("tag reference: got %v, want ErrDigestRequired", err)
 	}
 	// An image without the version annotation asks for --kubernetes.
 	bare := annotatedLayout(t, map[string]string{"org.opencontainers.image.title": "x"})
-	_, _, err = renderCLI(t, filepath.Join(cloudinitTestdata, "worker.yaml"), "--image", bare)
+	_, _, err = runPrebake(t, "render", filepath.Join(cloudinitTestdata, "worker.yaml"), "--image", bare)
 	if err == nil || !strings.Contains(err.Error(), "--kubernetes") {
 		t.Errorf("unannotated image: %v", err)
 	}
@@ -136,7 +127,7 @@ func TestRenderFromImageAnnotations(t *testing.T) {
 
 func TestRenderFleetToDirectory(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
-	_, stderr, err := renderCLI(t, filepath.Join(cloudinitTestdata, "fleet.yaml"), "--kubernetes", "1.36.4", "--format", "ignition", "--gzip", "--max-size", "aws", "-o", out)
+	_, stderr, err := runPrebake(t, "render", filepath.Join(cloudinitTestdata, "fleet.yaml"), "--kubernetes", "1.36.4", "--format", "ignition", "--gzip", "--max-size", "aws", "-o", out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +146,7 @@ func TestRenderFleetToDirectory(t *testing.T) {
 	}
 	// Same input, same bytes.
 	out2 := filepath.Join(t.TempDir(), "out")
-	if _, _, err := renderCLI(t, filepath.Join(cloudinitTestdata, "fleet.yaml"), "--kubernetes", "1.36.4", "--format", "ignition", "--gzip", "-o", out2); err != nil {
+	if _, _, err := runPrebake(t, "render", filepath.Join(cloudinitTestdata, "fleet.yaml"), "--kubernetes", "1.36.4", "--format", "ignition", "--gzip", "-o", out2); err != nil {
 		t.Fatal(err)
 	}
 	a, _ := os.ReadFile(filepath.Join(out, "pool-a-1.ign.gz"))
@@ -178,7 +169,7 @@ func TestRenderBadInputWritesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "out")
-	_, _, err := renderCLI(t, spec, "--kubernetes", "1.36.4", "-o", out)
+	_, _, err := runPrebake(t, "render", spec, "--kubernetes", "1.36.4", "-o", out)
 	if !errors.Is(err, cloudinit.ErrUnknownRole) || !strings.Contains(err.Error(), "fleet.yaml:16:") {
 		t.Fatalf("got %v, want ErrUnknownRole at fleet.yaml:16", err)
 	}
@@ -187,7 +178,7 @@ func TestRenderBadInputWritesNothing(t *testing.T) {
 	}
 	// Over the size limit: refused with a hint, nothing written.
 	file := filepath.Join(dir, "node.yaml")
-	_, _, err = renderCLI(t, filepath.Join(cloudinitTestdata, "worker.yaml"), "--kubernetes", "1.36.4", "--max-size", "1000", "-o", file)
+	_, _, err = runPrebake(t, "render", filepath.Join(cloudinitTestdata, "worker.yaml"), "--kubernetes", "1.36.4", "--max-size", "1000", "-o", file)
 	if !errors.Is(err, cloudinit.ErrTooLarge) || !strings.Contains(err.Error(), "--gzip") {
 		t.Errorf("got %v, want ErrTooLarge with a --gzip hint", err)
 	}
@@ -201,7 +192,7 @@ func TestRenderBadInputWritesNothing(t *testing.T) {
 		{filepath.Join(cloudinitTestdata, "fleet.yaml"), "--kubernetes", "1.36.4"},                     // fleet to stdout
 		{filepath.Join(cloudinitTestdata, "worker.yaml"), "--kubernetes", "1.36.4", "--bootstrap-url", "http://x/bootstrap"},
 	} {
-		if out, _, err := renderCLI(t, args...); err == nil || out != "" {
+		if out, _, err := runPrebake(t, append([]string{"render"}, args...)...); err == nil || out != "" {
 			t.Errorf("%v: err %v, output %d bytes", args, err, len(out))
 		}
 	}
@@ -223,11 +214,11 @@ func TestRenderBootstrapEndToEnd(t *testing.T) {
 	defer srv.Close()
 
 	spec := filepath.Join(cloudinitTestdata, "worker.yaml")
-	full, _, err := renderCLI(t, spec, "--kubernetes", "1.36.4")
+	full, _, err := runPrebake(t, "render", spec, "--kubernetes", "1.36.4")
 	if err != nil {
 		t.Fatal(err)
 	}
-	stub, _, err := renderCLI(t, spec, "--kubernetes", "1.36.4", "--bootstrap-url", srv.URL+"/bootstrap", "--bootstrap-dir", bdir)
+	stub, _, err := runPrebake(t, "render", spec, "--kubernetes", "1.36.4", "--bootstrap-url", srv.URL+"/bootstrap", "--bootstrap-dir", bdir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,9 +239,7 @@ func TestRenderBootstrapEndToEnd(t *testing.T) {
 			t.Fatalf("fetched document differs from the full render")
 		}
 	} else {
-		if _, err := exec.LookPath("cloud-init"); err != nil {
-			t.Fatal("cloud-init not on PATH: run hack/tools.sh")
-		}
+		testenv.Tool(t, "cloud-init")
 		script := `
 import json, sys
 from cloudinit import helpers

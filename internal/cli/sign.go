@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -46,7 +45,7 @@ authority; the signature goes only where the image is.`,
 			if err != nil {
 				return err
 			}
-			annotations, err := parseKeyValues(ann)
+			annotations, err := parseKeyValues("-a", "KEY=VALUE", ann, false)
 			if err != nil {
 				return err
 			}
@@ -81,22 +80,6 @@ authority; the signature goes only where the image is.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print what was signed as JSON")
 	_ = cmd.MarkFlagRequired("key")
 	return cmd
-}
-
-// parseKeyValues turns KEY=VALUE flags into a map.
-func parseKeyValues(kvs []string) (map[string]string, error) {
-	if len(kvs) == 0 {
-		return nil, nil
-	}
-	m := map[string]string{}
-	for _, kv := range kvs {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return nil, fmt.Errorf("annotation %q: expected KEY=VALUE", kv)
-		}
-		m[k] = v
-	}
-	return m, nil
 }
 
 // sortedKeys returns m's keys in order.

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
@@ -15,24 +14,14 @@ import (
 	"github.com/prebake/prebake/signing"
 )
 
-// runSigningCmd runs the real root command in-process.
-func runSigningCmd(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	root := NewRootCommand(Streams{In: strings.NewReader(""), Out: &out, Err: &errb})
-	root.SetArgs(args)
-	err := root.ExecuteContext(t.Context())
-	return out.String(), err
-}
-
 func TestKeygenSignVerifyAttestCommands(t *testing.T) {
 	dir := t.TempDir()
 	prefix := filepath.Join(dir, "release")
 	t.Setenv("COSIGN_PASSWORD", "pw")
-	if _, err := runSigningCmd(t, "keygen", "--prefix", prefix); err != nil {
+	if _, _, err := runPrebake(t, "keygen", "--prefix", prefix); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := runSigningCmd(t, "keygen", "--prefix", prefix); !errors.Is(err, signing.ErrKeyExists) {
+	if _, _, err := runPrebake(t, "keygen", "--prefix", prefix); !errors.Is(err, signing.ErrKeyExists) {
 		t.Fatalf("second keygen: got %v, want ErrKeyExists", err)
 	}
 
@@ -51,23 +40,23 @@ func TestKeygenSignVerifyAttestCommands(t *testing.T) {
 	}
 	byDigest := "oci:" + layout + "@" + desc.Digest.String()
 
-	_, err = runSigningCmd(t, "sign", "oci:"+layout+":1.36.4", "--key", prefix+".key")
+	_, _, err = runPrebake(t, "sign", "oci:"+layout+":1.36.4", "--key", prefix+".key")
 	if !errors.Is(err, signing.ErrTagReference) || !strings.Contains(err.Error(), byDigest) {
 		t.Fatalf("sign of a tag: got %v, want an error naming %s", err, byDigest)
 	}
-	out, err := runSigningCmd(t, "sign", byDigest, "--key", prefix+".key", "-a", "release=2026.05")
+	out, _, err := runPrebake(t, "sign", byDigest, "--key", prefix+".key", "-a", "release=2026.05")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Count(out, "signed sha256:") != 3 {
 		t.Errorf("sign output:\n%s\nwant 3 signed manifests", out)
 	}
-	if out, _ := runSigningCmd(t, "sign", byDigest, "--key", prefix+".key", "-a", "release=2026.05"); strings.Count(out, "already signed") != 3 {
+	if out, _, _ := runPrebake(t, "sign", byDigest, "--key", prefix+".key", "-a", "release=2026.05"); strings.Count(out, "already signed") != 3 {
 		t.Errorf("re-sign output:\n%s\nwant 3 already signed", out)
 	}
 
 	// A tag is fine for verify; it prints the digest it verified.
-	out, err = runSigningCmd(t, "verify", "oci:"+layout+":1.36.4", "--key", prefix+".pub")
+	out, _, err = runPrebake(t, "verify", "oci:"+layout+":1.36.4", "--key", prefix+".pub")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +65,7 @@ func TestKeygenSignVerifyAttestCommands(t *testing.T) {
 			t.Errorf("verify output lacks %q:\n%s", want, out)
 		}
 	}
-	out, err = runSigningCmd(t, "verify", byDigest, "--key", prefix+".pub", "--json", "-a", "release=2026.05")
+	out, _, err = runPrebake(t, "verify", byDigest, "--key", prefix+".pub", "--json", "-a", "release=2026.05")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,23 +73,23 @@ func TestKeygenSignVerifyAttestCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Digest != desc.Digest.String() || res.Signatures != 1 {
 		t.Errorf("verify --json: %v\n%s", err, out)
 	}
-	if _, err := runSigningCmd(t, "verify", byDigest, "--key", prefix+".pub", "-a", "release=other"); !errors.Is(err, signing.ErrAnnotationMismatch) {
+	if _, _, err := runPrebake(t, "verify", byDigest, "--key", prefix+".pub", "-a", "release=other"); !errors.Is(err, signing.ErrAnnotationMismatch) {
 		t.Errorf("verify -a with another value: got %v", err)
 	}
 
-	if _, err := runSigningCmd(t, "verify", byDigest, "--key", prefix+".pub", "--attestations"); !errors.Is(err, signing.ErrNoAttestation) {
+	if _, _, err := runPrebake(t, "verify", byDigest, "--key", prefix+".pub", "--attestations"); !errors.Is(err, signing.ErrNoAttestation) {
 		t.Fatalf("verify --attestations before attest: got %v", err)
 	}
 	sbom := filepath.Join(dir, "sbom.spdx.json")
 	os.WriteFile(sbom, []byte(`{"spdxVersion":"SPDX-2.3","SPDXID":"SPDXRef-DOCUMENT","name":"node"}`), 0o644)
-	out, err = runSigningCmd(t, "attest", byDigest, "--key", prefix+".key", "--sbom", sbom, "--source-revision", "abc123")
+	out, _, err = runPrebake(t, "attest", byDigest, "--key", prefix+".key", "--sbom", sbom, "--source-revision", "abc123")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out, signing.PredicateSBOM) || !strings.Contains(out, signing.PredicateProvenance) {
 		t.Errorf("attest output:\n%s", out)
 	}
-	out, err = runSigningCmd(t, "verify", byDigest, "--key", prefix+".pub", "--attestations")
+	out, _, err = runPrebake(t, "verify", byDigest, "--key", prefix+".pub", "--attestations")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +99,7 @@ func TestKeygenSignVerifyAttestCommands(t *testing.T) {
 
 	// Without a password nothing is signed.
 	os.Unsetenv("COSIGN_PASSWORD")
-	if _, err := runSigningCmd(t, "sign", byDigest, "--key", prefix+".key"); err == nil || !strings.Contains(err.Error(), "COSIGN_PASSWORD") {
+	if _, _, err := runPrebake(t, "sign", byDigest, "--key", prefix+".key"); err == nil || !strings.Contains(err.Error(), "COSIGN_PASSWORD") {
 		t.Errorf("sign without a password: got %v", err)
 	}
 }

@@ -51,7 +51,7 @@ PUB is a PEM public key file, env://VAR holding one, or a KMS URI.
 			if err != nil {
 				return err
 			}
-			want, err := parseKeyValues(ann)
+			want, err := parseKeyValues("-a", "KEY=VALUE", ann, false)
 			if err != nil {
 				return err
 			}

@@ -3,8 +3,9 @@ package cli
 import (
 	"fmt"
 
-	"github.com/prebake/prebake/internal/version"
 	"github.com/spf13/cobra"
+
+	"github.com/prebake/prebake/internal/version"
 )
 
 func newVersionCmd(a *app) *cobra.Command {

@@ -1,5 +1,6 @@
 // Package depcheck holds the test that keeps prebake's architecture honest:
-// the import rules of DESIGN.md, checked on every `go test ./...`.
+// the import rules of docs/architecture.md, for every package of both
+// modules, checked on every `go test ./...`.
 package depcheck
 
 import (
@@ -15,23 +16,63 @@ import (
 
 const module = "github.com/prebake/prebake"
 
-// rule forbids packages under dir (non-test files) from importing any import
-// path with one of the prefixes.
-type rule struct {
-	dir       string
-	forbidden []string
-	why       string
-}
-
-var rules = []rule{
-	{"builder", []string{module + "/registry", module + "/signing", module + "/cloudinit", module + "/internal/cli"}, "builder produces images; moving them is registry's job"},
-	{"registry", []string{module + "/builder", module + "/internal/cli"}, "registry moves images; it does not build them"},
-	{"recipes", []string{module + "/builder", module + "/registry", module + "/signing", module + "/cloudinit", module + "/internal/cli"}, "recipes is the bottom of the graph"},
-	{"cloudinit", []string{module + "/registry", module + "/builder", module + "/signing", module + "/internal/cli"}, "Render is pure: the CLI resolves images, not the renderer"},
-	{"signing", []string{module + "/builder", module + "/internal/cli"}, "signing works on references, not builds"},
-	{"ospkg", []string{module + "/registry", module + "/signing", module + "/builder", module + "/cloudinit", module + "/disk", module + "/apply", module + "/internal/cli"}, "ospkg reads package databases; it neither moves images nor installs"},
-	{"apply", []string{module + "/builder", module + "/cloudinit", module + "/disk", module + "/internal/cli"}, "apply consumes images by digest; it does not build or export them"},
-	{"lock", []string{module + "/registry", module + "/signing", module + "/cloudinit", module + "/internal/cli", module + "/builder/archive"}, "lock finds checksums; it may only download (builder/fetch)"},
+// allowed lists, for every package directory of both modules (the root
+// module and the Packer plugin's, packer/), the prebake packages its non-test
+// files may import: the import rules of docs/architecture.md. A package
+// missing here fails the test, so a new package states its place in the
+// graph when it is added. Data flows one way, recipe -> image ->
+// store/registry -> signature -> render/export; commands sit on top.
+var allowed = map[string]struct {
+	imports []string
+	why     string
+}{
+	// Leaves: helpers every layer may use.
+	"internal/atomicfile": {nil, "a leaf: atomic file writes"},
+	"internal/progress":   {nil, "a leaf: progress events"},
+	"internal/version":    {nil, "a leaf: the version stamp"},
+	"internal/artifact":   {nil, "a leaf: OCI 1.1 artifact manifests"},
+	"internal/safepath":   {nil, "a leaf: files read inside a base directory"},
+	// Recipes: the bottom of the graph.
+	"recipes":         {[]string{"internal/"}, "recipes is the bottom of the graph"},
+	"recipes/catalog": {[]string{"recipes"}, "the catalog is embedded recipes"},
+	// Sources and layers.
+	"builder/fetch":   {[]string{"internal/"}, "fetch downloads; it knows no recipe"},
+	"builder/archive": {[]string{"internal/"}, "archive reads archives; it knows no recipe"},
+	"lock":            {[]string{"recipes", "builder/fetch", "internal/"}, "lock finds checksums; it may only download"},
+	"builder":         {[]string{"recipes", "builder/fetch", "builder/archive", "internal/"}, "builder produces images; moving them is registry's job"},
+	// Moving images.
+	"registry":        {[]string{"recipes", "internal/"}, "registry moves images (it reads recipes' annotation names); it does not build, sign or render them"},
+	"registry/server": {[]string{"registry", "internal/"}, "the server stores what registry moves"},
+	// Trust.
+	"signing":     {[]string{"registry", "recipes", "internal/"}, "signing works on references, not builds"},
+	"signing/kms": {nil, "only registers providers; commands import it"},
+	// Outputs of a pulled image.
+	"cloudinit": {[]string{"recipes", "internal/"}, "Render is pure: the CLI resolves images, not the renderer"},
+	"disk":      {[]string{"registry", "ospkg", "internal/"}, "export reads images; it does not build or sign them"},
+	"ospkg":     {[]string{"internal/"}, "ospkg reads package databases; it neither moves images nor installs"},
+	"apply":     {[]string{"registry", "signing", "recipes", "ospkg", "internal/"}, "apply consumes images by digest; it does not build or export them"},
+	// The main job as one call.
+	"pipeline": {[]string{"recipes", "builder", "registry", "signing", "internal/progress", "internal/atomicfile"}, "pipeline orders the library steps; it prints and parses no flags"},
+	// Front ends.
+	"internal/cli": {[]string{"recipes", "builder", "lock", "registry", "signing", "cloudinit", "disk", "pipeline", "apply", "ospkg", "internal/atomicfile", "internal/progress", "internal/version"}, "the CLI calls libraries, never the Packer plugin"},
+	"cmd/prebake":  {[]string{"internal/cli", "signing/kms"}, "main wires the CLI"},
+	// Test harness: only tests import it.
+	"internal/testenv":         {nil, "imports nothing of prebake so that every package's own tests can use it"},
+	"internal/testenv/fixture": {[]string{"pipeline", "builder", "registry", "signing", "internal/testenv"}, "fixtures for tests"},
+	// The Packer plugin (module packer/): thin over the same libraries.
+	"packer":                     {[]string{"packer/", "signing/kms"}, "the plugin's main registers its components"},
+	"packer/internal/pluginutil": {[]string{"registry", "signing"}, "shared option parsing only"},
+	"packer/builder/prebake":     {[]string{"pipeline", "recipes", "builder", "registry", "signing", "packer/internal/pluginutil"}, "the builder is pipeline.Run"},
+	"packer/provisioner/prebake": {[]string{"registry", "signing", "recipes", "builder", "packer/internal/pluginutil"}, "the provisioner applies a verified image"},
+	"packer/post-processor/push": {[]string{"registry", "signing", "recipes", "packer/internal/pluginutil"}, "the post-processor publishes files"},
+	"packer/datasource/image":    {[]string{"registry", "signing", "recipes", "packer/internal/pluginutil"}, "the data source resolves a channel"},
+	// Developer tools: free to use anything but the plugin.
+	"hack/gendocs":        {[]string{"internal/cli"}, "generates docs/cli"},
+	"hack/genlock":        {nil, "reads Kubespray data, writes recipes/catalog"},
+	"hack/deps":           {nil, "a dependency listing"},
+	"hack/bench-registry": {nil, "a benchmark peer"},
+	"hack/real/pause":     {nil, "the real-join test's sandbox image program"},
+	"hack/real/hello":     {nil, "the real-join test's pod program"},
 }
 
 func imports(t *testing.T, dir string) map[string][]string {
@@ -41,7 +82,7 @@ func imports(t *testing.T, dir string) map[string][]string {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) {
+		if d.IsDir() && p != dir && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) {
 			return filepath.SkipDir
 		}
 		if d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
@@ -63,14 +104,63 @@ func imports(t *testing.T, dir string) map[string][]string {
 
 func TestImportRules(t *testing.T) {
 	root := filepath.Join("..", "..")
-	for _, r := range rules {
-		for file, imps := range imports(t, filepath.Join(root, r.dir)) {
-			for _, imp := range imps {
-				for _, f := range r.forbidden {
-					if imp == f || strings.HasPrefix(imp, f+"/") {
-						t.Errorf("%s imports %s: %s", file, imp, r.why)
-					}
-				}
+	seen := map[string]bool{}
+	for file, imps := range imports(t, root) {
+		rel, _ := filepath.Rel(root, filepath.Dir(file))
+		rel = filepath.ToSlash(rel)
+		if strings.HasPrefix(rel, "_") || strings.Contains(rel, "/testdata") {
+			continue
+		}
+		seen[rel] = true
+		rule, ok := allowed[rel]
+		if !ok {
+			t.Errorf("%s: package %s has no import rule in depcheck (add it, and its place to docs/architecture.md)", file, rel)
+			continue
+		}
+		for _, imp := range imps {
+			if imp != module && !strings.HasPrefix(imp, module+"/") {
+				continue
+			}
+			p := strings.TrimPrefix(strings.TrimPrefix(imp, module), "/")
+			if !permitted(p, rule.imports) {
+				t.Errorf("%s imports %s: %s", file, imp, rule.why)
+			}
+		}
+	}
+	if len(seen) < len(allowed)/2 {
+		t.Fatalf("read only %d packages: the walk is broken", len(seen))
+	}
+	for dir := range allowed {
+		if !seen[dir] {
+			t.Errorf("depcheck has a rule for %s, which holds no package", dir)
+		}
+	}
+}
+
+// permitted reports whether package p (a path below the module) is one of
+// the allowed entries or below one.
+func permitted(p string, allowed []string) bool {
+	for _, a := range allowed {
+		if p == a || strings.HasPrefix(p, strings.TrimSuffix(a, "/")+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// Only cmd/ and the plugin's main register the cloud KMS providers: no
+// library drags four cloud SDKs into its importers.
+func TestKMSOnlyInMains(t *testing.T) {
+	root := filepath.Join("..", "..")
+	for file, imps := range imports(t, root) {
+		rel, _ := filepath.Rel(root, filepath.Dir(file))
+		rel = filepath.ToSlash(rel)
+		for _, imp := range imps {
+			if strings.HasPrefix(imp, "github.com/sigstore/sigstore/pkg/signature/kms/") && rel != "signing/kms" {
+				t.Errorf("%s imports %s: only signing/kms registers KMS providers", file, imp)
+			}
+			if imp == module+"/signing/kms" && rel != "cmd/prebake" && rel != "packer" {
+				t.Errorf("%s imports signing/kms: only commands (cmd/prebake, the plugin's main) register KMS providers", file)
 			}
 		}
 	}
@@ -82,7 +172,8 @@ func TestOnlyCLIImportsCobra(t *testing.T) {
 	for file, imps := range imports(t, root) {
 		rel, _ := filepath.Rel(root, file)
 		for _, imp := range imps {
-			if strings.HasPrefix(imp, "github.com/spf13/cobra") && !strings.HasPrefix(rel, filepath.Join("internal", "cli")+string(os.PathSeparator)) {
+			// hack/deps only pins modules (build tag tools, never compiled).
+			if strings.HasPrefix(imp, "github.com/spf13/cobra") && !strings.HasPrefix(rel, filepath.Join("internal", "cli")+string(os.PathSeparator)) && !strings.HasPrefix(rel, filepath.Join("hack", "deps")+string(os.PathSeparator)) {
 				t.Errorf("%s imports cobra: only internal/cli may", rel)
 			}
 			if strings.HasPrefix(imp, "github.com/hashicorp/packer-plugin-sdk") && !strings.HasPrefix(rel, "packer"+string(os.PathSeparator)) {
@@ -101,7 +192,7 @@ func TestPackagesHaveDocs(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".") || d.Name() == "packer" || d.Name() == "_out") {
+		if d.IsDir() && p != root && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".") || d.Name() == "_out") {
 			return filepath.SkipDir
 		}
 		if d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {

@@ -20,7 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prebake/prebake/packer/internal/testenv"
+	"github.com/prebake/prebake/internal/testenv"
+	"github.com/prebake/prebake/internal/testenv/fixture"
 )
 
 // env is one e2e run: binaries, directories, the registry and sshd.
@@ -193,7 +194,7 @@ func (e *env) validateDocs() {
 
 func setup(t *testing.T) *env {
 	e := &env{t: t, dir: t.TempDir()}
-	e.packerBin = lookTool(t, "packer")
+	e.packerBin = testenv.Tool(t, "packer")
 	sshd := "/usr/sbin/sshd"
 	if _, err := os.Stat(sshd); err != nil {
 		t.Fatal("no /usr/sbin/sshd: run packer/hack/tools.sh")
@@ -206,7 +207,7 @@ func setup(t *testing.T) *env {
 		"XDG_CACHE_HOME="+filepath.Join(e.dir, "xdg-cache"), "XDG_DATA_HOME="+filepath.Join(e.dir, "xdg-data"),
 		"COSIGN_PASSWORD=",
 	)
-	e.priv, e.pub = testenv.Keys(t)
+	e.priv, e.pub = fixture.Keys(t)
 	e.startRegistry()
 	e.startSSHD(sshd)
 	e.writeTemplates()
@@ -214,18 +215,6 @@ func setup(t *testing.T) *env {
 		t.Fatalf("packer plugins install --path: %v\n%s", err, out)
 	}
 	return e
-}
-
-// lookTool finds a tool on PATH or in .cache/tools/bin.
-func lookTool(t *testing.T, name string) string {
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	p := filepath.Join(testenv.RepoRoot(t), ".cache", "tools", "bin", name)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("%s not found on PATH or in .cache/tools/bin: run packer/hack/tools.sh", name)
-	}
-	return p
 }
 
 // binary returns $envVar, or builds pkg in module dir into the test's

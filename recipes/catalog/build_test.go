@@ -22,6 +22,7 @@ import (
 
 	"github.com/prebake/prebake/builder"
 	"github.com/prebake/prebake/builder/fetch"
+	"github.com/prebake/prebake/internal/testenv"
 	"github.com/prebake/prebake/recipes"
 	"github.com/prebake/prebake/recipes/catalog"
 	"github.com/prebake/prebake/registry"
@@ -254,9 +255,7 @@ func TestBuildAcrossVersions(t *testing.T) {
 // target after a real client applied the layers.
 func umociCheck(t *testing.T, k8s, platform string, img v1.Image, want map[string]string) {
 	t.Helper()
-	if _, err := exec.LookPath("umoci"); err != nil {
-		t.Fatal("umoci not found: run hack/tools.sh")
-	}
+	testenv.Tool(t, "umoci")
 	dir := t.TempDir()
 	layout := filepath.Join(dir, "layout")
 	if _, err := registry.Write(t.Context(), registry.MustParse("oci:"+layout+":img"), img, nil, registry.Options{}); err != nil {

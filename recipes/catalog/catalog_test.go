@@ -5,19 +5,15 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/prebake/prebake/internal/testenv"
 	"github.com/prebake/prebake/recipes"
 )
-
-// kubesprayChecksums is ../shared/upstream/kubespray/checksums.yml relative
-// to the repository root.
-var kubesprayChecksums = filepath.Join("..", "..", "..", "shared", "upstream", "kubespray", "checksums.yml")
 
 // lockURLs maps each lock URL shape to its checksums.yml key.
 var lockURLs = []struct {
@@ -32,10 +28,7 @@ var lockURLs = []struct {
 }
 
 func TestLocksMatchKubespray(t *testing.T) {
-	b, err := os.ReadFile(kubesprayChecksums)
-	if errors.Is(err, fs.ErrNotExist) {
-		t.Skipf("Kubespray data not present at %s (the shared upstream checksums); cannot compare the locks with it", kubesprayChecksums)
-	}
+	b, err := os.ReadFile(testenv.Fixture(t, "testdata/kubespray/checksums.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,15 +12,15 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prebake/prebake/internal/testenv"
 )
 
 // TestLargeBlobMemoryBounded streams a 512 MiB blob up (one PATCH) and back
 // down while sampling the heap: client and server share this process, so
 // the peak bounds both. The server must never hold a blob in memory.
 func TestLargeBlobMemoryBounded(t *testing.T) {
-	if testing.Short() {
-		t.Skip("moves 1 GiB through the registry")
-	}
+	testenv.Short(t, "moves 1 GiB through the registry")
 	const size = 512 << 20
 	const limit = 64 << 20 // an eighth of the blob: any whole-blob buffer blows it
 	_, host := start(t, t.TempDir())

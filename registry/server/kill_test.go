@@ -12,6 +12,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/prebake/prebake/internal/testenv"
 )
 
 // TestKill9DuringPushes pushes images and referrers to a `prebake serve`
@@ -20,16 +22,16 @@ import (
 // After a restart every tag must resolve to a complete graph whose every
 // blob verifies, and every push the server acknowledged must be there.
 func TestKill9DuringPushes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs prebake serve as a process")
-	}
+	bin := testenv.Prebake(t)
 	root := t.TempDir()
 	var mu sync.Mutex
 	acked := map[string]v1.Hash{} // tag -> digest of every acknowledged push
 	const rounds = 24
 	for round := range rounds {
-		p := startServe(t, root)
+		p := testenv.Serve(t, bin, "--root", root)
 		ctx, cancel := context.WithCancel(context.Background())
+		first := make(chan struct{}) // closed by the round's first acknowledged push
+		var firstOnce sync.Once
 		var wg sync.WaitGroup
 		for client := range 2 {
 			wg.Go(func() {
@@ -39,7 +41,7 @@ func TestKill9DuringPushes(t *testing.T) {
 						return
 					}
 					tag := fmt.Sprintf("r%02d-c%d-%03d", round, client, k)
-					r, err := name.ParseReference(p.addr+"/kill/repo:"+tag, name.Insecure)
+					r, err := name.ParseReference(p.Addr+"/kill/repo:"+tag, name.Insecure)
 					if err != nil {
 						return
 					}
@@ -50,6 +52,7 @@ func TestKill9DuringPushes(t *testing.T) {
 					mu.Lock()
 					acked[tag] = d
 					mu.Unlock()
+					firstOnce.Do(func() { close(first) })
 					// A referrer on every other image: referrers
 					// responses are rewritten on each push.
 					if k%2 == 0 {
@@ -58,7 +61,7 @@ func TestKill9DuringPushes(t *testing.T) {
 							return
 						}
 						sd, _ := sbom.Digest()
-						rr, _ := name.ParseReference(p.addr+"/kill/repo@"+sd.String(), name.Insecure)
+						rr, _ := name.ParseReference(p.Addr+"/kill/repo@"+sd.String(), name.Insecure)
 						if remote.Write(rr, sbom, noRetry(ctx)...) != nil {
 							return
 						}
@@ -66,13 +69,19 @@ func TestKill9DuringPushes(t *testing.T) {
 				}
 			})
 		}
-		// Kill at 20 ms .. ~720 ms, a different point of the push cycle
-		// each round.
+		// Kill 20 ms .. ~720 ms after the round's first acknowledged push
+		// (so that a slow machine still exercises every round), a
+		// different point of the push cycle each round.
+		select {
+		case <-first:
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("round %d: no push acknowledged in 2 minutes; serve log:\n%s", round, p.Log())
+		}
 		time.Sleep(20*time.Millisecond + time.Duration(round*67%700)*time.Millisecond)
-		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		if err := p.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		p.cmd.Wait()
+		p.Cmd.Wait()
 		cancel()
 		wg.Wait()
 	}
@@ -89,17 +98,17 @@ func TestKill9DuringPushes(t *testing.T) {
 		}
 	}
 	// Through a restarted server, with ggcr verifying every blob.
-	p := startServe(t, root)
+	p := testenv.Serve(t, bin, "--root", root)
 	for tag := range onDisk {
-		verifyTag(t, must(name.ParseReference(p.addr+"/kill/repo:"+tag, name.Insecure)))
+		verifyTag(t, must(name.ParseReference(p.Addr+"/kill/repo:"+tag, name.Insecure)))
 	}
 	// The store is still writable, and gc (another process, no grace:
 	// nothing pushes now) keeps every tag intact.
 	img := randomImage(t, 1024, 1)
-	if err := remote.Write(must(name.ParseReference(p.addr+"/kill/repo:after", name.Insecure)), img); err != nil {
+	if err := remote.Write(must(name.ParseReference(p.Addr+"/kill/repo:after", name.Insecure)), img); err != nil {
 		t.Fatalf("push after the kills: %v", err)
 	}
-	out, err := exec.Command(prebakeBin, "gc", "--root", root, "--grace", "0").CombinedOutput()
+	out, err := exec.Command(bin, "gc", "--root", root, "--grace", "0").CombinedOutput()
 	if err != nil {
 		t.Fatalf("prebake gc: %v\n%s", err, out)
 	}
@@ -109,7 +118,7 @@ func TestKill9DuringPushes(t *testing.T) {
 		t.Errorf("after gc %d tags, want at least %d", len(onDisk), len(acked)+1)
 	}
 	for tag := range onDisk {
-		verifyTag(t, must(name.ParseReference(p.addr+"/kill/repo:"+tag, name.Insecure)))
+		verifyTag(t, must(name.ParseReference(p.Addr+"/kill/repo:"+tag, name.Insecure)))
 	}
 }
 

@@ -12,6 +12,7 @@ type Artifact struct {
 	RecipeDigest string
 	Platforms    []string
 	Signed       int // manifests signed
+	Attested     int // attestations (SBOM, provenance) attached
 }
 
 // BuilderId identifies the builder.

@@ -1,7 +1,8 @@
-// Package prebake is the plugin's builder: it builds a prebake recipe into a
-// reproducible OCI node image (the library call `prebake build` makes),
-// writes it to a layout or the store, optionally pushes and signs it, and
-// returns an artifact whose id is the image digest. It starts no machine;
+// Package prebake is the plugin's builder: it makes the one library call
+// `prebake build` makes (pipeline.Run: build a recipe file or catalog recipe
+// into a reproducible OCI node image, write it to a layout or the store,
+// optionally push it and sign and attest it there) and returns an artifact
+// whose id is the image digest. It starts no machine;
 // applying an image to one is the provisioner's job.
 package prebake
 
@@ -14,11 +15,7 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/multistep/commonsteps"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
-	"github.com/prebake/prebake/builder"
-	"github.com/prebake/prebake/builder/fetch"
-	"github.com/prebake/prebake/packer/internal/pluginutil"
-	"github.com/prebake/prebake/registry"
-	"github.com/prebake/prebake/signing"
+	"github.com/prebake/prebake/pipeline"
 )
 
 // BuilderID identifies the builder's artifacts to post-processors.
@@ -49,61 +46,36 @@ func (b *Builder) Prepare(raws ...any) ([]string, []string, error) {
 func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook) (packersdk.Artifact, error) {
 	c := &b.config
 	res := c.resolved
-	fopts := []fetch.Option{fetch.WithMirrors(c.mirrors...), fetch.WithOffline(c.Offline)}
-	if c.CacheDir != "" {
-		fopts = append(fopts, fetch.WithCacheDir(c.CacheDir))
-	}
-	fetcher, err := fetch.New(fopts...)
+	fetcher, err := pipeline.Fetch{CacheDir: c.CacheDir, Mirrors: c.Mirrors, Offline: c.Offline}.Fetcher()
 	if err != nil {
 		return nil, err
 	}
+	o := c.pipelineOptions()
+	o.Fetcher = fetcher
 	ui.Say(fmt.Sprintf("Building %s:%s (%d platforms)", res.Name, res.Version, len(res.Builds)))
-	result, err := builder.Build(ctx, res, builder.Options{
-		Fetcher:     fetcher,
-		CacheDir:    c.CacheDir,
-		Compression: builder.Compression(c.Compression),
-		Jobs:        c.Jobs,
-		Revision:    c.Revision,
-	})
+	r, err := pipeline.Run(ctx, res, o)
 	if err != nil {
 		return nil, err
-	}
-	ropts := registry.Options{Insecure: c.Insecure, Jobs: c.Jobs}
-	sbom := []registry.Artifact{result.SBOM}
-	desc, err := registry.Write(ctx, c.output, result.Index, sbom, ropts)
-	if err != nil {
-		return nil, fmt.Errorf("writing %s: %w", c.output, err)
 	}
 	a := &Artifact{
-		Digest:       desc.Digest.String(),
-		Reference:    c.output.WithDigest(desc.Digest.String()).String(),
-		Name:         res.Name,
-		Version:      res.Version,
-		RecipeDigest: res.Digest,
+		Digest:       r.Digest,
+		Reference:    c.output.WithDigest(r.Digest).String(),
+		Pushed:       r.Pushed,
+		Name:         r.Name,
+		Version:      r.Version,
+		RecipeDigest: r.RecipeDigest,
+		Signed:       r.Signatures,
+		Attested:     r.Attestations,
 	}
-	for _, p := range result.Platforms {
+	for _, p := range r.Platforms {
 		a.Platforms = append(a.Platforms, p.Platform)
 	}
 	ui.Say(fmt.Sprintf("Built %s, written to %s", a.Digest, c.output))
-	signAt := c.output.WithDigest(a.Digest)
-	if c.push != nil {
-		if _, err := registry.Write(ctx, *c.push, result.Index, sbom, ropts); err != nil {
-			return nil, fmt.Errorf("pushing %s: %w", c.push, err)
-		}
-		signAt = c.push.WithDigest(a.Digest)
-		a.Pushed = signAt.String()
+	if a.Pushed != "" {
 		ui.Say("Pushed to " + a.Pushed)
 	}
-	if c.SignKey != "" {
-		signed, err := signing.Sign(ctx, signAt, signing.SignOptions{
-			KeyOptions: signing.KeyOptions{Key: c.SignKey, Password: pluginutil.Password(c.SignKeyPassword)},
-			Registry:   ropts,
-		})
-		if err != nil {
-			return nil, err
-		}
-		a.Signed = len(signed)
-		ui.Say(fmt.Sprintf("Signed %s (%d manifests)", signAt, len(signed)))
+	if a.Signed > 0 {
+		ui.Say(fmt.Sprintf("Signed %s (%d manifests, %d attestations: SBOM, provenance)", a.Pushed, a.Signed, a.Attested))
 	}
 	if hook != nil {
 		// Provisioners of this build run without a machine (shell-local,

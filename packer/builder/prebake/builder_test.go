@@ -9,13 +9,14 @@ import (
 
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
-	"github.com/prebake/prebake/packer/internal/testenv"
+	"github.com/prebake/prebake/internal/testenv"
+	"github.com/prebake/prebake/internal/testenv/fixture"
 	"github.com/prebake/prebake/registry"
 	"github.com/prebake/prebake/signing"
 )
 
 func TestPrepareProblems(t *testing.T) {
-	testenv.Isolate(t)
+	fixture.Isolate(t)
 	recipe := testenv.Quickstart(t)
 	for _, tc := range []struct {
 		name string
@@ -28,6 +29,9 @@ func TestPrepareProblems(t *testing.T) {
 			"output": "oci:" + t.TempDir() + ":x", "push": "127.0.0.1:5000/nodes", "compression": "zstd",
 			"mirrors": testenv.Mirrors(t), "source_date_epoch": "1767225600", "jobs": 2,
 		}, nil},
+		{"catalog recipe by name", map[string]any{"recipe": "kubernetes-node", "variables": map[string]string{"kubernetes": "1.35.2"}}, nil},
+		{"unsupported catalog version", map[string]any{"recipe": "kubernetes-node", "variables": map[string]string{"kubernetes": "1.99.0"}}, []string{"recipe:", "supported:"}},
+		{"sign without push", map[string]any{"recipe": recipe, "sign_key": "env://NONE"}, []string{"sign_key:", "set push"}},
 		{"no recipe", map[string]any{}, []string{"recipe: required"}},
 		{"missing recipe file", map[string]any{"recipe": "/nonexistent/recipe.yaml"}, []string{"recipe:", "/nonexistent/recipe.yaml"}},
 		{"unknown variable", map[string]any{"recipe": recipe, "variables": map[string]string{"nope": "1"}}, []string{"recipe:", "nope"}},
@@ -62,7 +66,7 @@ func TestPrepareProblems(t *testing.T) {
 }
 
 func TestPrepareDefaults(t *testing.T) {
-	testenv.Isolate(t)
+	fixture.Isolate(t)
 	var b Builder
 	vars, _, err := b.Prepare(map[string]any{"recipe": testenv.Quickstart(t), "push": "127.0.0.1:5000/nodes"})
 	if err != nil {
@@ -81,15 +85,13 @@ func TestPrepareDefaults(t *testing.T) {
 
 // TestRunPushSign builds the quickstart recipe from the stand-in mirror,
 // writes it to a layout, pushes it to a loopback prebake registry and signs
-// it there; the signature must verify with the public key, and a second
-// build must give the same digest.
+// and attests it there; the signature must verify with the public key, and
+// a second build must give the same digest.
 func TestRunPushSign(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds an image")
-	}
-	testenv.Isolate(t)
-	host := testenv.Registry(t)
-	priv, pub := testenv.Keys(t)
+	testenv.Short(t, "builds an image")
+	fixture.Isolate(t)
+	host := fixture.Registry(t)
+	priv, pub := fixture.Keys(t)
 	out := filepath.Join(t.TempDir(), "out")
 	cache := t.TempDir()
 	run := func() *Artifact {
@@ -115,6 +117,9 @@ func TestRunPushSign(t *testing.T) {
 	}
 	if a.Signed != 3 { // the index and its two platform images
 		t.Errorf("signed %d manifests, want 3", a.Signed)
+	}
+	if a.Attested < 2 { // the SBOM and the provenance, as prebake build --sign-key
+		t.Errorf("%d attestations, want the SBOM's and the provenance's", a.Attested)
 	}
 	ref, err := registry.ParseReference(a.Pushed)
 	if err != nil {

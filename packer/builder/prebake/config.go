@@ -3,9 +3,9 @@
 package prebake
 
 import (
+	"errors"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/hashicorp/packer-plugin-sdk/common"
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
@@ -14,6 +14,7 @@ import (
 	"github.com/prebake/prebake/builder"
 	"github.com/prebake/prebake/builder/fetch"
 	"github.com/prebake/prebake/packer/internal/pluginutil"
+	"github.com/prebake/prebake/pipeline"
 	"github.com/prebake/prebake/recipes"
 	"github.com/prebake/prebake/registry"
 )
@@ -22,7 +23,9 @@ import (
 type Config struct {
 	common.PackerConfig `mapstructure:",squash"`
 
-	// Recipe is the path of the recipe file to build. Required.
+	// Recipe is the path of the recipe file to build, or the name of a
+	// catalog recipe (kubernetes-node, kubernetes-control-plane; `prebake
+	// catalog list`). Required.
 	Recipe string `mapstructure:"recipe" required:"true"`
 	// Variables override the recipe's variables (prebake build --set).
 	Variables map[string]string `mapstructure:"variables"`
@@ -55,9 +58,10 @@ type Config struct {
 	Push string `mapstructure:"push"`
 	// Insecure allows plain HTTP to the registry (loopback registries).
 	Insecure bool `mapstructure:"insecure"`
-	// SignKey signs the image (and each platform image) where it was pushed,
-	// or at Output when nothing is pushed: a cosign key file, env://VAR or a
-	// KMS URI.
+	// SignKey signs the image (and each platform image) where it was pushed
+	// and attests its SBOM and provenance there, as `prebake build
+	// --sign-key` does; it needs Push. A cosign key file, env://VAR or a KMS
+	// URI.
 	SignKey string `mapstructure:"sign_key"`
 	// SignKeyPassword decrypts SignKey; empty means $COSIGN_PASSWORD.
 	SignKeyPassword string `mapstructure:"sign_key_password"`
@@ -70,7 +74,15 @@ type Config struct {
 	resolved *recipes.Resolved
 	output   registry.Reference
 	push     *registry.Reference
-	mirrors  []fetch.Mirror
+}
+
+// pipelineOptions are the options of the one library call Run makes.
+func (c *Config) pipelineOptions() pipeline.Options {
+	return pipeline.Options{
+		CacheDir: c.CacheDir, Compression: builder.Compression(c.Compression), Jobs: c.Jobs, Revision: c.Revision,
+		Output: c.Output, Push: c.Push, Insecure: c.Insecure,
+		SignKey: c.SignKey, Password: pluginutil.Password(c.SignKeyPassword),
+	}
 }
 
 // Prepare decodes raws into c and checks every option, reporting all
@@ -94,53 +106,36 @@ func (c *Config) Prepare(raws ...any) error {
 		p.Addf("jobs", "%d: must not be negative", c.Jobs)
 	}
 	for _, s := range c.Mirrors {
-		m, err := fetch.ParseMirror(s)
+		_, err := fetch.ParseMirror(s)
 		p.Add("mirrors", err)
-		c.mirrors = append(c.mirrors, m)
 	}
 	p.Add("sign_key", pluginutil.CheckKeyFile(c.SignKey))
-	if c.Push != "" {
-		ref, err := pluginutil.ParseRepoRef(c.Push)
-		if err == nil && ref.Transport != registry.TransportRemote {
-			err = fmt.Errorf("%q: push names a registry repository (HOST/REPO[:TAG]); use output for oci: and store: references", c.Push)
-		}
-		p.Add("push", err)
-		c.push = &ref
-	}
 	if c.Recipe == "" {
-		p.Addf("recipe", "required: the path of a recipe file")
+		p.Addf("recipe", "required: the path of a recipe file or a catalog recipe's name")
 	} else if res, err := c.resolve(); err != nil {
 		p.Add("recipe", err)
 	} else {
 		c.resolved = res
-		out, err := outputRef(c.Output, res.Name, res.Version)
-		p.Add("output", err)
-		c.output = out
-		if c.push != nil && !pluginutil.HasTag(c.Push) {
-			c.push.Tag = res.Version
+		dst, err := pipeline.Check(res, c.pipelineOptions())
+		var de *pipeline.DestinationError
+		switch {
+		case errors.As(err, &de) && de.Push:
+			p.Add("push", err)
+		case errors.Is(err, pipeline.ErrOutputRemote):
+			p.Add("output", fmt.Errorf("%w; use push for a registry", err))
+		case errors.As(err, &de):
+			p.Add("output", err)
+		case errors.Is(err, pipeline.ErrSignWithoutPush):
+			p.Add("sign_key", fmt.Errorf("%w: set push", err))
 		}
+		c.output, c.push = dst.Output, dst.Push
 	}
 	return p.Err()
 }
 
 // resolve loads and resolves the recipe as `prebake build` does.
 func (c *Config) resolve() (*recipes.Resolved, error) {
-	r, err := recipes.Load(c.Recipe)
-	if err != nil {
-		return nil, err
-	}
-	lockPath, optional := c.LockFile, false
-	if lockPath == "" {
-		lockPath, optional = recipes.LockPath(c.Recipe), true
-	}
-	lock, err := recipes.LoadLock(lockPath, optional)
-	if err != nil {
-		return nil, err
-	}
-	if c.Locked && lock == nil {
-		return nil, fmt.Errorf("locked: no lock file at %s", lockPath)
-	}
-	o := recipes.ResolveOptions{Set: c.Variables, Platforms: c.Platforms, Lock: lock, Locked: c.Locked}
+	o := pipeline.RecipeOptions{Recipe: c.Recipe, Set: c.Variables, Platforms: c.Platforms, LockFile: c.LockFile, Locked: c.Locked}
 	epoch := c.SourceDateEpoch
 	if epoch == "" {
 		epoch = os.Getenv("SOURCE_DATE_EPOCH")
@@ -152,23 +147,5 @@ func (c *Config) resolve() (*recipes.Resolved, error) {
 		}
 		o.SourceDateEpoch = &e
 	}
-	return r.Resolve(o)
-}
-
-// outputRef turns output into a reference; the tag defaults to the version.
-func outputRef(output, name, version string) (registry.Reference, error) {
-	if output == "" {
-		return registry.ParseReference("store:" + name + ":" + version)
-	}
-	ref, err := pluginutil.ParseRepoRef(output)
-	if err != nil {
-		return ref, err
-	}
-	if ref.Transport == registry.TransportRemote {
-		return ref, fmt.Errorf("%q: output is oci:DIR[:TAG] or store:NAME[:TAG]; use push for a registry", output)
-	}
-	if ref.Tag == "" || (ref.Transport == registry.TransportStore && !strings.Contains(strings.TrimPrefix(output, "store:"), ":")) {
-		ref.Tag = version
-	}
-	return ref, nil
+	return pipeline.Resolve(o)
 }

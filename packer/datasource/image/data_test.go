@@ -5,12 +5,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prebake/prebake/packer/internal/testenv"
+	"github.com/prebake/prebake/internal/testenv"
+	"github.com/prebake/prebake/internal/testenv/fixture"
 	"github.com/prebake/prebake/registry"
 )
 
 func TestConfigureProblems(t *testing.T) {
-	_, pub := testenv.Keys(t)
+	_, pub := fixture.Keys(t)
 	for _, tc := range []struct {
 		name string
 		raw  map[string]any
@@ -51,15 +52,13 @@ func TestConfigureProblems(t *testing.T) {
 // prebake registry and resolves it; another key and an unknown channel are
 // refused.
 func TestResolveChannel(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds an image")
-	}
-	testenv.Isolate(t)
-	host := testenv.Registry(t)
-	priv, pub := testenv.Keys(t)
-	_, otherPub := testenv.Keys(t)
+	testenv.Short(t, "builds an image")
+	fixture.Isolate(t)
+	host := fixture.Registry(t)
+	priv, pub := fixture.Keys(t)
+	_, otherPub := fixture.Keys(t)
 	ropts := registry.Options{Insecure: true}
-	digest := testenv.BuildQuickstart(t, host+"/nodes:1.36.4", priv, ropts)
+	digest := fixture.BuildQuickstart(t, host+"/nodes:1.36.4", priv, ropts)
 	ref := registry.MustParse(host + "/nodes@" + digest)
 	if _, err := registry.Promote(context.Background(), ref, "stable", registry.PromoteOptions{Options: ropts}); err != nil {
 		t.Fatal(err)

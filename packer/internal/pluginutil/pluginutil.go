@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/hashicorp/packer-plugin-sdk/hcl2helper"
 	"github.com/hashicorp/packer-plugin-sdk/packer"
@@ -111,13 +110,6 @@ func hasScheme(s string) bool {
 		}
 	}
 	return false
-}
-
-// HasTag reports whether the registry reference s (HOST/REPO[:TAG]) names a
-// tag itself; ParseReference fills in "latest" when it does not.
-func HasTag(s string) bool {
-	last := s[strings.LastIndex(s, "/")+1:]
-	return strings.Contains(last, ":") && !strings.Contains(last, "@")
 }
 
 // Unknown reports whether s is the placeholder Packer passes for a value it

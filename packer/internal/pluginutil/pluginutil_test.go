@@ -32,15 +32,7 @@ func TestParseDigestRef(t *testing.T) {
 	}
 }
 
-func TestHasTagAndUnknown(t *testing.T) {
-	for s, want := range map[string]bool{
-		"127.0.0.1:5000/nodes": false, "127.0.0.1:5000/nodes:v1": true, "reg.example.com/a/b": false,
-		"reg.example.com/a/b:x": true, "reg.example.com/a/b@" + d: false,
-	} {
-		if got := HasTag(s); got != want {
-			t.Errorf("HasTag(%q) = %v", s, got)
-		}
-	}
+func TestUnknown(t *testing.T) {
 	if !Unknown("<unknown>") || Unknown("") || Unknown("store:x") {
 		t.Error("Unknown")
 	}

@@ -67,7 +67,7 @@ func (c *Config) Prepare(raws ...any) error {
 	} else if !pluginutil.Unknown(c.Repository) {
 		ref, err := pluginutil.ParseRepoRef(c.Repository)
 		p.Add("repository", err)
-		if ref.Transport == registry.TransportRemote && !pluginutil.HasTag(c.Repository) {
+		if ref.Transport == registry.TransportRemote && !ref.TagGiven {
 			ref.Tag = "" // by digest only; ParseReference fills in "latest"
 		}
 		c.dst = ref
@@ -82,7 +82,7 @@ func (c *Config) Prepare(raws ...any) error {
 		c.sourceRef, c.sourceDigst = ref.String(), ref.Digest
 	}
 	if c.Format != "" {
-		if _, ok := mediaTypes[c.Format]; !ok {
+		if _, ok := registry.DiskMediaTypes[c.Format]; !ok {
 			p.Addf("format", "%q: expected qcow2, raw or vmdk", c.Format)
 		}
 	}

@@ -17,7 +17,6 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/hashicorp/hcl/v2/hcldec"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
@@ -36,18 +35,8 @@ const (
 	AnnotationSourceImage  = "dev.prebake.disk.source.image"
 	AnnotationSourceDigest = "dev.prebake.disk.source.digest"
 	// AnnotationFormat is each layer's disk format.
-	AnnotationFormat = "dev.prebake.disk.format"
-
-	emptyConfigType = "application/vnd.oci.empty.v1+json"
-	annotationTitle = "org.opencontainers.image.title"
+	AnnotationFormat = registry.AnnotationDiskFormat
 )
-
-// mediaTypes maps a disk format to its layer media type.
-var mediaTypes = map[string]types.MediaType{
-	"qcow2": "application/vnd.prebake.disk.layer.v1.qcow2",
-	"raw":   "application/vnd.prebake.disk.layer.v1.raw",
-	"vmdk":  "application/vnd.prebake.disk.layer.v1.vmdk",
-}
 
 // PostProcessor publishes disk files as an OCI artifact.
 type PostProcessor struct {
@@ -122,7 +111,6 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, source
 type disk struct {
 	path, format string
 	size         int64
-	digest       v1.Hash
 }
 
 // pickDisks selects the disk files among files, in name order, and checks
@@ -187,7 +175,7 @@ func checkHeader(file, format string) error {
 func diskArtifact(disks []disk, ann map[string]string) (v1.Image, error) {
 	files := make([]registry.File, len(disks))
 	for i, d := range disks {
-		files[i] = registry.File{Path: d.path, MediaType: mediaTypes[d.format], Annotations: map[string]string{AnnotationFormat: d.format}}
+		files[i] = registry.DiskFile(d.path, d.format)
 	}
 	return registry.FileArtifact(ArtifactType, files, ann)
 }

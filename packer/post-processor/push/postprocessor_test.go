@@ -11,7 +11,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
-	"github.com/prebake/prebake/packer/internal/testenv"
+	"github.com/prebake/prebake/internal/testenv/fixture"
 	"github.com/prebake/prebake/registry"
 	"github.com/prebake/prebake/signing"
 )
@@ -83,9 +83,9 @@ func disks(t *testing.T) []string {
 // TestPushSignVerify pushes disk files to a loopback prebake registry, signs
 // the artifact, verifies it with the public key and checks its manifest.
 func TestPushSignVerify(t *testing.T) {
-	testenv.Isolate(t)
-	host := testenv.Registry(t)
-	priv, pub := testenv.Keys(t)
+	fixture.Isolate(t)
+	host := fixture.Registry(t)
+	priv, pub := fixture.Keys(t)
 	var p PostProcessor
 	if err := p.Configure(map[string]any{
 		"repository": host + "/disks/node:1.36.4", "source_image": host + "/nodes@" + someDigest,
@@ -132,8 +132,8 @@ func TestPushSignVerify(t *testing.T) {
 	if m.ArtifactType != ArtifactType || len(m.Layers) != 2 {
 		t.Fatalf("manifest %s", raw)
 	}
-	if m.Layers[0].MediaType != mediaTypes["qcow2"] || m.Layers[0].Annotations[annotationTitle] != "node.qcow2" ||
-		m.Layers[1].MediaType != mediaTypes["raw"] || m.Layers[1].Size != 4096 {
+	if m.Layers[0].MediaType != registry.DiskMediaTypes["qcow2"] || m.Layers[0].Annotations["org.opencontainers.image.title"] != "node.qcow2" ||
+		m.Layers[1].MediaType != registry.DiskMediaTypes["raw"] || m.Layers[1].Size != 4096 {
 		t.Errorf("layers %+v", m.Layers)
 	}
 	if m.Annotations[AnnotationSourceDigest] != someDigest || m.Annotations[AnnotationSourceImage] != host+"/nodes@"+someDigest || m.Annotations["team"] != "release" {
@@ -144,9 +144,9 @@ func TestPushSignVerify(t *testing.T) {
 // TestPushByDigestAndToLayout: without a tag a registry gets the artifact by
 // digest only; a layout gets it signed, and both verify.
 func TestPushByDigestAndToLayout(t *testing.T) {
-	testenv.Isolate(t)
-	host := testenv.Registry(t)
-	priv, pub := testenv.Keys(t)
+	fixture.Isolate(t)
+	host := fixture.Registry(t)
+	priv, pub := fixture.Keys(t)
 	for _, repo := range []string{host + "/disks/node", "oci:" + filepath.Join(t.TempDir(), "disks")} {
 		var p PostProcessor
 		if err := p.Configure(map[string]any{"repository": repo, "sign_key": priv, "insecure": true}); err != nil {
@@ -173,7 +173,7 @@ func TestPushByDigestAndToLayout(t *testing.T) {
 // TestPushReproducible: the same disks give the same digest (the
 // manifest holds no time), and a layout receives them.
 func TestPushReproducible(t *testing.T) {
-	testenv.Isolate(t)
+	fixture.Isolate(t)
 	files := disks(t)
 	var digests []string
 	for i := 0; i < 2; i++ {

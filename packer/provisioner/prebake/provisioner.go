@@ -219,18 +219,11 @@ func pickImage(root registry.Artifact, platform string) (v1.Image, error) {
 		if err != nil {
 			return nil, err
 		}
-		var have []string
-		for _, d := range im.Manifests {
-			if d.Platform == nil {
-				continue
-			}
-			have = append(have, d.Platform.String())
-			if d.Platform.OS == want.OS && d.Platform.Architecture == want.Architecture &&
-				(want.Variant == "" || d.Platform.Variant == want.Variant) {
-				return a.Image(d.Digest)
-			}
+		d, err := registry.MatchPlatform(im.Manifests, platform)
+		if err != nil {
+			return nil, err
 		}
-		return nil, fmt.Errorf("no image for %s (the index has %s)", platform, strings.Join(have, ", "))
+		return a.Image(d.Digest)
 	case v1.Image:
 		cf, err := a.ConfigFile()
 		if err != nil {

@@ -23,14 +23,15 @@ import (
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
 	"github.com/prebake/prebake/builder"
-	"github.com/prebake/prebake/packer/internal/testenv"
+	"github.com/prebake/prebake/internal/testenv"
+	"github.com/prebake/prebake/internal/testenv/fixture"
 	"github.com/prebake/prebake/registry"
 )
 
 const someDigest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 func TestPrepareProblems(t *testing.T) {
-	_, pub := testenv.Keys(t)
+	_, pub := fixture.Keys(t)
 	for _, tc := range []struct {
 		name string
 		raw  map[string]any
@@ -77,9 +78,7 @@ func TestPrepareProblems(t *testing.T) {
 // SDK's chroot communicator with the chroot at "/": real shell, real tar,
 // real files, no SSH. (The e2e test covers SSH.)
 func localComm(t *testing.T) packersdk.Communicator {
-	if os.Geteuid() != 0 {
-		t.Skip("applying an image extracts as root (chroot, chown): run as root")
-	}
+	testenv.Root(t, "applying an image extracts as root (chroot, chown)")
 	return &chroot.Communicator{Chroot: "/", CmdWrapper: func(s string) (string, error) { return s, nil }}
 }
 
@@ -95,11 +94,11 @@ func provision(t *testing.T, raw map[string]any) error {
 // TestApplyQuickstart applies the signed quickstart image under a scratch
 // root and checks files, modes, owners and /etc/prebake/image.json.
 func TestApplyQuickstart(t *testing.T) {
-	testenv.Isolate(t)
+	fixture.Isolate(t)
 	localComm(t)
-	priv, pub := testenv.Keys(t)
+	priv, pub := fixture.Keys(t)
 	layout := filepath.Join(t.TempDir(), "nodes")
-	digest := testenv.BuildQuickstart(t, "oci:"+layout+":1.36.4", priv, registry.Options{})
+	digest := fixture.BuildQuickstart(t, "oci:"+layout+":1.36.4", priv, registry.Options{})
 	root := filepath.Join(t.TempDir(), "root")
 	staging := filepath.Join(t.TempDir(), "staging")
 	raw := map[string]any{"image": "oci:" + layout + "@" + digest, "public_key": pub, "root": root, "staging_dir": staging, "platform": "linux/amd64"}
@@ -151,14 +150,14 @@ func TestApplyQuickstart(t *testing.T) {
 
 // TestApplyZstd applies an image with zstd layers (tar --zstd on the machine).
 func TestApplyZstd(t *testing.T) {
-	testenv.Isolate(t)
+	fixture.Isolate(t)
 	localComm(t)
 	if _, err := exec.LookPath("zstd"); err != nil {
 		t.Fatal("zstd not on PATH: run hack/tools.sh")
 	}
-	priv, pub := testenv.Keys(t)
+	priv, pub := fixture.Keys(t)
 	layout := filepath.Join(t.TempDir(), "nodes")
-	digest := testenv.BuildQuickstartWith(t, "oci:"+layout+":1.36.4", priv, registry.Options{}, builder.Zstd)
+	digest := fixture.BuildQuickstartWith(t, "oci:"+layout+":1.36.4", priv, registry.Options{}, builder.Zstd)
 	root := filepath.Join(t.TempDir(), "root")
 	if err := provision(t, map[string]any{"image": "oci:" + layout + "@" + digest, "public_key": pub, "root": root, "platform": "linux/arm64"}); err != nil {
 		t.Fatal(err)
@@ -182,12 +181,12 @@ func TestApplyZstd(t *testing.T) {
 // TestApplyRefusesOtherKey: an image signed by another key is refused before
 // anything reaches the machine.
 func TestApplyRefusesOtherKey(t *testing.T) {
-	testenv.Isolate(t)
+	fixture.Isolate(t)
 	localComm(t)
-	priv, _ := testenv.Keys(t)
-	_, otherPub := testenv.Keys(t)
+	priv, _ := fixture.Keys(t)
+	_, otherPub := fixture.Keys(t)
 	layout := filepath.Join(t.TempDir(), "nodes")
-	digest := testenv.BuildQuickstart(t, "oci:"+layout+":1.36.4", priv, registry.Options{})
+	digest := fixture.BuildQuickstart(t, "oci:"+layout+":1.36.4", priv, registry.Options{})
 	root := filepath.Join(t.TempDir(), "root")
 	err := provision(t, map[string]any{"image": "oci:" + layout + "@" + digest, "public_key": otherPub, "root": root})
 	if err == nil || !strings.Contains(err.Error(), "signature") {
@@ -202,9 +201,9 @@ func TestApplyRefusesOtherKey(t *testing.T) {
 // removes what the image's earlier layers put there, not the machine's own
 // files; modes and a setuid bit survive.
 func TestApplyWhiteouts(t *testing.T) {
-	testenv.Isolate(t)
+	fixture.Isolate(t)
 	localComm(t)
-	priv, pub := testenv.Keys(t)
+	priv, pub := fixture.Keys(t)
 	l1 := tarLayer(t, []entry{
 		{"opt/", 0o755, ""}, {"opt/a/", 0o750, ""}, {"opt/a/x", 0o644, "x"}, {"opt/a/y", 0o600, "y"},
 		{"opt/d/", 0o755, ""}, {"opt/d/z", 0o644, "z"}, {"opt/bin/", 0o755, ""}, {"opt/bin/tool", 0o4755, "#!/bin/sh\n"},
@@ -231,7 +230,7 @@ func TestApplyWhiteouts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testenv.Sign(t, ref.WithDigest(desc.Digest.String()), priv, registry.Options{})
+	fixture.Sign(t, ref.WithDigest(desc.Digest.String()), priv, registry.Options{})
 	root := filepath.Join(t.TempDir(), "root")
 	if err := os.MkdirAll(filepath.Join(root, "opt/d"), 0o755); err != nil {
 		t.Fatal(err)
@@ -263,9 +262,9 @@ func TestApplyWhiteouts(t *testing.T) {
 // name stops the apply before anything runs, and the staging directory is
 // removed.
 func TestApplyRefusesBadPackageName(t *testing.T) {
-	testenv.Isolate(t)
+	fixture.Isolate(t)
 	localComm(t)
-	priv, pub := testenv.Keys(t)
+	priv, pub := fixture.Keys(t)
 	img, err := mutate.AppendLayers(empty.Image, tarLayer(t, []entry{{"opt/", 0o755, ""}, {"opt/f", 0o644, "f"}}))
 	if err != nil {
 		t.Fatal(err)
@@ -281,7 +280,7 @@ func TestApplyRefusesBadPackageName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testenv.Sign(t, ref.WithDigest(desc.Digest.String()), priv, registry.Options{})
+	fixture.Sign(t, ref.WithDigest(desc.Digest.String()), priv, registry.Options{})
 	root := filepath.Join(t.TempDir(), "root")
 	staging := filepath.Join(t.TempDir(), "staging")
 	err = provision(t, map[string]any{"image": ref.WithDigest(desc.Digest.String()).String(), "public_key": pub, "root": root, "staging_dir": staging})

@@ -1,0 +1,23 @@
+package registry
+
+import (
+	"os"
+	"path/filepath"
+)
+
+// DefaultStoreDir is $PREBAKE_STORE, else $XDG_DATA_HOME/prebake/store, else
+// ~/.local/share/prebake/store. It is read when a store reference without a
+// directory is opened, never while parsing.
+func DefaultStoreDir() string {
+	if d := os.Getenv("PREBAKE_STORE"); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "prebake", "store")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "prebake", "store")
+	}
+	return filepath.Join(home, ".local", "share", "prebake", "store")
+}
