@@ -48,7 +48,7 @@ var allowed = map[string]struct {
 	"signing/kms": {nil, "only registers providers; commands import it"},
 	// Outputs of a pulled image.
 	"cloudinit": {[]string{"recipes", "internal/"}, "Render is pure: the CLI resolves images, not the renderer"},
-	"disk":      {[]string{"registry", "ospkg", "internal/"}, "export reads images; it does not build or sign them"},
+	"disk":      {[]string{"registry", "recipes", "ospkg", "internal/"}, "export reads images (and the osPackages annotation recipes names); it does not build or sign them"},
 	"ospkg":     {[]string{"internal/"}, "ospkg reads package databases; it neither moves images nor installs"},
 	"apply":     {[]string{"registry", "signing", "recipes", "ospkg", "internal/"}, "apply consumes images by digest; it does not build or export them"},
 	// The main job as one call.
