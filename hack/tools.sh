@@ -19,6 +19,7 @@ declare -A APT=(
   [sgdisk]=gdisk [mcopy]=mtools [mmd]=mtools [mkfs.vfat]=dosfstools
   [mkfs.ext4]=e2fsprogs [debugfs]=e2fsprogs [qemu-img]=qemu-utils [objcopy]=binutils
   [containerd]=containerd [ctr]=containerd
+  [cloud-localds]=cloud-image-utils [genisoimage]=genisoimage
 )
 # Go tools: command -> module@version (package path)
 declare -A GOTOOLS=(
