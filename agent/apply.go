@@ -198,4 +198,3 @@ func lookupID(file, name string) (int, error) {
 	}
 	return 0, fmt.Errorf("%s not in %s", name, file)
 }
-

@@ -298,17 +298,17 @@ func (l SizeLimit) Check(node string, n int) error {
 
 // doc is the format-neutral content of one node's user-data.
 type doc struct {
-	name        string
-	hostname    string
-	header      string // comment naming what was rendered
-	joinBy      string // how the cloud-init formats join
-	sshKeys     []string
-	ntp         *NTP
-	files       []outFile // in write order; the join configuration is last
-	joinConfig  []byte
-	joinScript  []byte // nil when the image's join unit joins
-	proxyConf   []byte // systemd drop-in for containerd and kubelet; nil without proxy
-	kubeVersion KubeVersion
+	name         string
+	hostname     string
+	header       string // comment naming what was rendered
+	joinBy       string // how the cloud-init formats join
+	sshKeys      []string
+	ntp          *NTP
+	files        []outFile // in write order; the join configuration is last
+	joinConfig   []byte
+	joinScript   []byte // nil when the image's join unit joins
+	proxyConf    []byte // systemd drop-in for containerd and kubelet; nil without proxy
+	kubeVersion  KubeVersion
 	joinMode     string    // JoinModeKubeadm or JoinModeKubelet
 	kubeletFiles []outFile // the kubelet join mode's files, at their destinations
 	agentBlock   []byte    // the prebake-agent block; nil without Options.Agent
