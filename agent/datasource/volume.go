@@ -540,3 +540,52 @@ func (f *fatFS) readFile(p string) ([]byte, error) {
 	}
 	return nil, errNoFile
 }
+
+// Volumes looks for several labelled volumes in one scan (the NoCloud seed
+// and a config drive) and reads the first it finds, so that a machine with
+// either does not wait out the other's Wait.
+type Volumes struct {
+	List []*Volume
+	// Devices and Wait as in Volume (the members' own are not used).
+	Devices func() []string
+	Wait    time.Duration
+}
+
+func (vs *Volumes) Name() string {
+	names := make([]string, len(vs.List))
+	for i, v := range vs.List {
+		names[i] = v.Kind
+	}
+	return strings.Join(names, "|")
+}
+
+func (vs *Volumes) UserData(ctx context.Context) ([]byte, error) {
+	devices := vs.Devices
+	if devices == nil {
+		devices = blockDevices
+	}
+	deadline := time.Now().Add(vs.Wait)
+	for {
+		for _, d := range devices() {
+			label, err := readLabel(d)
+			if err != nil {
+				continue
+			}
+			for _, v := range vs.List {
+				if strings.EqualFold(label, v.Label) {
+					one := *v
+					one.Devices, one.Wait = func() []string { return []string{d} }, 0
+					return one.UserData(ctx)
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%w: no volume labelled %s", ErrNotFound, vs.Name())
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

@@ -202,3 +202,21 @@ func TestOnEC2(t *testing.T) {
 		t.Fatal("Amazon EC2 is not EC2")
 	}
 }
+
+// One scan finds whichever of the seed and the config drive is there.
+func TestVolumesEither(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "drive")
+	write(t, filepath.Join(src, "openstack/latest/user_data"), []byte(userData))
+	img := filepath.Join(dir, "config-2.iso")
+	run(t, "genisoimage", "-o", img, "-quiet", "-J", "-r", "-V", "config-2", src)
+	vs := &Volumes{List: []*Volume{NoCloud(0), ConfigDrive(0)}, Devices: devices(decoy(t, dir), img), Wait: 0}
+	got, err := vs.UserData(context.Background())
+	if err != nil || string(got) != userData {
+		t.Fatalf("%q %v", got, err)
+	}
+	vs.Devices = devices(decoy(t, dir))
+	if _, err := vs.UserData(context.Background()); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("err = %v, want ErrNotFound", err)
+	}
+}

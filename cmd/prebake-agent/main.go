@@ -77,7 +77,10 @@ func run(args []string) int {
 	if *devs != "" {
 		list := strings.Split(*devs, ",")
 		for _, s := range sources {
-			if v, ok := s.(*datasource.Volume); ok {
+			switch v := s.(type) {
+			case *datasource.Volume:
+				v.Devices = func() []string { return list }
+			case *datasource.Volumes:
 				v.Devices = func() []string { return list }
 			}
 		}
@@ -156,9 +159,8 @@ func parseSources(spec string, wait time.Duration, root string) ([]datasource.So
 			case onEC2:
 				logf("on EC2: no local seed; prebake-agent-ec2.service reads IMDS once the network is up")
 			default:
-				// The seed first (waiting for it to appear), then a config
-				// drive, which by then has appeared too if there is one.
-				out = append(out, datasource.NoCloud(wait), datasource.ConfigDrive(0))
+				// One scan for either volume, whichever appears.
+				out = append(out, &datasource.Volumes{List: []*datasource.Volume{datasource.NoCloud(0), datasource.ConfigDrive(0)}, Wait: wait})
 			}
 		case "nocloud":
 			out = append(out, datasource.NoCloud(wait))
