@@ -167,9 +167,18 @@ func TestJoinModeValidation(t *testing.T) {
 		mut   func(*NodeConfig)
 		field string
 	}{
-		"unknown mode":       {func(nc *NodeConfig) { nc.Node.JoinMode = "ssh" }, "node.joinMode"},
-		"control plane":      {func(nc *NodeConfig) { nc.Node.JoinMode = JoinModeKubelet; nc.Node.Role = RoleControlPlane; nc.Node.CertificateKey = strings.Repeat("a", 64) }, "node.joinMode"},
-		"no CA certificate":  {func(nc *NodeConfig) { nc.Node.JoinMode = JoinModeKubelet; nc.Cluster.CACert = nil; nc.Cluster.CACertFile = ""; nc.Cluster.CACertHashes = []string{"sha256:" + strings.Repeat("0", 64)} }, "cluster.caCertFile"},
+		"unknown mode": {func(nc *NodeConfig) { nc.Node.JoinMode = "ssh" }, "node.joinMode"},
+		"control plane": {func(nc *NodeConfig) {
+			nc.Node.JoinMode = JoinModeKubelet
+			nc.Node.Role = RoleControlPlane
+			nc.Node.CertificateKey = strings.Repeat("a", 64)
+		}, "node.joinMode"},
+		"no CA certificate": {func(nc *NodeConfig) {
+			nc.Node.JoinMode = JoinModeKubelet
+			nc.Cluster.CACert = nil
+			nc.Cluster.CACertFile = ""
+			nc.Cluster.CACertHashes = []string{"sha256:" + strings.Repeat("0", 64)}
+		}, "cluster.caCertFile"},
 		"bad cluster DNS":    {func(nc *NodeConfig) { nc.Cluster.ClusterDNS = []string{"dns"} }, "cluster.clusterDNS[0]"},
 		"bad cluster domain": {func(nc *NodeConfig) { nc.Cluster.ClusterDomain = "Bad_Domain" }, "cluster.clusterDomain"},
 	} {
