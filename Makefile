@@ -10,7 +10,7 @@ TOOLS := $(CURDIR)/.cache/tools
 export PATH := $(TOOLS)/bin:$(PATH)
 export GOFLAGS := -buildvcs=false
 
-.PHONY: help build test test-short demo bench lint verify docs tools conformance clean e2e-boot agent agent-lock
+.PHONY: help build test test-short demo bench lint verify docs tools conformance clean e2e-boot e2e-join real agent agent-lock
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -27,8 +27,12 @@ agent-lock: ## after changing the agent: rebuild it and rewrite the catalog lock
 tools: ## install the real clients the tests talk to (apt + go build into .cache/tools)
 	hack/tools.sh
 
-test: tools build ## everything: unit, integration with real clients, conformance, the Packer plugin e2e
-	PREBAKE_BIN=$(CURDIR)/bin/prebake $(GO) test -count=1 -timeout 30m ./...
+# The real kubeadm and containerd the fast checks feed rendered and catalog
+# configuration to (source builds, cached by version: hack/real/build.sh).
+REAL_ENV = PREBAKE_KUBEADM=$$(hack/real/build.sh kubeadm)/kubeadm PREBAKE_CONTAINERD=$$(hack/real/build.sh containerd)/containerd
+
+test: tools build ## everything: unit, integration with real clients (and real kubeadm/containerd), conformance, the Packer plugin e2e
+	$(REAL_ENV) PREBAKE_BIN=$(CURDIR)/bin/prebake $(GO) test -count=1 -timeout 30m ./...
 	$(MAKE) --no-print-directory conformance
 	$(MAKE) --no-print-directory test-packer
 	$(MAKE) --no-print-directory e2e-packer
@@ -44,6 +48,12 @@ bench: tools build ## benchmarks against real peers; results in docs/benchmarks.
 
 conformance: tools build ## OCI distribution-spec conformance against prebake serve
 	hack/conformance.sh
+
+real: ## build the real Kubernetes, etcd, containerd, runc, CNI and crictl binaries from source into .cache/real
+	hack/real/build.sh
+
+e2e-join: build ## a node from the catalog image joins a real control plane: Node Ready, Pod Running, 0 bytes at boot, vs a download-at-boot baseline (slow; docs/boot.md)
+	BENCH_APPEND=1 hack/e2e-join.sh
 
 e2e-boot: build ## boot the agent path, the cloud-init path and a download-at-boot baseline under qemu (slow; docs/boot.md)
 	BENCH_APPEND=1 hack/e2e-boot.sh

@@ -49,6 +49,12 @@ type Options struct {
 	Revision string
 	// Progress receives download and compression events; nil is silent.
 	Progress progress.Func
+	// RegistryMirrors pull pre-pulled images from another registry: a key is
+	// the registry an image reference names (registry.k8s.io), its value the
+	// registry (and optional repository prefix) to pull from instead
+	// (127.0.0.1:5000 or mirror.example.com/k8s). Digests are unchanged, so
+	// a mirror cannot substitute content. Nil pulls from the named registry.
+	RegistryMirrors map[string]string
 }
 
 // Result is a built image: the index over the platform images, and the SBOM
@@ -326,6 +332,10 @@ func (b *build) image(pb recipes.PlatformBuild, layers []cachedLayer) (v1.Image,
 		Created:      created,
 		RootFS:       v1.RootFS{Type: "layers"},
 		Config:       v1.Config{Labels: map[string]string{"org.opencontainers.image.title": b.res.Name, "org.opencontainers.image.version": b.res.Version}},
+	}
+	if rc := b.res.Config; rc != nil {
+		cfg.Config.Entrypoint, cfg.Config.Cmd, cfg.Config.Env = rc.Entrypoint, rc.Cmd, rc.Env
+		cfg.Config.WorkingDir, cfg.Config.User = rc.WorkingDir, rc.User
 	}
 	m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1, Annotations: b.annotations()}
 	ls := map[v1.Hash]partial.CompressedLayer{}

@@ -43,20 +43,42 @@ func (b *build) stageImages(ctx context.Context, c recipes.ResolvedComponent, ro
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return err
 		}
-		if err := writeImageArchive(ctx, im, time.Unix(b.res.Epoch, 0).UTC(), dst, b.o.Progress); err != nil {
-			return fmt.Errorf("pulling image %s@%s (%s/%s): %w", im.Ref, im.Digest, im.OS, im.Arch, err)
+		from, err := pullRepository(im.Ref, b.o.RegistryMirrors)
+		if err != nil {
+			return fmt.Errorf("component %s: image %s: %w", c.Name, im.Ref, err)
+		}
+		if err := writeImageArchive(ctx, im, from, time.Unix(b.res.Epoch, 0).UTC(), dst, b.o.Progress); err != nil {
+			return fmt.Errorf("pulling image %s@%s (%s/%s) from %s: %w", im.Ref, im.Digest, im.OS, im.Arch, from, err)
 		}
 		modes[dst] = 0o644
 	}
 	return nil
 }
 
-// writeImageArchive pulls im and writes it to dst as a tar of an OCI image
+// pullRepository is the repository im is pulled from: its own, or its
+// registry's mirror with the same repository path.
+func pullRepository(ref string, mirrors map[string]string) (name.Repository, error) {
+	tag, err := name.NewTag(ref, name.StrictValidation)
+	if err != nil {
+		return name.Repository{}, err
+	}
+	m, ok := mirrors[tag.RegistryStr()]
+	if !ok {
+		return tag.Context(), nil
+	}
+	repo, err := name.NewRepository(strings.TrimSuffix(m, "/") + "/" + tag.RepositoryStr())
+	if err != nil {
+		return name.Repository{}, fmt.Errorf("registry mirror %s=%s: %w", tag.RegistryStr(), m, err)
+	}
+	return repo, nil
+}
+
+// writeImageArchive pulls im from repo and writes it to dst as a tar of an OCI image
 // layout holding that one image: entries sorted, owned by 0:0, dated mtime,
 // every blob checked against its digest and size while it is copied. The
 // index.json names the image for ctr (io.containerd.image.name) and skopeo
 // (org.opencontainers.image.ref.name, the tag).
-func writeImageArchive(ctx context.Context, im recipes.ResolvedImage, mtime time.Time, dst string, prog progress.Func) error {
+func writeImageArchive(ctx context.Context, im recipes.ResolvedImage, repo name.Repository, mtime time.Time, dst string, prog progress.Func) error {
 	tag, err := name.NewTag(im.Ref, name.StrictValidation)
 	if err != nil {
 		return err
@@ -65,7 +87,7 @@ func writeImageArchive(ctx context.Context, im recipes.ResolvedImage, mtime time
 	if err != nil {
 		return err
 	}
-	img, err := remote.Image(tag.Context().Digest(im.Digest), remote.WithContext(ctx),
+	img, err := remote.Image(repo.Digest(im.Digest), remote.WithContext(ctx),
 		remote.WithPlatform(v1.Platform{OS: im.OS, Architecture: im.Arch}),
 		remote.WithAuthFromKeychain(authn.DefaultKeychain))
 	if err != nil {

@@ -382,3 +382,38 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 		}
 	}
 }
+
+// TestImagesRegistryMirror pulls a pre-pulled image named for one registry
+// from another (Options.RegistryMirrors), by the same digest.
+func TestImagesRegistryMirror(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	pauseDigest, _ := pushIndex(t, host+"/mirror/pause:3.10.1")
+	corednsDigest, _ := pushIndex(t, host+"/mirror/coredns/coredns:v1.12.1")
+	res := imagesRecipe(t, "registry.invalid", pauseDigest, corednsDigest)
+	build := func(mirrors map[string]string) error {
+		// A fresh cache each time: a cached layer would need no pull.
+		f, err := fetch.New(fetch.WithCacheDir(t.TempDir()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = builder.Build(t.Context(), res, builder.Options{Fetcher: f, RegistryMirrors: mirrors})
+		return err
+	}
+	if err := build(map[string]string{"registry.invalid": host + "/mirror"}); err != nil {
+		t.Fatal(err)
+	}
+	// Without the mirror the named registry is asked (and cannot answer).
+	err := build(nil)
+	if err == nil || !strings.Contains(err.Error(), "registry.invalid/pause") {
+		t.Fatalf("without the mirror: %v", err)
+	}
+	// A mirror serving other content under the tag cannot substitute it: the
+	// digest is the recipe's.
+	pushIndex(t, host+"/other/pause:3.10.1")
+	err = build(map[string]string{"registry.invalid": host + "/other"})
+	if err == nil || !strings.Contains(err.Error(), "from "+host+"/other/pause") {
+		t.Fatalf("mirror without the digest: %v", err)
+	}
+}

@@ -16,6 +16,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/prebake/prebake/internal/progress"
+	"github.com/prebake/prebake/ospkg"
+	"github.com/prebake/prebake/recipes"
 	"github.com/prebake/prebake/registry"
 )
 
@@ -60,12 +62,16 @@ type Options struct {
 	// else the Unix epoch.
 	Epoch time.Time
 	// Stub is the EFI stub the kernel image is built on; empty means
-	// DefaultStub.
+	// DefaultStub for amd64, DefaultStubARM64 for arm64.
 	Stub string
 	// Registry configures reading image references.
 	Registry registry.Options
 	// Progress receives "unpack" and "export" events; nil is silent.
 	Progress progress.Func
+	// SkipOSPackagesCheck turns the check of the image's osPackages
+	// against the base's package database into warnings (Result.Warnings)
+	// instead of an error.
+	SkipOSPackagesCheck bool
 }
 
 // Result describes a written disk.
@@ -81,6 +87,12 @@ type Result struct {
 	Format Format `json:"format"`
 	// Output is the file written.
 	Output string `json:"output"`
+	// OSPackages are the packages the image declares the base must have
+	// (checked against the base's package database).
+	OSPackages []string `json:"osPackages,omitempty"`
+	// Warnings are problems Options asked to let pass (an unchecked or
+	// failed osPackages check).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Export writes a bootable disk to out: o.Base with the layers of the image
@@ -101,8 +113,12 @@ func Export(ctx context.Context, ref registry.Reference, out string, o Options) 
 		o.Size = DefaultSize
 	}
 	o.Size = (o.Size + mib - 1) / mib * mib
+	tg, err := targetOf(o.Platform)
+	if err != nil {
+		return Result{}, fmt.Errorf("export: %w", err)
+	}
 	if o.Stub == "" {
-		o.Stub = DefaultStub
+		o.Stub = tg.stub
 	}
 	if o.Cmdline == "" {
 		o.Cmdline = "console=ttyS0,115200 console=tty0"
@@ -131,23 +147,37 @@ func Export(ctx context.Context, ref registry.Reference, out string, o Options) 
 	defer os.RemoveAll(work)
 
 	res := Result{Format: o.Format, Output: out, Size: o.Size}
-	o.Progress.Report(progress.Event{Op: "export", Name: "base " + o.Base})
-	layers, err := baseLayers(ctx, o.Base, work, o)
-	if err != nil {
-		return res, err
-	}
+	var imgLayers []v1.Layer
 	if ref != (registry.Reference{}) {
 		img, d, err := image(ctx, ref, o)
 		if err != nil {
 			return res, fmt.Errorf("image %s: %w", ref, err)
 		}
-		ls, err := img.Layers()
+		if imgLayers, err = img.Layers(); err != nil {
+			return res, fmt.Errorf("image %s: %w", ref, err)
+		}
+		m, err := img.Manifest()
 		if err != nil {
 			return res, fmt.Errorf("image %s: %w", ref, err)
 		}
-		layers = append(layers, ls...)
 		res.Image = d
+		res.OSPackages = ospkg.Split(m.Annotations[recipes.AnnotationOSPackages])
 	}
+	o.Progress.Report(progress.Event{Op: "export", Name: "base " + o.Base})
+	layers, err := baseLayers(ctx, o.Base, work, o)
+	if err != nil {
+		return res, err
+	}
+	if len(res.OSPackages) > 0 {
+		o.Progress.Report(progress.Event{Op: "export", Name: "os packages"})
+		if err := checkOSPackages(ctx, o.Base, layers, res.OSPackages); err != nil {
+			if !o.SkipOSPackagesCheck {
+				return res, fmt.Errorf("image %s on base %s: %w", ref, o.Base, err)
+			}
+			res.Warnings = append(res.Warnings, fmt.Sprintf("OS packages not checked as asked: %v", err))
+		}
+	}
+	layers = append(layers, imgLayers...)
 	seed, err := diskSeed(layers, o)
 	if err != nil {
 		return res, err
@@ -172,9 +202,9 @@ func Export(ctx context.Context, ref registry.Reference, out string, o Options) 
 	}
 	res.Kernel = k.version
 	o.Progress.Report(progress.Event{Op: "export", Name: "kernel " + k.version})
-	uki := filepath.Join(work, "BOOTX64.EFI")
+	uki := filepath.Join(work, tg.bootFile)
 	cmdline := "root=PARTLABEL=" + RootLabel + " rw " + o.Cmdline
-	if err := buildUKI(ctx, rootDir, k, o.Stub, cmdline, uki, o.Epoch); err != nil {
+	if err := buildUKI(ctx, rootDir, k, tg, o.Stub, cmdline, uki, o.Epoch); err != nil {
 		return res, err
 	}
 	fi, err := os.Stat(uki)
@@ -197,7 +227,7 @@ func Export(ctx context.Context, ref registry.Reference, out string, o Options) 
 	}
 	o.Progress.Report(progress.Event{Op: "export", Name: "esp"})
 	esp := filepath.Join(work, "esp.img")
-	if err := makeESP(ctx, esp, lay.espBytes(), uki, o.Epoch, fatSerial(seed)); err != nil {
+	if err := makeESP(ctx, esp, lay.espBytes(), uki, tg.bootFile, o.Epoch, fatSerial(seed)); err != nil {
 		return res, err
 	}
 	if err := copyInto(raw, lay.espStart*sector, esp); err != nil {
@@ -209,7 +239,7 @@ func Export(ctx context.Context, ref registry.Reference, out string, o Options) 
 	}
 	os.RemoveAll(rootDir)
 	o.Progress.Report(progress.Event{Op: "export", Name: "disk"})
-	if err := writeGPT(ctx, raw, lay, seed); err != nil {
+	if err := writeGPT(ctx, raw, lay, tg.rootType, seed); err != nil {
 		return res, err
 	}
 	final := raw
@@ -308,5 +338,8 @@ func diskSeed(layers []v1.Layer, o Options) ([]byte, error) {
 		fmt.Fprintln(h, d)
 	}
 	fmt.Fprintf(h, "%d\n%s\n%d\n", o.Size, o.Cmdline, o.Epoch.Unix())
+	if tg, err := targetOf(o.Platform); err == nil && tg.arch != "amd64" {
+		fmt.Fprintf(h, "%s\n", tg.arch)
+	}
 	return h.Sum(nil), nil
 }

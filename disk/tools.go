@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 	"unicode"
+
+	"github.com/klauspost/compress/gzip"
 )
 
 const (
@@ -29,7 +31,6 @@ const (
 
 // tools export runs: command -> Debian package.
 var tools = []struct{ cmd, pkg string }{
-	{"objcopy", "binutils"},
 	{"mkfs.ext4", "e2fsprogs"},
 	{"debugfs", "e2fsprogs"},
 	{"mkfs.vfat", "dosfstools"},
@@ -40,6 +41,17 @@ var tools = []struct{ cmd, pkg string }{
 
 func checkTools(o Options) error {
 	var missing []string
+	tg, err := targetOf(o.Platform)
+	if err != nil {
+		return err
+	}
+	if c, ok := tg.objcopyTool(); !ok {
+		pkg := "binutils"
+		if c != "objcopy" {
+			pkg = "binutils-aarch64-linux-gnu"
+		}
+		missing = append(missing, c+" (Debian package "+pkg+")")
+	}
 	for _, t := range tools {
 		if _, err := exec.LookPath(t.cmd); err != nil {
 			missing = append(missing, t.cmd+" (Debian package "+t.pkg+")")
@@ -51,7 +63,7 @@ func checkTools(o Options) error {
 		}
 	}
 	if _, err := os.Stat(o.Stub); err != nil {
-		missing = append(missing, "EFI stub "+o.Stub+" (Debian package systemd-boot-efi)")
+		missing = append(missing, "EFI stub "+o.Stub+" (Debian package "+tg.pkg+")")
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("%w: %s; run hack/tools.sh", ErrMissingTool, strings.Join(missing, ", "))
@@ -163,7 +175,7 @@ func copyFromRoot(root *os.Root, name, dst string, mtime time.Time) error {
 
 // buildUKI joins stub, os-release, cmdline, kernel and initrd into one EFI
 // executable with objcopy, each section placed after the previous one.
-func buildUKI(ctx context.Context, rootDir string, k kernel, stub, cmdline, out string, epoch time.Time) error {
+func buildUKI(ctx context.Context, rootDir string, k kernel, tg target, stub, cmdline, out string, epoch time.Time) error {
 	root, err := os.OpenRoot(rootDir)
 	if err != nil {
 		return err
@@ -186,6 +198,14 @@ func buildUKI(ctx context.Context, rootDir string, k kernel, stub, cmdline, out 
 	if err := copyFromRoot(root, k.vmlinuz, files[".linux"], epoch); err != nil {
 		return fmt.Errorf("base: %w", err)
 	}
+	if tg.arch == "arm64" {
+		// Debian's arm64 vmlinuz is a gzip-compressed Image; the stub
+		// starts the kernel's own EFI entry point, which only the
+		// uncompressed Image has.
+		if err := gunzipInPlace(files[".linux"], epoch); err != nil {
+			return fmt.Errorf("base: /%s: %w", k.vmlinuz, err)
+		}
+	}
 	files[".initrd"] = filepath.Join(dir, "initrd")
 	if err := copyFromRoot(root, k.initrd, files[".initrd"], epoch); err != nil {
 		return fmt.Errorf("base: %w", err)
@@ -205,7 +225,8 @@ func buildUKI(ctx context.Context, rootDir string, k kernel, stub, cmdline, out 
 		next = alignUp(next+uint64(fi.Size()), align)
 	}
 	args = append(args, stub, out)
-	if err := run(ctx, nil, "objcopy", args...); err != nil {
+	objcopy, _ := tg.objcopyTool()
+	if err := run(ctx, nil, objcopy, args...); err != nil {
 		return fmt.Errorf("building the unified kernel image: %w", err)
 	}
 	if err := pinPETime(out, epoch); err != nil {
@@ -300,7 +321,7 @@ func uuidString(u [16]byte) string {
 
 // makeESP writes a FAT file system of size bytes at p holding the kernel
 // image as \EFI\BOOT\BOOTX64.EFI (the removable-media path firmware boots).
-func makeESP(ctx context.Context, p string, size int64, uki string, epoch time.Time, serial [4]byte) error {
+func makeESP(ctx context.Context, p string, size int64, uki, bootFile string, epoch time.Time, serial [4]byte) error {
 	if err := truncate(p, size); err != nil {
 		return err
 	}
@@ -311,7 +332,7 @@ func makeESP(ctx context.Context, p string, size int64, uki string, epoch time.T
 	if err := run(ctx, env, "mmd", "-i", p, "::EFI", "::EFI/BOOT"); err != nil {
 		return err
 	}
-	return run(ctx, env, "mcopy", "-m", "-i", p, uki, "::EFI/BOOT/BOOTX64.EFI")
+	return run(ctx, env, "mcopy", "-m", "-i", p, uki, "::EFI/BOOT/"+bootFile)
 }
 
 func truncate(p string, size int64) error {
@@ -414,13 +435,13 @@ func copyInto(dst string, off int64, src string) error {
 
 // writeGPT writes the partition table (protective MBR, primary and backup
 // GPT) around the partitions.
-func writeGPT(ctx context.Context, raw string, l diskLayout, seed []byte) error {
+func writeGPT(ctx context.Context, raw string, l diskLayout, rootType string, seed []byte) error {
 	return run(ctx, nil, "sgdisk",
 		"-U", uuidString(id(seed, "disk")),
 		"-n", fmt.Sprintf("1:%d:%d", l.espStart, l.espStart+l.espSectors-1),
 		"-t", "1:ef00", "-c", "1:ESP", "-u", "1:"+uuidString(id(seed, "esp")),
 		"-n", fmt.Sprintf("2:%d:%d", l.rootStart, l.rootStart+l.rootSectors-1),
-		"-t", "2:8304", "-c", "2:"+RootLabel, "-u", "2:"+uuidString(id(seed, "root")),
+		"-t", "2:"+rootType, "-c", "2:"+RootLabel, "-u", "2:"+uuidString(id(seed, "root")),
 		raw)
 }
 
@@ -475,4 +496,40 @@ func peChecksum(b []byte, skip int) uint32 {
 	}
 	sum = (sum & 0xffff) + (sum >> 16)
 	return uint32(sum) + uint32(len(b))
+}
+
+// gunzipInPlace decompresses a gzip file in place; other files are left
+// as they are.
+func gunzipInPlace(p string, mtime time.Time) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	magic := make([]byte, 2)
+	if _, err := io.ReadFull(f, magic); err != nil || magic[0] != 0x1f || magic[1] != 0x8b {
+		return nil
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return err
+	}
+	w, err := os.Create(p + ".raw")
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(w, zr); err != nil {
+		w.Close()
+		return fmt.Errorf("decompressing: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(p+".raw", p); err != nil {
+		return err
+	}
+	return os.Chtimes(p, mtime, mtime)
 }

@@ -18,7 +18,8 @@ declare -A APT=(
   [ignition-validate]=ignition [hyperfine]=hyperfine [jq]=jq
   [sgdisk]=gdisk [mcopy]=mtools [mmd]=mtools [mkfs.vfat]=dosfstools
   [mkfs.ext4]=e2fsprogs [debugfs]=e2fsprogs [qemu-img]=qemu-utils [objcopy]=binutils
-  [containerd]=containerd [ctr]=containerd
+  [containerd]=containerd [ctr]=containerd [mmdebstrap]=mmdebstrap
+  [aarch64-linux-gnu-objcopy]=binutils-aarch64-linux-gnu
   [cloud-localds]=cloud-image-utils [genisoimage]=genisoimage
 )
 # Go tools: command -> module@version (package path)

@@ -33,6 +33,10 @@ type Recipe struct {
 	OSPackages []string `yaml:"osPackages,omitempty" json:"osPackages,omitempty"`
 	// Components in layer order: each becomes one layer.
 	Components []Component `yaml:"components" json:"components"`
+	// Config is how a container runtime runs the image, for recipes that make
+	// container images (a pause or test image from a static binary) rather
+	// than node images; node images leave it out.
+	Config *RunConfig `yaml:"config,omitempty" json:"config,omitempty"`
 
 	file string
 	fsys fs.FS // set by LoadFS: from: paths are read from it
@@ -62,6 +66,17 @@ type Component struct {
 	// prebake-images.service (enabled) importing them into containerd
 	// before kubelet starts. At most one component of a recipe has images.
 	Images []Image `yaml:"images,omitempty" json:"images,omitempty"`
+}
+
+// RunConfig is the run configuration of a container image (the OCI image
+// config's entrypoint, command, environment, working directory and user).
+type RunConfig struct {
+	Entrypoint []string `yaml:"entrypoint,omitempty" json:"entrypoint,omitempty"`
+	Cmd        []string `yaml:"cmd,omitempty" json:"cmd,omitempty"`
+	// Env entries are NAME=VALUE.
+	Env        []string `yaml:"env,omitempty" json:"env,omitempty"`
+	WorkingDir string   `yaml:"workingDir,omitempty" json:"workingDir,omitempty"`
+	User       string   `yaml:"user,omitempty" json:"user,omitempty"`
 }
 
 // Image is a container image pre-pulled into the node image.

@@ -37,6 +37,10 @@ type ResolveOptions struct {
 	// Lock with an empty SHA256 instead of reporting it (prebake lock, which
 	// finds the checksums). Such a result must not be built.
 	NoChecksums bool
+	// Images are pre-pulled in addition to the recipe's own (prebake build
+	// --pre-pull REF@DIGEST), each with its digest: they join the recipe's
+	// images component, or a new last component named "images".
+	Images []Image
 }
 
 // Resolved is a recipe with every variable expanded and every checksum known:
@@ -50,6 +54,7 @@ type Resolved struct {
 	Variables   map[string]string `json:"variables,omitempty"`
 	Epoch       int64             `json:"epoch"`
 	OSPackages  []string          `json:"osPackages,omitempty"`
+	Config      *RunConfig        `json:"config,omitempty"`
 	Builds      []PlatformBuild   `json:"builds"`
 	// Digest is the sha256 of this resolved recipe (without Digest) as JSON.
 	Digest string `json:"digest"`
@@ -131,6 +136,35 @@ var templateFuncs = template.FuncMap{
 // Resolve validates the recipe with its variables and returns the concrete
 // builds. Every problem is reported at once, each at its file:line:column.
 func (r *Recipe) Resolve(o ResolveOptions) (*Resolved, error) {
+	if len(o.Images) > 0 {
+		return r.withImages(o.Images).resolve(o)
+	}
+	return r.resolve(o)
+}
+
+// withImages returns a copy of r whose images component also pre-pulls
+// extra (or, without one, that gains a last component "images").
+func (r *Recipe) withImages(extra []Image) *Recipe {
+	rr := *r
+	rr.Components = slices.Clone(r.Components)
+	for i, c := range rr.Components {
+		if len(c.Images) > 0 {
+			c.Images = append(slices.Clone(c.Images), extra...)
+			rr.Components[i] = c
+			return &rr
+		}
+	}
+	name := "images"
+	for _, c := range rr.Components {
+		if c.Name == name {
+			name = "pre-pulled-images"
+		}
+	}
+	rr.Components = append(rr.Components, Component{Name: name, Version: "1", Images: extra})
+	return &rr
+}
+
+func (r *Recipe) resolve(o ResolveOptions) (*Resolved, error) {
 	p := &problems{file: r.file, pos: r.pos}
 	res := &Resolved{
 		Name:        r.Metadata.Name,
@@ -218,6 +252,7 @@ func (r *Recipe) Resolve(o ResolveOptions) (*Resolved, error) {
 	}
 
 	r.checkStatic(p)
+	res.Config = r.checkConfig(p)
 	units := r.unitContents(p)
 	for _, pl := range plats {
 		osName, arch, _ := strings.Cut(pl, "/")
@@ -692,4 +727,28 @@ func ParseEpoch(s string) (int64, error) {
 		return 0, fmt.Errorf("SOURCE_DATE_EPOCH=%q: want seconds since 1970 (a non-negative integer)", s)
 	}
 	return v, nil
+}
+
+// checkConfig validates the image run configuration and returns it (nil
+// when the recipe has none).
+func (r *Recipe) checkConfig(p *problems) *RunConfig {
+	c := r.Config
+	if c == nil {
+		return nil
+	}
+	if len(c.Entrypoint) > 0 && c.Entrypoint[0] == "" {
+		p.add("config.entrypoint[0]", "the entrypoint's program must not be empty")
+	}
+	for i, e := range c.Env {
+		if k, _, ok := strings.Cut(e, "="); !ok || !varRE.MatchString(k) {
+			p.add(fmt.Sprintf("config.env[%d]", i), "env entry %q must be NAME=VALUE", e)
+		}
+	}
+	if len(c.Entrypoint) == 0 && len(c.Cmd) == 0 {
+		p.add("config", "config needs an entrypoint or a cmd (the program a container runs)")
+	}
+	if c.WorkingDir != "" && !strings.HasPrefix(c.WorkingDir, "/") {
+		p.add("config.workingDir", "workingDir %q must be an absolute path", c.WorkingDir)
+	}
+	return c
 }

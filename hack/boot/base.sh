@@ -15,9 +15,9 @@
 #   - units a node never uses at boot masked (apt and dpkg timers, e2scrub,
 #     fstrim).
 #
-# Environment: BASE_PACKAGES=pkg1,pkg2 adds Debian packages to the base.
+# Environment: BASE_PACKAGES="pkg1 pkg2" (or comma-separated) adds Debian packages.
 #
-# Usage: hack/boot/base.sh   # prints the tarball's path
+# Usage: [BASE_PACKAGES="conntrack socat"] hack/boot/base.sh   # prints the tarball's path
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MIRROR=${DEBIAN_MIRROR:-}
@@ -28,7 +28,9 @@ if [ -z "$MIRROR" ]; then
   [ -n "$MIRROR" ] || MIRROR=http://deb.debian.org/debian
 fi
 PKGS=systemd,systemd-sysv,udev,dbus,cloud-init,curl,ca-certificates,iproute2,linux-image-amd64,initramfs-tools,zstd
-PKGS=$PKGS${BASE_PACKAGES:+,$BASE_PACKAGES}
+# BASE_PACKAGES: more Debian packages, space- or comma-separated (the real-join
+# test adds the OS packages the node image declares).
+[ -n "${BASE_PACKAGES:-}" ] && PKGS="$PKGS,$(echo "$BASE_PACKAGES" | tr ' ' ',' | sed 's/,,*/,/g; s/,$//')"
 # The only modules the initrd needs to find and mount the root file system
 # (built-in ones are skipped by mkinitramfs).
 INITRD_MODULES="virtio_pci virtio_blk virtio_scsi sd_mod ext4 crc32c_generic"

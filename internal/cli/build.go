@@ -22,7 +22,7 @@ type fetchFlags struct {
 
 func (f *fetchFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.cacheDir, "cache-dir", "", "download and layer cache (default $XDG_CACHE_HOME/prebake)")
-	cmd.Flags().StringArrayVar(&f.mirrors, "mirror", nil, "rewrite source URLs starting with FROM to start with TO, FROM=TO (repeatable)")
+	cmd.Flags().StringArrayVar(&f.mirrors, "mirror", nil, "rewrite source URLs starting with FROM to start with TO, FROM=TO (repeatable); without a scheme, FROM and TO are registries: pre-pulled images of registry FROM are pulled from TO (registry.k8s.io=127.0.0.1:5000)")
 	cmd.Flags().BoolVar(&f.offline, "offline", false, "use only the cache; fail on anything not in it")
 	cmd.Flags().IntVar(&f.jobs, "jobs", 0, "parallel downloads and layer builds (0: the number of CPUs)")
 }
@@ -30,6 +30,9 @@ func (f *fetchFlags) register(cmd *cobra.Command) {
 func (f *fetchFlags) fetcher(a *app, opts ...fetch.Option) (*fetch.Fetcher, error) {
 	var ms []fetch.Mirror
 	for _, s := range f.mirrors {
+		if isRegistryMirror(s) {
+			continue
+		}
 		m, err := fetch.ParseMirror(s)
 		if err != nil {
 			return nil, err
@@ -41,6 +44,29 @@ func (f *fetchFlags) fetcher(a *app, opts ...fetch.Option) (*fetch.Fetcher, erro
 		opts = append(opts, fetch.WithCacheDir(f.cacheDir))
 	}
 	return fetch.New(opts...)
+}
+
+// isRegistryMirror tells a registry mirror (registry.k8s.io=127.0.0.1:5000)
+// from a URL prefix mirror (https://dl.k8s.io/=file:///srv/mirror/).
+func isRegistryMirror(s string) bool {
+	from, _, _ := strings.Cut(s, "=")
+	return !strings.Contains(from, "://")
+}
+
+// registryMirrors are the --mirror flags that name registries.
+func (f *fetchFlags) registryMirrors() (map[string]string, error) {
+	ms := map[string]string{}
+	for _, s := range f.mirrors {
+		if !isRegistryMirror(s) {
+			continue
+		}
+		from, to, ok := strings.Cut(s, "=")
+		if !ok || from == "" || to == "" || strings.Contains(from, "/") || strings.Contains(to, "://") {
+			return nil, fmt.Errorf("--mirror %q: want FROM=TO with URL prefixes (https://dl.k8s.io/=https://mirror/dl.k8s.io/) or registries (registry.k8s.io=mirror.example.com[/prefix])", s)
+		}
+		ms[from] = to
+	}
+	return ms, nil
 }
 
 // buildOutput is what `prebake build --json` prints.
@@ -105,12 +131,17 @@ registry.`,
 			if err != nil {
 				return err
 			}
+			regMirrors, err := ff.registryMirrors()
+			if err != nil {
+				return err
+			}
 			result, err := builder.Build(ctx, res, builder.Options{
-				Fetcher:     fetcher,
-				Compression: builder.Compression(compression),
-				Jobs:        ff.jobs,
-				Revision:    revision,
-				Progress:    prog,
+				RegistryMirrors: regMirrors,
+				Fetcher:         fetcher,
+				Compression:     builder.Compression(compression),
+				Jobs:            ff.jobs,
+				Revision:        revision,
+				Progress:        prog,
 			})
 			if err != nil {
 				return err

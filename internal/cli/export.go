@@ -9,6 +9,7 @@ import (
 
 	"github.com/prebake/prebake/disk"
 	"github.com/prebake/prebake/registry"
+	"github.com/prebake/prebake/signing"
 )
 
 func newExportCmd(a *app) *cobra.Command {
@@ -21,6 +22,9 @@ func newExportCmd(a *app) *cobra.Command {
 		cmdline  string
 		output   string
 		asJSON   bool
+		skipPkgs bool
+		stub     string
+		key      string
 	)
 	cmd := &cobra.Command{
 		Use:   "export [REF@DIGEST] --base BASE -o FILE",
@@ -29,11 +33,19 @@ func newExportCmd(a *app) *cobra.Command {
 (BASE) and writes a disk that UEFI firmware boots:
 
   GPT
-  ├─ 1 ESP (FAT)        \EFI\BOOT\BOOTX64.EFI: a unified kernel image made of
-  │                     systemd's EFI stub, BASE's newest /boot/vmlinuz-VERSION
-  │                     and /boot/initrd.img-VERSION, its os-release, and the
-  │                     command line "root=PARTLABEL=prebake-root rw" + --cmdline
+  ├─ 1 ESP (FAT)        \EFI\BOOT\BOOTX64.EFI (BOOTAA64.EFI for arm64): a unified
+  │                     kernel image made of systemd's EFI stub, BASE's newest
+  │                     /boot/vmlinuz-VERSION and /boot/initrd.img-VERSION, its
+  │                     os-release, and the command line
+  │                     "root=PARTLABEL=prebake-root rw" + --cmdline
   └─ 2 prebake-root     ext4 with the root filesystem
+
+--platform linux/arm64 makes an arm64 disk (the node image's arm64 image on
+an arm64 BASE): the stub is linuxaa64.efi.stub (Debian's systemd-boot-efi
+for arm64; --stub names it on another machine, hack/efistub.sh fetches it),
+built with aarch64-linux-gnu-objcopy off arm64 (Debian package
+binutils-aarch64-linux-gnu), the gzip-compressed arm64 vmlinuz is
+decompressed into the image, and the root partition has the arm64 root type.
 
 BASE brings the kernel, systemd and cloud-init: a directory, a tarball
 (plain, gzip or zstd) or an image reference (oci:DIR@…, a registry). Device
@@ -41,6 +53,13 @@ nodes, FIFOs and sockets of a directory or tarball base are left out (the
 booted system mounts /dev). The image's layers are applied as by
 'prebake pull -o DIR': in order, OCI whiteouts honoured, escapes refused.
 Without REF the disk holds BASE alone (a baseline to compare against).
+
+The OS packages the image declares (its recipe's osPackages, such as
+conntrack and socat) are checked against BASE's package database
+(/var/lib/dpkg/status; RPM bases are not read yet) before anything is
+written: export fails naming the missing ones, unless
+--skip-os-packages-check turns that into a warning. With --verify-key the
+image's signature (and revocation) is verified first, as by 'prebake verify'.
 
 No loop devices or mounts are used (mkfs.ext4 -d, mkfs.vfat and mtools,
 sgdisk, objcopy, qemu-img for qcow2), but export runs as root so files keep
@@ -73,6 +92,13 @@ give the same disk bytes. The file appears only when complete.`,
 					return fmt.Errorf("exporting %s: %w: name the image as REF@sha256:… so the disk holds exactly what was tested", ref, registry.ErrDigestRequired)
 				}
 			}
+			if key != "" && len(args) == 1 {
+				// The disk holds exactly what was signed: verified before
+				// anything is read from it.
+				if _, err := signing.Verify(cmd.Context(), ref, signing.VerifyOptions{Key: key, Registry: rf.options()}); err != nil {
+					return err
+				}
+			}
 			n, err := parseByteSize(size)
 			if err != nil {
 				return fmt.Errorf("--size %q: %w", size, err)
@@ -84,8 +110,12 @@ give the same disk bytes. The file appears only when complete.`,
 			res, err := disk.Export(cmd.Context(), ref, output, disk.Options{
 				Base: base, Format: disk.Format(format), Size: n, Platform: platform,
 				Cmdline: cmdline, Registry: o, Progress: prog,
+				SkipOSPackagesCheck: skipPkgs, Stub: stub,
 			})
 			done()
+			for _, w := range res.Warnings {
+				fmt.Fprintf(a.Err, "warning: %s\n", w)
+			}
 			if err != nil {
 				return err
 			}
@@ -107,6 +137,9 @@ give the same disk bytes. The file appears only when complete.`,
 	cmd.Flags().StringVar(&cmdline, "cmdline", "", `kernel arguments after "root=PARTLABEL=prebake-root rw" (default "console=ttyS0,115200 console=tty0")`)
 	cmd.Flags().StringVarP(&output, "output", "o", "", "disk file to write (required)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cmd.Flags().StringVar(&key, "verify-key", "", "public key the image's signature must verify with before export (PEM file, env://VAR or KMS URI)")
+	cmd.Flags().StringVar(&stub, "stub", "", "systemd EFI stub to build the kernel image on (default: Debian's, for the platform)")
+	cmd.Flags().BoolVar(&skipPkgs, "skip-os-packages-check", false, "warn instead of failing when BASE lacks OS packages the image declares (or its package database cannot be read)")
 	return cmd
 }
 

@@ -6,7 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/v1/random"
+
 	"github.com/prebake/prebake/registry"
+	"github.com/prebake/prebake/signing"
 )
 
 func exportCLI(t *testing.T, args ...string) (string, error) {
@@ -44,5 +47,33 @@ func TestParseByteSize(t *testing.T) {
 		if _, err := parseByteSize(in); err == nil {
 			t.Errorf("parseByteSize(%q) accepted", in)
 		}
+	}
+}
+
+// --verify-key refuses an unsigned image before anything else happens.
+func TestExportVerifyKey(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("COSIGN_PASSWORD", "")
+	if _, _, err := runCLI(t, "keygen", "--prefix", dir+"/k"); err != nil {
+		t.Fatal(err)
+	}
+	img, err := random.Image(64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := registry.OpenLayout(dir + "/oci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := l.Put(t.Context(), "x", img, nil, registry.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = exportCLI(t, "oci:"+dir+"/oci@"+desc.Digest.String(), "--base", dir, "-o", dir+"/d.raw", "--verify-key", dir+"/k.pub")
+	if !errors.Is(err, signing.ErrNoSignature) {
+		t.Errorf("unsigned image: err = %v, want ErrNoSignature", err)
+	}
+	if _, err := exportCLI(t, "oci:"+dir+"/oci@"+desc.Digest.String(), "--base", dir, "-o", dir+"/d.raw", "--verify-key", dir+"/missing.pub"); err == nil || !strings.Contains(err.Error(), "missing.pub") {
+		t.Errorf("unreadable key: err = %v, want it named", err)
 	}
 }

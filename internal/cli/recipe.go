@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
@@ -17,6 +18,7 @@ type recipeFlags struct {
 	platforms []string
 	lockFile  string
 	locked    bool
+	prePull   []string
 }
 
 func (f *recipeFlags) register(cmd *cobra.Command) {
@@ -24,6 +26,20 @@ func (f *recipeFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringSliceVar(&f.platforms, "platform", nil, "build only these platforms (linux/amd64, linux/arm64); default: the recipe's")
 	cmd.Flags().StringVar(&f.lockFile, "lock", "", "lock file with source checksums (default: RECIPE.lock.yaml next to the recipe, if present)")
 	cmd.Flags().BoolVar(&f.locked, "locked", false, "refuse any source URL that is not in the lock file")
+	cmd.Flags().StringArrayVar(&f.prePull, "pre-pull", nil, "also pre-pull this image into the node image, REF@DIGEST (registry.k8s.io/pause:3.10.2@sha256:…; repeatable)")
+}
+
+// images parses --pre-pull REF@DIGEST values.
+func (f *recipeFlags) images() ([]recipes.Image, error) {
+	var ims []recipes.Image
+	for _, s := range f.prePull {
+		ref, digest, ok := strings.Cut(s, "@")
+		if !ok || ref == "" || digest == "" {
+			return nil, fmt.Errorf("--pre-pull %q: want REF@DIGEST (registry.k8s.io/pause:3.10.2@sha256:…): images are pre-pulled by digest only", s)
+		}
+		ims = append(ims, recipes.Image{Ref: ref, Digest: digest})
+	}
+	return ims, nil
 }
 
 // load reads the recipe at path and resolves it with the flags; SOURCE_DATE_EPOCH
@@ -51,7 +67,11 @@ func (f *recipeFlags) load(path string) (*recipes.Recipe, *recipes.Resolved, err
 	if f.locked && lock == nil {
 		return nil, nil, fmt.Errorf("--locked: no lock file at %s", lockPath)
 	}
-	o := recipes.ResolveOptions{Set: set, Platforms: f.platforms, Lock: lock, Locked: f.locked}
+	images, err := f.images()
+	if err != nil {
+		return nil, nil, err
+	}
+	o := recipes.ResolveOptions{Set: set, Platforms: f.platforms, Lock: lock, Locked: f.locked, Images: images}
 	if s, ok := os.LookupEnv("SOURCE_DATE_EPOCH"); ok && s != "" {
 		e, err := recipes.ParseEpoch(s)
 		if err != nil {

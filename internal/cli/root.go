@@ -80,7 +80,7 @@ Typical flow:
 		newServeCmd(a), newGCCmd(a),
 		newPushCmd(a), newCopyCmd(a), newPullCmd(a), newLsCmd(a), newPromoteCmd(a), newRevokeCmd(a), newChannelCmd(a),
 		newRenderCmd(a),
-		newExportCmd(a),
+		newExportCmd(a), newApplyCmd(a), newStatusCmd(a),
 		newKeygenCmd(a), newSignCmd(a), newVerifyCmd(a), newAttestCmd(a),
 	)
 	return root

@@ -29,6 +29,8 @@ var rules = []rule{
 	{"recipes", []string{module + "/builder", module + "/registry", module + "/signing", module + "/cloudinit", module + "/internal/cli"}, "recipes is the bottom of the graph"},
 	{"cloudinit", []string{module + "/registry", module + "/builder", module + "/signing", module + "/internal/cli"}, "Render is pure: the CLI resolves images, not the renderer"},
 	{"signing", []string{module + "/builder", module + "/internal/cli"}, "signing works on references, not builds"},
+	{"ospkg", []string{module + "/registry", module + "/signing", module + "/builder", module + "/cloudinit", module + "/disk", module + "/apply", module + "/internal/cli"}, "ospkg reads package databases; it neither moves images nor installs"},
+	{"apply", []string{module + "/builder", module + "/cloudinit", module + "/disk", module + "/internal/cli"}, "apply consumes images by digest; it does not build or export them"},
 	{"lock", []string{module + "/registry", module + "/signing", module + "/cloudinit", module + "/internal/cli", module + "/builder/archive"}, "lock finds checksums; it may only download (builder/fetch)"},
 }
 
