@@ -10,13 +10,19 @@ TOOLS := $(CURDIR)/.cache/tools
 export PATH := $(TOOLS)/bin:$(PATH)
 export GOFLAGS := -buildvcs=false
 
-.PHONY: help build test test-short demo bench lint verify docs tools conformance clean e2e-boot e2e-join real fuzz
+.PHONY: help build test test-short demo bench lint verify docs tools conformance clean e2e-boot e2e-join real fuzz agent agent-lock
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
 build: ## build bin/prebake
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/prebake ./cmd/prebake
+
+agent: ## build the prebake-agent release binaries into _out/agent (reproducible; checked against the catalog locks)
+	$(GO) run ./hack/agentbuild -o _out/agent
+
+agent-lock: ## after changing the agent: rebuild it and rewrite the catalog locks' prebake-agent entries
+	$(GO) run ./hack/agentbuild -o _out/agent -lock
 
 tools: ## install the real clients the tests talk to (apt + go build into .cache/tools)
 	hack/tools.sh
@@ -63,7 +69,7 @@ real: ## build the real Kubernetes, etcd, containerd, runc, CNI and crictl binar
 e2e-join: build ## a node from the catalog image joins a real control plane: Node Ready, Pod Running, 0 bytes at boot, vs a download-at-boot baseline (slow; docs/boot.md)
 	BENCH_APPEND=1 hack/e2e-join.sh
 
-e2e-boot: build ## boot an exported node disk and a download-at-boot baseline under qemu (slow; docs/boot.md)
+e2e-boot: build ## boot the agent path, the cloud-init path and a download-at-boot baseline under qemu (slow; docs/boot.md)
 	BENCH_APPEND=1 hack/e2e-boot.sh
 
 lint: ## gofmt, go vet, staticcheck on both modules (the root and packer/)

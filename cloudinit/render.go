@@ -62,6 +62,11 @@ type Options struct {
 	MaxSize SizeLimit
 	// AllowUnsafeSkipCAVerification permits cluster.unsafeSkipCAVerification.
 	AllowUnsafeSkipCAVerification bool
+	// Agent adds the prebake-agent block to the cloud-init formats (the
+	// image bakes prebake-agent: annotation dev.prebake.agent). The
+	// document stays valid cloud-init and joins without the agent too;
+	// Ignition ignores it. See docs/agent.md.
+	Agent bool
 }
 
 // Render validates nc and renders its user-data. It is pure: no file system,
@@ -91,6 +96,11 @@ func Render(nc *NodeConfig, opts Options) ([]byte, error) {
 	d, err := build(nc, caHashes, kv, opts.JoinUnit)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Agent && format != FormatIgnition {
+		if d.agentBlock, err = d.renderAgentBlock(); err != nil {
+			return nil, err
+		}
 	}
 	var out []byte
 	switch format {
@@ -288,17 +298,20 @@ func (l SizeLimit) Check(node string, n int) error {
 
 // doc is the format-neutral content of one node's user-data.
 type doc struct {
-	name        string
-	hostname    string
-	header      string // comment naming what was rendered
-	joinBy      string // how the cloud-init formats join
-	sshKeys     []string
-	ntp         *NTP
-	files       []outFile // in write order; the join configuration is last
-	joinConfig  []byte
-	joinScript  []byte // nil when the image's join unit joins
-	proxyConf   []byte // systemd drop-in for containerd and kubelet; nil without proxy
-	kubeVersion KubeVersion
+	name         string
+	hostname     string
+	header       string // comment naming what was rendered
+	joinBy       string // how the cloud-init formats join
+	sshKeys      []string
+	ntp          *NTP
+	files        []outFile // in write order; the join configuration is last
+	joinConfig   []byte
+	joinScript   []byte // nil when the image's join unit joins
+	proxyConf    []byte // systemd drop-in for containerd and kubelet; nil without proxy
+	kubeVersion  KubeVersion
+	joinMode     string    // JoinModeKubeadm or JoinModeKubelet
+	kubeletFiles []outFile // the kubelet join mode's files, at their destinations
+	agentBlock   []byte    // the prebake-agent block; nil without Options.Agent
 }
 
 type outFile struct {
@@ -357,7 +370,16 @@ func build(nc *NodeConfig, caHashes []string, kv KubeVersion, joinUnit string) (
 		}
 		d.files = append(d.files, outFile{path: f.Path, content: []byte(f.Content), mode: fileMode(f), owner: owner})
 	}
-	if joinUnit == "" {
+	d.joinMode = JoinModeKubeadm
+	switch {
+	case node.JoinMode == JoinModeKubelet:
+		// No kubeadm: a script installs the kubelet's files and starts it,
+		// with or without a join unit in the image.
+		d.joinMode = JoinModeKubelet
+		d.kubeletFiles = kubeletFiles(nc)
+		d.joinScript = kubeletJoinScript(node.Name, d.kubeletFiles, nc.Proxy != nil)
+		d.joinBy = "joined by the kubelet join script"
+	case joinUnit == "":
 		d.joinScript = joinScript(nc.Proxy != nil, JoinConfigPath)
 	}
 	return d, nil
@@ -467,11 +489,20 @@ func (d *doc) cloudConfig(withJoin bool) ([]byte, error) {
 	for _, f := range d.files {
 		file(f)
 	}
+	for _, f := range d.kubeletFiles {
+		f.path = kubeletStage + f.path
+		f.mode = "0600" // staged: only the join script reads them
+		file(f)
+	}
 	if withJoin && d.joinScript != nil {
 		file(outFile{path: joinScriptPath, content: d.joinScript, mode: "0700", owner: "root:root"})
 	}
 	// Last, so that everything else is in place when a join unit sees it.
-	file(outFile{path: JoinConfigPath, content: d.joinConfig, mode: "0600", owner: "root:root"})
+	// The kubelet join mode has no kubeadm configuration (and must not
+	// trigger the image's kubeadm join unit).
+	if d.joinMode != JoinModeKubelet {
+		file(outFile{path: JoinConfigPath, content: d.joinConfig, mode: "0600", owner: "root:root"})
+	}
 	add("write_files", wf)
 	if withJoin && d.joinScript != nil {
 		add("runcmd", yseq(yflow(ystr("/bin/sh"), ystr(joinScriptPath))))
@@ -486,6 +517,8 @@ func (d *doc) cloudConfig(withJoin bool) ([]byte, error) {
 		b.WriteString(d.joinBy)
 	}
 	b.WriteByte('\n')
+	// YAML comments: cloud-init ignores the block, prebake-agent reads it.
+	b.Write(d.agentBlock)
 	emitYAML(&b, root)
 	return b.Bytes(), nil
 }

@@ -92,6 +92,11 @@ type Cluster struct {
 	UnsafeSkipCAVerification bool `yaml:"unsafeSkipCAVerification,omitempty"`
 	// DiscoveryTimeout overrides kubeadm's discovery timeout (e.g. "5m").
 	DiscoveryTimeout Duration `yaml:"discoveryTimeout,omitempty"`
+	// ClusterDNS and ClusterDomain go into the kubelet configuration of the
+	// kubelet join mode (kubeadm's join reads them from the cluster);
+	// defaults 10.96.0.10 and cluster.local.
+	ClusterDNS    []string `yaml:"clusterDNS,omitempty"`
+	ClusterDomain string   `yaml:"clusterDomain,omitempty"`
 
 	// CACert is the PEM of the CA certificate(s). Load fills it from
 	// CACertFile; Go callers may set it directly.
@@ -125,6 +130,11 @@ type Node struct {
 	KubeletExtraArgs map[string]string `yaml:"kubeletExtraArgs,omitempty"`
 	// MaxPods sets the kubelet's --max-pods.
 	MaxPods int `yaml:"maxPods,omitempty"`
+	// JoinMode is kubeadm (default: kubeadm join with the rendered
+	// JoinConfiguration) or kubelet (worker only, nodeadm-style: the
+	// kubelet's configuration and a bootstrap kubeconfig are written and
+	// the kubelet started; needs cluster.caCertFile). See docs/agent.md.
+	JoinMode string `yaml:"joinMode,omitempty"`
 
 	taintsSet bool // taints key present (distinguishes [] from unset)
 }

@@ -74,6 +74,7 @@ func validate(nc *NodeConfig, ps *problems) (caHashes []string) {
 	}
 	caHashes = validateCluster(&nc.Cluster, ps)
 	validateNode(&nc.Node, ps)
+	validateJoinMode(nc, ps)
 	if p := nc.Proxy; p != nil {
 		if p.HTTP == "" && p.HTTPS == "" {
 			ps.add("proxy", ErrRequired, "give http, https or both")
@@ -549,4 +550,29 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// validateJoinMode checks node.joinMode and what the kubelet mode needs.
+func validateJoinMode(nc *NodeConfig, ps *problems) {
+	c := &nc.Cluster
+	for i, ip := range c.ClusterDNS {
+		if _, err := netip.ParseAddr(ip); err != nil {
+			ps.add(fmt.Sprintf("cluster.clusterDNS[%d]", i), ErrInvalidValue, "%q: want an IP address", ip)
+		}
+	}
+	if c.ClusterDomain != "" && !isDNSSubdomain(c.ClusterDomain) {
+		ps.add("cluster.clusterDomain", ErrInvalidValue, "%q: want a DNS subdomain", c.ClusterDomain)
+	}
+	switch nc.Node.JoinMode {
+	case "", JoinModeKubeadm:
+	case JoinModeKubelet:
+		if r := nc.Node.Role; r != "" && r != RoleWorker {
+			ps.add("node.joinMode", ErrInvalidValue, "the kubelet join mode joins workers only (a control plane needs kubeadm)")
+		}
+		if len(c.CACert) == 0 && !ps.has("cluster.caCertFile") {
+			ps.add("cluster.caCertFile", ErrRequired, "the kubelet join mode needs the CA certificate itself: the kubelet trusts it directly, without kubeadm's discovery")
+		}
+	default:
+		ps.add("node.joinMode", ErrInvalidValue, "%q: want %s or %s", nc.Node.JoinMode, JoinModeKubeadm, JoinModeKubelet)
+	}
 }

@@ -20,6 +20,7 @@ declare -A APT=(
   [mkfs.ext4]=e2fsprogs [debugfs]=e2fsprogs [qemu-img]=qemu-utils [objcopy]=binutils
   [containerd]=containerd [ctr]=containerd [mmdebstrap]=mmdebstrap
   [aarch64-linux-gnu-objcopy]=binutils-aarch64-linux-gnu
+  [cloud-localds]=cloud-image-utils [genisoimage]=genisoimage
 )
 # Go tools: command -> module@version (package path)
 declare -A GOTOOLS=(

@@ -5,8 +5,17 @@
 # with its initrd. The initrd is made once, at the end (update-initramfs is
 # diverted while packages install, which would otherwise build it twice:
 # once for the kernel, once more for the packages that trigger it).
-# Cached under .cache/boot/base-HASH.tar, HASH covering this script and the
-# apt sources it uses.
+# Cached under .cache/boot/base-HASH.tar, HASH covering this script, the
+# apt sources it uses and BASE_PACKAGES.
+#
+# Boot trims (docs/boot.md, "Trimming the base"):
+#   - a small initrd: initramfs-tools with MODULES=list and only the modules
+#     the boot test's disk needs (virtio PCI and block, ext4), instead of
+#     MODULES=most (every storage and file system driver);
+#   - units a node never uses at boot masked (apt and dpkg timers, e2scrub,
+#     fstrim).
+#
+# Environment: BASE_PACKAGES="pkg1 pkg2" (or comma-separated) adds Debian packages.
 #
 # Usage: [BASE_PACKAGES="conntrack socat"] hack/boot/base.sh   # prints the tarball's path
 set -euo pipefail
@@ -22,7 +31,10 @@ PKGS=systemd,systemd-sysv,udev,dbus,cloud-init,curl,ca-certificates,iproute2,lin
 # BASE_PACKAGES: more Debian packages, space- or comma-separated (the real-join
 # test adds the OS packages the node image declares).
 [ -n "${BASE_PACKAGES:-}" ] && PKGS="$PKGS,$(echo "$BASE_PACKAGES" | tr ' ' ',' | sed 's/,,*/,/g; s/,$//')"
-hash=$( { cat "$0"; echo "$MIRROR $PKGS"; } | sha256sum | cut -c1-16)
+# The only modules the initrd needs to find and mount the root file system
+# (built-in ones are skipped by mkinitramfs).
+INITRD_MODULES="virtio_pci virtio_blk virtio_scsi sd_mod ext4 crc32c_generic"
+hash=$( { cat "$0"; echo "$MIRROR $PKGS $INITRD_MODULES"; } | sha256sum | cut -c1-16)
 out=$PWD/.cache/boot/base-$hash.tar
 if [ -s "$out" ]; then echo "$out"; exit 0; fi
 mkdir -p .cache/boot
@@ -47,7 +59,11 @@ CFG' \
   --customize-hook='chroot "$1" systemctl enable systemd-networkd.service' \
   --customize-hook='mkdir -p "$1/etc/systemd/network" && printf "[Match]\nName=en* eth*\n[Network]\nDHCP=yes\n" > "$1/etc/systemd/network/50-dhcp.network"' \
   --customize-hook='rm "$1/usr/sbin/update-initramfs" && chroot "$1" dpkg-divert --quiet --local --rename --remove /usr/sbin/update-initramfs' \
+  --customize-hook='printf "MODULES=list\nCOMPRESS=zstd\n" > "$1/etc/initramfs-tools/conf.d/prebake-boot.conf"' \
+  --customize-hook="printf '%s\n' $INITRD_MODULES >> \"\$1/etc/initramfs-tools/modules\"" \
+  --customize-hook='chroot "$1" systemctl mask apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer' \
   --customize-hook='chroot "$1" update-initramfs -c -k all' \
+  --customize-hook='ls -l "$1"/boot/initrd.img-* >&2' \
   --customize-hook='chroot "$1" passwd -d root' \
   --customize-hook='rm -f "$1/etc/machine-id" && touch "$1/etc/machine-id"' \
   bookworm "$tmp" "$MIRROR" >&2

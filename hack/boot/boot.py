@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Boots one disk under qemu with UEFI (OVMF) and a NoCloud seed, stamps each
 serial-console line with host time (seconds since qemu started), and writes
-what it saw as JSON: kernel start, systemd, cloud-init stages, the stand-in
-kubeadm's join trigger, power-off, and the bytes the loopback mirror served
-during the boot.
+what it saw as JSON: kernel start, the initrd, systemd, prebake-agent's
+start, claim and join start, cloud-init stages, the stand-in kubeadm's join
+trigger (and the configuration path it was called with), power-off, and the
+bytes the loopback mirror served during the boot.
 
 KVM when /dev/kvm is usable, else TCG with -cpu qemu64 -smp 2.
 
@@ -39,6 +40,10 @@ patterns = [
     ("kernelStart", re.compile(r"Linux version \d")),
     ("initrdInit", re.compile(r"Run /init as init process")),
     ("systemdStart", re.compile(r"Welcome to .*Debian")),
+    ("agentStart", re.compile(r"prebake-agent: starting")),
+    ("agentClaimed", re.compile(r"prebake-agent: .* claimed /var/lib/prebake/joined")),
+    ("agentJoinStarted", re.compile(r"prebake-agent: join started")),
+    ("agentRefused", re.compile(r"prebake-agent: REFUSED")),
     ("cloudInitFinished", re.compile(r"Cloud-init v\. \S+ finished")),
     ("joinTrigger", re.compile(r"PREBAKE-BOOT join-trigger")),
     ("powerOff", re.compile(r"reboot: Power down")),
@@ -90,6 +95,7 @@ res = {
     "secondsSinceQemuStart": events,
     "cloudInitStages": stages,
     "joinTriggerSinceKernelStart": round(events["joinTrigger"] - events["kernelStart"], 3) if "joinTrigger" in events and "kernelStart" in events else None,
+    "agentStartSinceKernelStart": round(events["agentStart"] - events["kernelStart"], 3) if "agentStart" in events and "kernelStart" in events else None,
     "joinCall": join_line,
     "joinConfig": "\n".join(config),
     "bytesDownloadedAtBoot": served,

@@ -21,6 +21,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/prebake/prebake/internal/agentbuild"
 )
 
 // Minors are the Kubernetes minors the catalog supports.
@@ -181,6 +183,13 @@ func run(data, out, docs string) error {
 				}
 				lock[u] = sha
 			}
+		}
+	}
+	// prebake-agent's entries are not Kubespray's: they pin this
+	// repository's own build (make agent-lock) and are kept as they are.
+	if prev, err := os.ReadFile(filepath.Join(out, recipeDirs[0], "recipe.lock.yaml")); err == nil {
+		for u, sum := range agentbuild.Entries(prev) {
+			lock[u] = sum
 		}
 	}
 	var lb bytes.Buffer

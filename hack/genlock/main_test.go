@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/prebake/prebake/internal/agentbuild"
 	"github.com/prebake/prebake/internal/testenv"
 )
 
@@ -27,6 +29,11 @@ func TestCommittedOutputIsCurrent(t *testing.T) {
 			want, err := os.ReadFile(filepath.Join("..", "..", "recipes", "catalog", f))
 			if err != nil {
 				t.Fatal(err)
+			}
+			if strings.HasSuffix(f, ".lock.yaml") {
+				// prebake-agent's entries come from make agent-lock, not
+				// Kubespray: genlock keeps what the lock in out has.
+				got = agentbuild.SetEntries(got, agentbuild.Entries(want))
 			}
 			if !bytes.Equal(got, want) {
 				t.Errorf("recipes/catalog/%s is not what genlock generates; run go run ./hack/genlock", f)

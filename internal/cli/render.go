@@ -22,6 +22,7 @@ type renderFlags struct {
 	image         string
 	kubernetes    string
 	joinUnit      string
+	agent         bool
 	platform      string
 	format        string
 	gzip          bool
@@ -49,7 +50,10 @@ dev.prebake.kubernetes.version annotation (--image REF@DIGEST, or the spec's
 image field) or from --kubernetes. When the image declares prebake's join
 unit (dev.prebake.join-unit), the cloud-init formats only write files and the
 unit joins as soon as /run/prebake/kubeadm-join.yaml appears; otherwise a
-runcmd script joins. Either way /run/cluster-api/bootstrap-success.complete is
+runcmd script joins. When the image bakes prebake-agent (dev.prebake.agent),
+the cloud-init formats also carry the agent's block (YAML comments): the agent
+joins early in boot and cloud-init stands down; without the agent, cloud-init
+joins from the same document (docs/agent.md). Either way /run/cluster-api/bootstrap-success.complete is
 written when the join succeeds.
 
 Formats: cloud-config (default), mime (multipart: the cloud-config plus the
@@ -95,6 +99,7 @@ URL/TOKEN (cloud-init #include; Ignition config.replace). Serve DIR with
 	fl.StringVar(&f.image, "image", "", "the image the nodes boot, REF@sha256:…; its annotations give the Kubernetes version and join unit (overrides the spec's image)")
 	fl.StringVar(&f.kubernetes, "kubernetes", "", "Kubernetes version X.Y.Z, instead of reading it from the image")
 	fl.StringVar(&f.joinUnit, "join-unit", "", "with --kubernetes: the image's join unit (e.g. prebake-join.path); empty joins through runcmd")
+	fl.BoolVar(&f.agent, "agent", false, "with --kubernetes: add the prebake-agent block (the image bakes prebake-agent; with an image, read from its dev.prebake.agent annotation)")
 	fl.StringVar(&f.platform, "platform", "", "os/arch of the image to read annotations from when --image is an index (default: its first image)")
 	fl.StringVar(&f.format, "format", string(cloudinit.FormatCloudConfig), "output format: cloud-config, mime or ignition")
 	fl.BoolVar(&f.gzip, "gzip", false, "gzip the output (deterministic: no name, mtime 0)")
@@ -110,6 +115,7 @@ URL/TOKEN (cloud-init #include; Ignition config.replace). Serve DIR with
 // imageInfo is what the renderer needs from an image's annotations.
 type imageInfo struct {
 	kubernetes, joinUnit string
+	agent                bool
 }
 
 func runRender(cmd *cobra.Command, a *app, f *renderFlags, args []string) error {
@@ -126,6 +132,9 @@ func runRender(cmd *cobra.Command, a *app, f *renderFlags, args []string) error 
 	}
 	if f.image != "" && f.kubernetes != "" {
 		return fmt.Errorf("give --image or --kubernetes, not both")
+	}
+	if f.agent && f.kubernetes == "" {
+		return fmt.Errorf("--agent goes with --kubernetes (with an image, the agent is read from its annotations)")
 	}
 	if f.joinUnit != "" && f.kubernetes == "" {
 		return fmt.Errorf("--join-unit goes with --kubernetes (with an image, the join unit is read from its annotations)")
@@ -188,7 +197,7 @@ func runRender(cmd *cobra.Command, a *app, f *renderFlags, args []string) error 
 		if err != nil {
 			return imageInfo{}, fmt.Errorf("reading annotations of %s: %w", ref, err)
 		}
-		ii := imageInfo{kubernetes: ann[recipes.AnnotationKubernetesVersion], joinUnit: ann[recipes.AnnotationJoinUnit]}
+		ii := imageInfo{kubernetes: ann[recipes.AnnotationKubernetesVersion], joinUnit: ann[recipes.AnnotationJoinUnit], agent: ann[cloudinit.AnnotationAgent] != ""}
 		if ii.kubernetes == "" {
 			return imageInfo{}, fmt.Errorf("image %s has no %s annotation: pass --kubernetes", ref, recipes.AnnotationKubernetesVersion)
 		}
@@ -211,7 +220,7 @@ func runRender(cmd *cobra.Command, a *app, f *renderFlags, args []string) error 
 		o := base
 		switch {
 		case f.kubernetes != "":
-			o.KubernetesVersion, o.JoinUnit = f.kubernetes, f.joinUnit
+			o.KubernetesVersion, o.JoinUnit, o.Agent = f.kubernetes, f.joinUnit, f.agent
 		case f.image != "" || s.Image != "":
 			ref := f.image
 			if ref == "" {
@@ -221,7 +230,7 @@ func runRender(cmd *cobra.Command, a *app, f *renderFlags, args []string) error 
 			if err != nil {
 				return err
 			}
-			o.KubernetesVersion, o.JoinUnit = ii.kubernetes, ii.joinUnit
+			o.KubernetesVersion, o.JoinUnit, o.Agent = ii.kubernetes, ii.joinUnit, ii.agent
 		default:
 			return fmt.Errorf("node %s: no Kubernetes version: pass --image REF@DIGEST or --kubernetes X.Y.Z, or set image in the spec", s.Node.Name)
 		}

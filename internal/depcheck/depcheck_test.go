@@ -47,10 +47,15 @@ var allowed = map[string]struct {
 	"signing":     {[]string{"registry", "recipes", "internal/"}, "signing works on references, not builds"},
 	"signing/kms": {nil, "only registers providers; commands import it"},
 	// Outputs of a pulled image.
-	"cloudinit": {[]string{"recipes", "internal/"}, "Render is pure: the CLI resolves images, not the renderer"},
-	"disk":      {[]string{"registry", "recipes", "ospkg", "internal/"}, "export reads images (and the osPackages annotation recipes names); it does not build or sign them"},
-	"ospkg":     {[]string{"internal/"}, "ospkg reads package databases; it neither moves images nor installs"},
-	"apply":     {[]string{"registry", "signing", "recipes", "ospkg", "internal/"}, "apply consumes images by digest; it does not build or export them"},
+	"cloudinit": {[]string{"recipes", "agent", "internal/"}, "Render is pure: the CLI resolves images, not the renderer (it writes the agent's payload format)"},
+	// The node agent: its own small binary, nothing of the build side.
+	"agent":               {nil, "the agent's payload and join: standard library only, so prebake-agent stays small"},
+	"agent/datasource":    {nil, "reads user-data from seeds, config drives, IMDSv2 and files"},
+	"cmd/prebake-agent":   {[]string{"agent", "agent/datasource"}, "main of the node agent: no registry or signing code"},
+	"internal/agentbuild": {nil, "builds prebake-agent reproducibly (make agent, the catalog lock test)"},
+	"disk":                {[]string{"registry", "recipes", "ospkg", "internal/"}, "export reads images (and the osPackages annotation recipes names); it does not build or sign them"},
+	"ospkg":               {[]string{"internal/"}, "ospkg reads package databases; it neither moves images nor installs"},
+	"apply":               {[]string{"registry", "signing", "recipes", "ospkg", "internal/"}, "apply consumes images by digest; it does not build or export them"},
 	// The main job as one call.
 	"pipeline": {[]string{"recipes", "builder", "registry", "signing", "internal/progress", "internal/atomicfile"}, "pipeline orders the library steps; it prints and parses no flags"},
 	// Front ends.
@@ -68,9 +73,10 @@ var allowed = map[string]struct {
 	"packer/datasource/image":    {[]string{"registry", "signing", "recipes", "packer/internal/pluginutil"}, "the data source resolves a channel"},
 	// Developer tools: free to use anything but the plugin.
 	"hack/gendocs":        {[]string{"internal/cli"}, "generates docs/cli"},
-	"hack/genlock":        {nil, "reads Kubespray data, writes recipes/catalog"},
+	"hack/genlock":        {[]string{"internal/agentbuild"}, "reads Kubespray data, writes recipes/catalog (with the agent's lock entries)"},
 	"hack/deps":           {nil, "a dependency listing"},
 	"hack/bench-registry": {nil, "a benchmark peer"},
+	"hack/agentbuild":     {[]string{"internal/agentbuild"}, "builds prebake-agent for harnesses"},
 	"hack/real/pause":     {nil, "the real-join test's sandbox image program"},
 	"hack/real/hello":     {nil, "the real-join test's pod program"},
 }

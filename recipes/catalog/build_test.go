@@ -151,7 +151,7 @@ func TestBuildAcrossVersions(t *testing.T) {
 				names = append(names, l.Component)
 				layers[k8s][p.Platform] = append(layers[k8s][p.Platform], l.Digest)
 			}
-			if got := strings.Join(names, ","); got != "kernel,runtime,kubernetes,join" {
+			if got := strings.Join(names, ","); got != "kernel,runtime,kubernetes,join,agent" {
 				t.Fatalf("%s %s: layers %s", k8s, p.Platform, got)
 			}
 			ls, err := p.Image.Layers()
@@ -191,6 +191,15 @@ func TestBuildAcrossVersions(t *testing.T) {
 					"etc/systemd/system/prebake-join.path":                         "0644 PathExists=/run/prebake/kubeadm-join.yaml",
 					"etc/systemd/system/prebake-join.service":                      "0644 kubeadm join --config /run/prebake/kubeadm-join.yaml",
 					"etc/systemd/system/multi-user.target.wants/prebake-join.path": "link /etc/systemd/system/prebake-join.path",
+				},
+				{ // agent
+					"usr/local/bin/prebake-agent":                                       "0755 /agent-v0.1.0/prebake-agent-linux-" + arch,
+					"etc/systemd/system/prebake-agent.service":                          "0644 ExecStart=/usr/local/bin/prebake-agent -datasource local",
+					"etc/systemd/system/prebake-agent-ec2.service":                      "0644 ExecStart=/usr/local/bin/prebake-agent -datasource ec2",
+					"etc/systemd/system/prebake-agent-join.service":                     "0644 kubeadm join --config /run/prebake/agent/kubeadm-join.yaml",
+					"etc/systemd/system/prebake-join.service.d/10-prebake-agent.conf":   "0644 ConditionPathExists=!/var/lib/prebake/joined",
+					"etc/systemd/system/sysinit.target.wants/prebake-agent.service":     "link /etc/systemd/system/prebake-agent.service",
+					"etc/systemd/system/sysinit.target.wants/prebake-agent-ec2.service": "link /etc/systemd/system/prebake-agent-ec2.service",
 				},
 			}
 			for i, l := range ls {
