@@ -54,8 +54,8 @@ make -s build >/dev/null
 mkdir -p "$CACHE/bin" && cp bin/prebake "$CACHE/bin/prebake"
 PREBAKE=${PREBAKE:-$CACHE/bin/prebake}
 
-log "Debian 12 base"
-BASE=$(hack/boot/base.sh)
+log "Debian 12 base with the image's osPackages"
+BASE=$(BASE_PACKAGES="$(hack/boot/ospackages.py recipes/catalog/kubernetes-node/recipe.yaml)" hack/boot/base.sh)
 echo "$BASE" >&2
 
 log "stand-ins (${SCALE}% of real sizes)"

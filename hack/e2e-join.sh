@@ -98,15 +98,21 @@ PAUSE_DIGEST=$(img_build pause "$PAUSE_REF")
 HELLO_DIGEST=$(img_build hello "$HELLO_REF")
 echo "$PAUSE_REF@$PAUSE_DIGEST $HELLO_REF@$HELLO_DIGEST" >&2
 
+log "prebake-agent (built from this repository, checked against the catalog lock)"
+go run ./hack/agentbuild -o "$CACHE/agent" -arch amd64 >&2
+AGENT_URL=https://github.com/prebake/prebake/releases/download/
+
 log "node image: catalog kubernetes-node, real lock, --locked"
 cp -r recipes/catalog/kubernetes-node "$W/recipe"
 { cat "$MIRROR/lock.yaml"
+  grep -A1 -F "url: ${AGENT_URL}agent-v" recipes/catalog/kubernetes-node/recipe.lock.yaml | grep -v '^--$'
   printf 'images:\n  - ref: %s\n    digest: %s\n  - ref: %s\n    digest: %s\n' "$PAUSE_REF" "$PAUSE_DIGEST" "$HELLO_REF" "$HELLO_DIGEST"
 } >"$W/recipe/recipe.lock.yaml"
 XDG_CACHE_HOME=$CACHE/xdg "$PREBAKE" build "$W/recipe/recipe.yaml" --platform linux/amd64 --locked -q \
   --set kubernetes="$K8S_VERSION" \
   --pre-pull "$PAUSE_REF@$PAUSE_DIGEST" --pre-pull "$HELLO_REF@$HELLO_DIGEST" \
   --mirror "https://dl.k8s.io/=$M/dl.k8s.io/" --mirror "https://github.com/=$M/github.com/" \
+  --mirror "$AGENT_URL=file://$CACHE/agent/" \
   --mirror "registry.k8s.io=$REG" --mirror "registry.test=$REG" \
   -o "oci:$W/oci:node" --json >"$W/build.json"
 DIGEST=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["digest"])' "$W/build.json")
@@ -114,8 +120,7 @@ IMAGE="oci:$W/oci@$DIGEST"
 echo "$IMAGE" >&2
 
 log "Debian base with the image's osPackages"
-OSPKGS=$(python3 -c 'import re,sys; m=re.search(r"^osPackages: \[(.*)\]", open(sys.argv[1]).read(), re.M); print(" ".join(x.strip() for x in m.group(1).split(",")))' recipes/catalog/kubernetes-node/recipe.yaml)
-BASE=$(BASE_PACKAGES="$OSPKGS" hack/boot/base.sh)
+BASE=$(BASE_PACKAGES="$(hack/boot/ospackages.py recipes/catalog/kubernetes-node/recipe.yaml)" hack/boot/base.sh)
 echo "$BASE" >&2
 
 log "export the disks"

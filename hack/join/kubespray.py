@@ -7,8 +7,8 @@ same binaries and images. A MIME multipart document with
   2. a shell script (cloud-init runs it before runcmd) that downloads every
      binary from the file mirror, checks it against the lock, installs it
      where the image has it, unpacks the image's configuration files (units,
-     sysctl, modules-load, containerd, crictl and CNI config; prebake's join
-     and image-import units and archives left out), points containerd at the
+     sysctl, modules-load, containerd, crictl and CNI config; prebake's join,
+     agent and image-import units and archives left out), points containerd at the
      image registry, loads the modules, applies the sysctls, starts
      containerd and pulls the images (as Kubespray's download role does).
 
@@ -44,7 +44,7 @@ def install(url):
         return f"install -m 0755 {name} /usr/local/sbin/runc"
     return f"install -m 0755 {name} /usr/local/bin/{name}"
 
-skip = re.compile(r"^(usr/local/bin/|usr/local/sbin/runc$|opt/cni/bin/|var/lib/prebake/images)|prebake-join|prebake-images")
+skip = re.compile(r"^(usr/local/bin/|usr/local/sbin/runc$|opt/cni/bin/|var/lib/prebake/images)|prebake-join|prebake-images|prebake-agent")
 buf = io.BytesIO()
 with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.PAX_FORMAT) as t:
     for d, dirs, files in os.walk(root):
