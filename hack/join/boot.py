@@ -20,6 +20,8 @@ for a in ["--name", "--disk", "--seed", "--mirror-log", "--registry-log", "--kub
     ap.add_argument(a, required=True)
 ap.add_argument("--timeout", type=float, default=900)
 ap.add_argument("--memory", default="3072")
+ap.add_argument("--diagnose-after", type=float, default=300,
+                help="seconds after which, if the Node is not Ready, log in on the serial console (root, empty password in the test base) and print the join's state; repeated every 120 s")
 args = ap.parse_args()
 
 OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
@@ -71,10 +73,30 @@ patterns = [
     ("kubeletStarted", re.compile(r"Started .*kubelet\.service")),
 ]
 ansi = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
-events = {}
+journal_re = re.compile(r"PREBAKE-JOURNAL (\d+\.\d+) \S+ (.*)")
+events, journal_events = {}, {}
 done = threading.Event()
 t0 = time.time()
-proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+DIAG = ("systemctl --no-pager --full status prebake-join.service prebake-join.path containerd.service "
+        "prebake-images.service kubelet.service 2>&1 | cat; journalctl --no-pager -b -n 60 "
+        "-u prebake-join.service -u prebake-agent.service -u containerd.service 2>&1 | cat\n")
+
+def diagnose():
+    """A stuck boot says why: its units' state on the serial console."""
+    if done.wait(args.diagnose_after):
+        return
+    try:
+        proc.stdin.write(b"\nroot\n")
+        proc.stdin.flush()
+        while not done.wait(5):
+            proc.stdin.write(DIAG.encode())
+            proc.stdin.flush()
+            if done.wait(115):
+                return
+    except OSError:
+        pass
 
 def poll():
     while not done.is_set() and proc.poll() is None:
@@ -91,9 +113,28 @@ def poll():
                 events.setdefault("podRunning", t)
         if "podRunning" in events and "nodeReady" in events:
             done.set()
+            journal()
             proc.kill()
             return
         time.sleep(0.25)
+
+# systemd's status lines on the console are not all printed once a getty
+# shares it, so the join's start is also read from the journal at the end
+# (wall-clock seconds; the guest's clock comes from the host's).
+JOURNAL = ("journalctl -o short-unix --no-pager -b | grep -E 'Starting prebake-join.service|Starting prebake-agent.service|"
+           "Running pre-flight checks' | sed 's/^/PREBAKE-JOURNAL /'; echo PREBAKE-JOURNAL-END\n")
+journal_end = threading.Event()
+
+def journal():
+    try:
+        proc.stdin.write(b"\nroot\n")
+        proc.stdin.flush()
+        time.sleep(5)
+        proc.stdin.write(JOURNAL.encode())
+        proc.stdin.flush()
+    except OSError:
+        return
+    journal_end.wait(90)
 
 def timeout():
     if not done.wait(args.timeout):
@@ -101,6 +142,7 @@ def timeout():
 
 threading.Thread(target=poll, daemon=True).start()
 threading.Thread(target=timeout, daemon=True).start()
+threading.Thread(target=diagnose, daemon=True).start()
 with open(args.log, "w") as log:
     log.write(f"# {' '.join(cmd)}\n# t0={t0:.3f} (host time); each line: seconds since qemu started\n")
     for raw in proc.stdout:
@@ -111,7 +153,23 @@ with open(args.log, "w") as log:
         for name, rx in patterns:
             if name not in events and rx.search(line):
                 events[name] = round(t, 3)
+        m = journal_re.search(line)
+        if m:
+            at = round(float(m.group(1)) - t0, 3)
+            what = m.group(2)
+            key = ("joinUnitStart" if "prebake-join" in what else
+                   "agentStart" if "prebake-agent" in what else "kubeadmPreflight")
+            journal_events.setdefault(key, at)
+        if line.startswith("PREBAKE-JOURNAL-END"):
+            journal_end.set()
 rc = proc.wait()
+# The join's start: the console's marker (baseline) or the journal's first
+# start of the join unit or the agent's kubeadm (prebake).
+for k, v in journal_events.items():
+    events.setdefault(k, v)
+starts = [v for k, v in journal_events.items() if k in ("joinUnitStart", "kubeadmPreflight")]
+if starts and ("joinStart" not in events or min(starts) < events["joinStart"]):
+    events["joinStart"] = min(starts)
 t_end = time.time()
 ok = done.is_set()
 done.set()

@@ -137,10 +137,15 @@ start scheduler kube-scheduler --bind-address 127.0.0.1 --secure-port "$SCHEDPOR
   --kubeconfig "$DIR/scheduler.conf" --authentication-kubeconfig "$DIR/scheduler.conf" \
   --authorization-kubeconfig "$DIR/scheduler.conf" --leader-elect=false
 
-# What kubeadm join reads from the cluster.
-kubeadm init phase upload-config kubeadm --config "$DIR/kubeadm.yaml" --kubeconfig "$KC" >"$DIR/kubeadm-phases.log" 2>&1
-kubeadm init phase upload-config kubelet --config "$DIR/kubeadm.yaml" --kubeconfig "$KC" >>"$DIR/kubeadm-phases.log" 2>&1
-kubeadm init phase bootstrap-token --config "$DIR/kubeadm.yaml" --kubeconfig "$KC" >>"$DIR/kubeadm-phases.log" 2>&1
+# What kubeadm join reads from the cluster. The cluster's own view keeps
+# kubeadm's standard paths: a joining node writes the CA to certificatesDir
+# and its kubelet reads it from there (clientCAFile), so this machine's
+# scratch directory must not leak into it.
+sed -e "s#certificatesDir: $PKI#certificatesDir: /etc/kubernetes/pki#" -e "s#dataDir: $DIR/etcd-data#dataDir: /var/lib/etcd#" \
+  "$DIR/kubeadm.yaml" >"$DIR/kubeadm-cluster.yaml"
+kubeadm init phase upload-config kubeadm --config "$DIR/kubeadm-cluster.yaml" --kubeconfig "$KC" >"$DIR/kubeadm-phases.log" 2>&1
+kubeadm init phase upload-config kubelet --config "$DIR/kubeadm-cluster.yaml" --kubeconfig "$KC" >>"$DIR/kubeadm-phases.log" 2>&1
+kubeadm init phase bootstrap-token --config "$DIR/kubeadm-cluster.yaml" --kubeconfig "$KC" >>"$DIR/kubeadm-phases.log" 2>&1
 # cluster-info was written from the loopback kubeconfig: name the address a
 # guest reaches instead (the bootstrap signer signs the new content).
 kubectl --kubeconfig "$KC" -n kube-public get configmap cluster-info -o json \
