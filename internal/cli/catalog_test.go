@@ -53,8 +53,8 @@ func TestCatalogShowJSON(t *testing.T) {
 			}
 		}
 	}
-	if n != 14 { // 7 downloads x 2 platforms
-		t.Errorf("%d sources, want 14", n)
+	if n != 16 { // 8 downloads (prebake-agent too) x 2 platforms
+		t.Errorf("%d sources, want 16", n)
 	}
 	if _, _, err := runPrebake(t, "catalog", "show", "kubernetes-node", "--kubernetes", "1.30.0"); err == nil || !strings.Contains(err.Error(), "1.36.4") {
 		t.Errorf("show of an unsupported version: %v", err)
