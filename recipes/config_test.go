@@ -40,7 +40,7 @@ config:
 			t.Errorf("bad config: want %q in %v", w, err)
 		}
 	}
-	if r, err = Parse("recipe.yaml", []byte(strings.Replace(y, "  user:", "  shell: sh\n  user:", 1))); err == nil {
+	if _, err = Parse("recipe.yaml", []byte(strings.Replace(y, "  user:", "  shell: sh\n  user:", 1))); err == nil {
 		t.Errorf("unknown config field accepted")
 	}
 }
