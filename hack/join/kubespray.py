@@ -65,6 +65,8 @@ lines = ["#!/bin/sh",
          "mkdir -p /var/tmp/prebake-dl && cd /var/tmp/prebake-dl",
          'fetch() { curl -fsS --retry 5 --retry-connrefused -o "$2" "$M/$1"; echo "$3  $2" | sha256sum -c --quiet -; }']
 for url, sha in sorted(urls.items()):
+    if "/prebake/prebake/releases/" in url:
+        continue  # prebake-agent: part of the prebake image only
     lines.append(f"fetch {url.split('://', 1)[1]} {url.rsplit('/', 1)[1]} {sha}")
     lines.append(install(url))
 lines += ["echo 'PREBAKE-BOOT downloads-done' >/dev/ttyS0",
