@@ -65,8 +65,10 @@ if bench and not problems:
 
 Seconds since qemu started, prebake / Kubespray-style baseline (same base, same
 source-built binaries and images, same control plane, same run). Node created,
-Ready and Pod Running are polled from the API server; kernel and join start
-come from the serial console. Ratio: prebake / baseline for Node Ready.
+Ready and Pod Running are polled from the API server; the kernel's start comes
+from the serial console, the join's from the journal (prebake: the join unit or
+the agent's kubeadm) or the installer's console marker (baseline). Ratio:
+prebake / baseline for Node Ready.
 
 | date | accelerator | kernel | join start | Node created | Node Ready | Pod Running | ratio (Ready) | fetched at boot (prebake / baseline) | load (1 min) | run |
 |---|---|---|---|---|---|---|---|---|---|---|
