@@ -26,6 +26,7 @@ import (
 
 	"github.com/prebake/prebake/builder"
 	"github.com/prebake/prebake/builder/fetch"
+	"github.com/prebake/prebake/internal/testenv"
 	"github.com/prebake/prebake/recipes"
 	"github.com/prebake/prebake/registry"
 	"github.com/prebake/prebake/signing"
@@ -35,15 +36,7 @@ import (
 // root (required under CI).
 func needRoot(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("applies onto real roots: skipped with -short")
-	}
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("apply tests run as root (file owners)")
-		}
-		t.Skip("apply tests run as root (file owners)")
-	}
+	testenv.Root(t, "apply writes real roots with their file owners")
 }
 
 // images are the quickstart recipe built at two Kubernetes patch releases

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
 	"github.com/prebake/prebake/apply"
+	"github.com/prebake/prebake/internal/testenv"
 	"github.com/prebake/prebake/registry"
 )
 
@@ -60,12 +61,7 @@ func TestStatusEmpty(t *testing.T) {
 // The commands end to end on a scratch root: apply (unsigned, so
 // --no-verify), status, a second image, --dry-run, --rollback.
 func TestApplyStatusRollback(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("apply runs as root (file owners)")
-		}
-		t.Skip("apply runs as root (file owners)")
-	}
+	testenv.Root(t, "apply writes a root with its file owners")
 	dir := t.TempDir()
 	root := filepath.Join(dir, "root")
 	os.Mkdir(root, 0o755)
