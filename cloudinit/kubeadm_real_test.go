@@ -7,31 +7,15 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// realKubeadm is the source-built kubeadm of hack/real/build.sh, named by
-// PREBAKE_KUBEADM (make test sets it). Without it the test skips under
-// -short and fails otherwise: a green run means the real kubeadm was asked.
-func realKubeadm(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("skipping: needs the real kubeadm (not under -short)")
-	}
-	p := os.Getenv("PREBAKE_KUBEADM")
-	if p == "" {
-		t.Fatal("PREBAKE_KUBEADM is not set: run `make test`, or hack/real/build.sh kubeadm and point PREBAKE_KUBEADM at it")
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("PREBAKE_KUBEADM: %v", err)
-	}
-	return p
-}
+	"github.com/prebake/prebake/internal/testenv"
+)
 
 // TestJoinConfigurationRealKubeadm feeds every shape of JoinConfiguration
 // the renderer emits, in both kubeadm API versions, to the real kubeadm's
 // `kubeadm config validate`, and checks that it refuses a broken one.
 func TestJoinConfigurationRealKubeadm(t *testing.T) {
-	kubeadm := realKubeadm(t)
+	kubeadm := testenv.RealBinary(t, "PREBAKE_KUBEADM", "kubeadm")
 	out, err := exec.Command(kubeadm, "version", "-o", "short").CombinedOutput()
 	if err != nil {
 		t.Fatalf("kubeadm version: %v: %s", err, out)

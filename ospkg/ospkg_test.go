@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prebake/prebake/internal/testenv"
 	"github.com/prebake/prebake/ospkg"
 )
 
@@ -56,12 +57,7 @@ func TestParseRealStatus(t *testing.T) {
 
 // The installed set agrees with dpkg-query reading the same file.
 func TestParseAgreesWithDpkgQuery(t *testing.T) {
-	if _, err := exec.LookPath("dpkg-query"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("dpkg-query is not installed (Debian package dpkg)")
-		}
-		t.Skip("dpkg-query is not installed")
-	}
+	testenv.Tool(t, "dpkg-query")
 	adm := t.TempDir()
 	raw, err := os.ReadFile(fixture)
 	if err != nil {

@@ -10,25 +10,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/prebake/prebake/internal/testenv"
 )
 
 // tool returns an external tool's path, skipping under -short and failing
 // otherwise when it is missing (hack/tools.sh installs it).
-func tool(t *testing.T, name string) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skipf("skipping: needs %s (not under -short)", name)
-	}
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s not on PATH: run hack/tools.sh", name)
-	}
-	return p
-}
-
 func run(t *testing.T, name string, args ...string) {
 	t.Helper()
-	if out, err := exec.Command(tool(t, name), args...).CombinedOutput(); err != nil {
+	if out, err := exec.Command(testenv.Tool(t, name), args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 }
@@ -61,8 +51,8 @@ func TestNoCloudSeedFromCloudLocalds(t *testing.T) {
 	for _, fs := range []string{"iso9660", "vfat"} {
 		t.Run(fs, func(t *testing.T) {
 			if fs == "vfat" {
-				tool(t, "mkfs.vfat")
-				tool(t, "mcopy")
+				testenv.Tool(t, "mkfs.vfat")
+				testenv.Tool(t, "mcopy")
 			}
 			seed := filepath.Join(dir, "seed-"+fs+".img")
 			run(t, "cloud-localds", "--filesystem="+fs, seed, ud, md)

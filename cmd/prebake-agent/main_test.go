@@ -11,6 +11,7 @@ import (
 
 	"github.com/prebake/prebake/agent"
 	"github.com/prebake/prebake/cloudinit"
+	"github.com/prebake/prebake/internal/testenv"
 )
 
 const token = "abcdef.0123456789abcdef"
@@ -30,9 +31,7 @@ func build(t *testing.T) string {
 // The agent links the standard library and its own packages only, and stays
 // small: no cobra, no registry or signing code.
 func TestSmallAndSelfContained(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the agent")
-	}
+	testenv.Short(t, "builds the agent")
 	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").Output()
 	if err != nil {
 		t.Fatal(err)
@@ -97,9 +96,7 @@ func runAgent(t *testing.T, bin, root string, args ...string) result {
 }
 
 func TestAgentCommand(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the agent")
-	}
+	testenv.Short(t, "builds the agent")
 	bin := build(t)
 	dir := t.TempDir()
 	ud := func(name string, b []byte) string {
@@ -206,9 +203,7 @@ func TestAgentCommand(t *testing.T) {
 // The agent reads the NoCloud seed cloud-localds makes, with the same
 // user-data cloud-init reads.
 func TestAgentFromSeed(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the agent")
-	}
+	testenv.Short(t, "builds the agent")
 	localds, err := exec.LookPath("cloud-localds")
 	if err != nil {
 		t.Fatal("cloud-localds not on PATH: run hack/tools.sh")

@@ -363,3 +363,20 @@ func (r *DockerRegistry) Restart(t testing.TB) {
 	r.Stop()
 	r.Start(t)
 }
+
+// RealBinary is a source-built Kubernetes or runtime binary of
+// hack/real/build.sh that `make test` names in the environment variable env
+// (PREBAKE_KUBEADM, PREBAKE_CONTAINERD). Skipped under -short; otherwise a
+// missing one fails the test, so a green run means the real binary was asked.
+func RealBinary(t testing.TB, env, name string) string {
+	t.Helper()
+	Short(t, "needs the real "+name)
+	p := os.Getenv(env)
+	if p == "" {
+		t.Fatalf("%s is not set: run `make test`, or hack/real/build.sh %s and point %s at it", env, name, env)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("%s: %v", env, err)
+	}
+	return p
+}

@@ -8,33 +8,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prebake/prebake/internal/testenv"
 	"github.com/prebake/prebake/recipes"
 )
-
-// realContainerd is the source-built containerd of hack/real/build.sh (the
-// catalog's pinned version), named by PREBAKE_CONTAINERD (make test sets
-// it). Without it the test skips under -short and fails otherwise.
-func realContainerd(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("skipping: needs the real containerd (not under -short)")
-	}
-	p := os.Getenv("PREBAKE_CONTAINERD")
-	if p == "" {
-		t.Fatal("PREBAKE_CONTAINERD is not set: run `make test`, or hack/real/build.sh containerd and point PREBAKE_CONTAINERD at it")
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("PREBAKE_CONTAINERD: %v", err)
-	}
-	return p
-}
 
 // TestContainerdLoadsCatalogConfig has the real containerd parse the
 // config.toml every catalog recipe installs, for every supported version:
 // no warning (a migration from an old config version is one), and the
 // settings the node relies on survive into containerd's own view.
 func TestContainerdLoadsCatalogConfig(t *testing.T) {
-	containerd := realContainerd(t)
+	containerd := testenv.RealBinary(t, "PREBAKE_CONTAINERD", "containerd")
 	out, err := exec.Command(containerd, "--version").CombinedOutput()
 	if err != nil {
 		t.Fatalf("containerd --version: %v: %s", err, out)
