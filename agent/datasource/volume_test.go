@@ -14,16 +14,16 @@ import (
 	"github.com/prebake/prebake/internal/testenv"
 )
 
-// tool returns an external tool's path, skipping under -short and failing
-// otherwise when it is missing (hack/tools.sh installs it).
-func run(t *testing.T, name string, args ...string) {
+// run runs an external tool (testenv.Tool: skipped under -short, a failure
+// otherwise when it is missing; hack/tools.sh installs it).
+func run(t testing.TB, name string, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(testenv.Tool(t, name), args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 }
 
-func write(t *testing.T, p string, b []byte) string {
+func write(t testing.TB, p string, b []byte) string {
 	t.Helper()
 	os.MkdirAll(filepath.Dir(p), 0o755)
 	if err := os.WriteFile(p, b, 0o644); err != nil {
