@@ -14,7 +14,7 @@ import (
 	"github.com/prebake/prebake/internal/atomicfile"
 	"github.com/prebake/prebake/recipes"
 	"github.com/prebake/prebake/registry"
-	"github.com/prebake/prebake/registry/server"
+	"github.com/prebake/prebake/registry/server/bootstrap"
 )
 
 type renderFlags struct {
@@ -256,7 +256,7 @@ func runRender(cmd *cobra.Command, a *app, f *renderFlags, args []string) error 
 			return err
 		}
 		for i, d := range docs {
-			token, err := server.IssueBootstrapToken(f.bootstrapDir, d, f.bootstrapTTL)
+			token, err := bootstrap.Issue(f.bootstrapDir, d, f.bootstrapTTL)
 			if err != nil {
 				return err
 			}
