@@ -69,9 +69,8 @@ func execServer(cmd *cobra.Command) error {
 		bin = p
 	}
 	argv := []string{bin, cmd.Name()}
-	visit := func(f *pflag.Flag) { argv = append(argv, "--"+f.Name+"="+f.Value.String()) }
-	cmd.InheritedFlags().Visit(visit)
-	cmd.LocalFlags().Visit(visit)
+	// Flags() holds the command's and the inherited flags as parsed.
+	cmd.Flags().Visit(func(f *pflag.Flag) { argv = append(argv, "--"+f.Name+"="+f.Value.String()) })
 	if err := syscall.Exec(bin, argv, os.Environ()); err != nil {
 		return fmt.Errorf("running %s: %w", bin, err)
 	}
