@@ -10,7 +10,7 @@ TOOLS := $(CURDIR)/.cache/tools
 export PATH := $(TOOLS)/bin:$(PATH)
 export GOFLAGS := -buildvcs=false
 
-.PHONY: help build build-kms test test-short demo bench lint verify docs tools conformance clean e2e-boot e2e-join real fuzz agent agent-lock
+.PHONY: help build build-kms bench-ci test test-short demo bench lint verify docs tools conformance clean e2e-boot e2e-join real fuzz agent agent-lock
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -64,6 +64,9 @@ demo: build ## run the main job on embedded defaults, offline
 
 bench: tools build ## benchmarks against real peers; results in docs/benchmarks.md
 	hack/bench.sh
+
+bench-ci: tools build ## only the CI-path row (start-up, re-push, pull, verify, zstd build, render vs their peers); docs/benchmarks.md and docs/benchmarks-ci.json
+	hack/bench-ci.sh
 
 conformance: tools build ## OCI distribution-spec conformance against prebake serve
 	hack/conformance.sh
