@@ -55,6 +55,12 @@ var errNoServer = errors.New(ServerBinary + " not found")
 // command with the same flags (so the PID, signals, streams and exit code
 // are the server's own).
 func execServer(cmd *cobra.Command) error {
+	// A prebake-serve without the server (a copy of prebake under that
+	// name) would exec itself forever.
+	const guard = "PREBAKE_SERVE_EXEC"
+	if os.Getenv(guard) != "" {
+		return fmt.Errorf("%s: %w: this %s has no registry server linked in", cmd.Name(), errNoServer, ServerBinary)
+	}
 	bin := ""
 	if self, err := os.Executable(); err == nil {
 		if p := filepath.Join(filepath.Dir(self), ServerBinary); isExecutable(p) {
@@ -71,7 +77,7 @@ func execServer(cmd *cobra.Command) error {
 	argv := []string{bin, cmd.Name()}
 	// Flags() holds the command's and the inherited flags as parsed.
 	cmd.Flags().Visit(func(f *pflag.Flag) { argv = append(argv, "--"+f.Name+"="+f.Value.String()) })
-	if err := syscall.Exec(bin, argv, os.Environ()); err != nil {
+	if err := syscall.Exec(bin, argv, append(os.Environ(), guard+"=1")); err != nil {
 		return fmt.Errorf("running %s: %w", bin, err)
 	}
 	return nil
