@@ -31,22 +31,15 @@ func WriteFiles(dir string, files []File, perm os.FileMode) error {
 			}
 		}
 	}()
-	for _, f := range files {
+	pid := os.Getpid()
+	for i, f := range files {
 		if f.Name == "" || f.Name != filepath.Base(f.Name) {
 			return fmt.Errorf("writing %s in %s: not a file name", f.Name, dir)
 		}
 		path := filepath.Join(dir, f.Name)
-		t, err := os.CreateTemp(dir, "."+f.Name+".tmp-*")
-		if err != nil {
-			return fmt.Errorf("writing %s: %w", path, err)
-		}
-		tmps = append(tmps, t.Name())
-		err = t.Chmod(perm)
-		if err == nil {
-			_, err = t.Write(f.Data)
-		}
-		if cerr := t.Close(); err == nil {
-			err = cerr
+		tmp, err := writeTemp(dir, fmt.Sprintf(".%s.tmp-%d-%d", f.Name, pid, i), f.Data, perm)
+		if tmp != "" {
+			tmps = append(tmps, tmp)
 		}
 		if err != nil {
 			return fmt.Errorf("writing %s: %w", path, err)
@@ -63,6 +56,45 @@ func WriteFiles(dir string, files []File, perm os.FileMode) error {
 		tmps[i] = ""
 	}
 	return SyncDir(dir)
+}
+
+// writeTemp creates dir/name (which must not exist: a leftover of a killed
+// process with the same PID gets a random name instead) with data and mode
+// perm, through plain system calls: os.File's poller set-up is most of the
+// cost of a small file. It returns the path it created, if any.
+func writeTemp(dir, name string, data []byte, perm os.FileMode) (string, error) {
+	path := filepath.Join(dir, name)
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, uint32(perm))
+	if err == unix.EEXIST {
+		t, err := os.CreateTemp(dir, name+"-*")
+		if err != nil {
+			return "", err
+		}
+		t.Close()
+		path = t.Name()
+		fd, err = unix.Open(path, unix.O_WRONLY|unix.O_TRUNC|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return path, err
+		}
+	} else if err != nil {
+		return "", err
+	}
+	err = unix.Fchmod(fd, uint32(perm)) // exactly perm, whatever the umask
+	for b := data; err == nil && len(b) > 0; {
+		var n int
+		n, err = unix.Write(fd, b)
+		if err == unix.EINTR {
+			err = nil
+			continue
+		}
+		if err == nil {
+			b = b[n:]
+		}
+	}
+	if cerr := unix.Close(fd); err == nil {
+		err = cerr
+	}
+	return path, err
 }
 
 // syncFS makes every file written to dir's file system durable with one
