@@ -10,13 +10,18 @@ TOOLS := $(CURDIR)/.cache/tools
 export PATH := $(TOOLS)/bin:$(PATH)
 export GOFLAGS := -buildvcs=false
 
-.PHONY: help build test test-short demo bench lint verify docs tools conformance clean e2e-boot e2e-join real fuzz agent agent-lock
+.PHONY: help build build-kms bench-ci test test-short demo bench lint verify docs tools conformance clean e2e-boot e2e-join real fuzz agent agent-lock
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
-build: ## build bin/prebake
+build: ## build bin/prebake and bin/prebake-serve (the registry server `prebake serve` and `prebake gc` run)
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/prebake ./cmd/prebake
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/prebake-serve ./cmd/prebake-serve
+
+build-kms: ## build bin/prebake with the cloud KMS providers (awskms://, gcpkms://, azurekms://, hashivault:// keys); see docs/benchmarks.md for the cost
+	$(GO) build -tags kms -trimpath -ldflags '$(LDFLAGS)' -o bin/prebake ./cmd/prebake
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/prebake-serve ./cmd/prebake-serve
 
 agent: ## build the prebake-agent release binaries into _out/agent (reproducible; checked against the catalog locks)
 	$(GO) run ./hack/agentbuild -o _out/agent
@@ -59,6 +64,9 @@ demo: build ## run the main job on embedded defaults, offline
 
 bench: tools build ## benchmarks against real peers; results in docs/benchmarks.md
 	hack/bench.sh
+
+bench-ci: tools build ## only the CI-path row (start-up, re-push, pull, verify, zstd build, render vs their peers); docs/benchmarks.md and docs/benchmarks-ci.json
+	hack/bench-ci.sh
 
 conformance: tools build ## OCI distribution-spec conformance against prebake serve
 	hack/conformance.sh

@@ -13,12 +13,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/prebake/prebake/builder/archive"
 	"github.com/prebake/prebake/internal/progress"
@@ -57,9 +55,18 @@ func layerKey(c recipes.ResolvedComponent, epoch int64, comp Compression) string
 		Component   recipes.ResolvedComponent
 		Epoch       int64
 		Compression Compression
-	}{layerFormat, c, epoch, comp})
+	}{layerFormat + zstdSuffix(comp), c, epoch, comp})
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+// zstdSuffix versions zstd layers' framing apart from gzip's (whose keys,
+// and so whose warm caches, stay as they were).
+func zstdSuffix(comp Compression) string {
+	if comp == Zstd {
+		return "+" + zstdFormat
+	}
+	return ""
 }
 
 // cachedLayer is what the layer cache records per key.
@@ -266,7 +273,7 @@ func (b *build) compressLayer(ctx context.Context, name, root string, modes map[
 	cw := &countWriter{w: io.MultiWriter(f, digester), p: b.o.Progress, name: name}
 	var zw io.WriteCloser
 	if mt == "application/vnd.oci.image.layer.v1.tar+zstd" {
-		zw, err = zstd.NewWriter(cw, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithEncoderLevel(zstd.SpeedDefault))
+		zw, err = newFrameWriter(cw)
 	} else {
 		zw, err = gzip.NewWriterLevel(cw, b.o.GzipLevel)
 	}

@@ -3,6 +3,6 @@
 # same run; each appends its numbers to docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for b in hack/bench-build.sh hack/bench-registry.sh hack/bench-verify.sh hack/bench-render.sh; do
+for b in hack/bench-ci.sh hack/bench-build.sh hack/bench-registry.sh hack/bench-verify.sh; do
   if [ -x "$b" ]; then echo "== $b"; "$b"; fi
 done

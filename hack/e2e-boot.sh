@@ -51,7 +51,7 @@ fi
 # A private copy of the binary: `make clean` elsewhere must not pull it away
 # mid-run (the same goes for _out/boot, recreated before each write).
 make -s build >/dev/null
-mkdir -p "$CACHE/bin" && cp bin/prebake "$CACHE/bin/prebake"
+mkdir -p "$CACHE/bin" && cp bin/prebake bin/prebake-serve "$CACHE/bin/"   # serve runs prebake-serve from beside prebake
 PREBAKE=${PREBAKE:-$CACHE/bin/prebake}
 
 log "Debian 12 base with the image's osPackages"

@@ -43,7 +43,7 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 make -s build >/dev/null
-mkdir -p "$CACHE/bin" && cp bin/prebake "$CACHE/bin/prebake"
+mkdir -p "$CACHE/bin" && cp bin/prebake bin/prebake-serve "$CACHE/bin/"   # serve runs prebake-serve from beside prebake
 PREBAKE=$CACHE/bin/prebake
 
 log "real binaries (source builds, cached by version)"

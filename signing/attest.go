@@ -10,10 +10,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/in-toto/in-toto-golang/in_toto"
 	slsa1 "github.com/in-toto/in-toto-golang/in_toto/slsa_provenance/v1"
-	"github.com/sigstore/cosign/v2/pkg/cosign"
-	"github.com/sigstore/cosign/v2/pkg/cosign/attestation"
-	"github.com/sigstore/cosign/v2/pkg/oci/static"
-	ctypes "github.com/sigstore/cosign/v2/pkg/types"
 	"github.com/sigstore/sigstore/pkg/signature/dsse"
 	sigopts "github.com/sigstore/sigstore/pkg/signature/options"
 
@@ -134,13 +130,10 @@ func Attest(ctx context.Context, ref registry.Reference, o AttestOptions) ([]Att
 	if err != nil {
 		return nil, err
 	}
-	co := &cosign.CheckOpts{SigVerifier: sigstoreVerifier(ctx, v), IgnoreTlog: true, IgnoreSCT: true, Offline: true}
 	var out []Attested
 	changed := false
 	for _, t := range todo {
-		st, err := attestation.GenerateStatement(attestation.GenerateOpts{
-			Predicate: bytes.NewReader(t.predicate), Type: t.kind, Digest: desc.Digest.Hex, Repo: id,
-		})
+		st, err := inTotoStatement(t.kind, t.predicate, desc.Digest.Hex, id)
 		if err != nil {
 			return nil, fmt.Errorf("attesting %s: %w", ref, err)
 		}
@@ -153,8 +146,8 @@ func Attest(ctx context.Context, ref registry.Reference, o AttestOptions) ([]Att
 		// identical.
 		keep := existing[:0:0]
 		for _, e := range existing {
-			if ann, _ := e.Annotations(); ann["predicateType"] == t.typ {
-				if est, raw, err := checkAttestation(ctx, e, desc.Digest, co); err == nil && est.PredicateType == t.typ {
+			if e.ann["predicateType"] == t.typ {
+				if est, raw, err := checkAttestation(ctx, e, desc.Digest, v); err == nil && est.PredicateType == t.typ {
 					if bytes.Equal(raw, msg) {
 						res.Existed = true
 						keep = append(keep, e)
@@ -165,15 +158,11 @@ func Attest(ctx context.Context, ref registry.Reference, o AttestOptions) ([]Att
 			keep = append(keep, e)
 		}
 		if !res.Existed {
-			env, err := dsse.WrapSigner(sigstoreSigner(ctx, s), ctypes.IntotoPayloadType).SignMessage(bytes.NewReader(msg), sigopts.WithContext(ctx))
+			env, err := dsse.WrapSigner(sigstoreSigner(ctx, s), intotoPayloadType).SignMessage(bytes.NewReader(msg), sigopts.WithContext(ctx))
 			if err != nil {
 				return nil, fmt.Errorf("signing %s attestation of %s: %w", t.kind, desc.Digest, err)
 			}
-			a, err := static.NewAttestation(env, static.WithLayerMediaType(ctypes.DssePayloadType), static.WithAnnotations(map[string]string{"predicateType": t.typ}))
-			if err != nil {
-				return nil, err
-			}
-			keep = append(keep, a)
+			keep = append(keep, newSigLayer(dssePayloadType, env, "", map[string]string{"predicateType": t.typ}))
 			changed = true
 		}
 		existing = keep

@@ -43,6 +43,9 @@ var (
 	ErrKeyExists = errors.New("key file exists")
 	// ErrNoSBOM: attest found no SBOM referrer and was given no SBOM file.
 	ErrNoSBOM = errors.New("no SBOM")
+	// ErrNoKMS: a KMS key reference in a program built without the KMS
+	// providers (signing/kms is imported by the kms build of prebake).
+	ErrNoKMS = errors.New("no KMS provider in this build")
 )
 
 // TagReferenceError refuses to sign a tag and tells which digest to sign.

@@ -4,19 +4,39 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 
-	"github.com/sigstore/cosign/v2/pkg/cosign"
-	sigs "github.com/sigstore/cosign/v2/pkg/signature"
+	"github.com/secure-systems-lab/go-securesystemslib/encrypted"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/sigstore/sigstore/pkg/signature/kms"
 	sigopts "github.com/sigstore/sigstore/pkg/signature/options"
 )
+
+// The PEM types of cosign's encrypted private keys (SIGSTORE is what cosign
+// writes since v2; COSIGN is still read).
+const (
+	sigstoreKeyPEM = "ENCRYPTED SIGSTORE PRIVATE KEY"
+	cosignKeyPEM   = "ENCRYPTED COSIGN PRIVATE KEY"
+)
+
+// kmsSchemes are the key reference schemes of the cloud KMS providers
+// cosign supports; a build of prebake without them (the default; see
+// signing/kms) names the build that has them instead of reading the
+// reference as a file name.
+var kmsSchemes = []string{"awskms://", "gcpkms://", "azurekms://", "hashivault://"}
 
 // PasswordEnv is the environment variable cosign and prebake read a key's
 // password from.
@@ -51,32 +71,130 @@ type Verifier interface {
 	PublicKey(ctx context.Context) (crypto.PublicKey, error)
 }
 
-// LoadSigner loads the private key keyRef through cosign's key loading: a
-// cosign/sigstore encrypted key file, env://VAR holding one, or a KMS URI
-// (awskms://, gcpkms://, azurekms://, hashivault://). pass is asked for the
-// password of encrypted keys; nil means the empty password.
+// LoadSigner loads the private key keyRef as `cosign sign --key` does: a
+// cosign/sigstore encrypted key file, http(s):// or env://VAR holding one,
+// or a KMS URI (awskms://, gcpkms://, azurekms://, hashivault://; only in a
+// program that imports signing/kms). pass is asked for the password of
+// encrypted keys; nil means the empty password.
 func LoadSigner(ctx context.Context, keyRef string, pass PassFunc) (Signer, error) {
-	sv, err := sigs.SignerVerifierFromKeyRef(ctx, keyRef, cosign.PassFunc(pass), nil)
+	sv, err := loadSigner(ctx, keyRef, pass)
 	if err != nil {
 		return nil, fmt.Errorf("loading signing key %s: %w", keyRef, err)
 	}
 	return &keySigner{sv: sv}, nil
 }
 
-// LoadVerifier loads the public key keyRef: a PEM file, env://VAR, or a KMS
-// URI (the public half of the KMS key).
+func loadSigner(ctx context.Context, keyRef string, pass PassFunc) (signature.SignerVerifier, error) {
+	if sv, ok, err := kmsKey(ctx, keyRef); ok || err != nil {
+		return sv, err
+	}
+	raw, err := loadKeyRef(keyRef)
+	if err != nil {
+		return nil, err
+	}
+	pw := []byte{}
+	if pass != nil {
+		if pw, err = pass(false); err != nil {
+			return nil, err
+		}
+	}
+	p, _ := pem.Decode(raw)
+	if p == nil {
+		return nil, errors.New("invalid pem block")
+	}
+	if p.Type != sigstoreKeyPEM && p.Type != cosignKeyPEM {
+		return nil, fmt.Errorf("unsupported pem type: %s", p.Type)
+	}
+	der, err := encrypted.Decrypt(p.Bytes, pw)
+	if err != nil {
+		return nil, fmt.Errorf("decrypt: %w", err)
+	}
+	pk, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("parsing private key: %w", err)
+	}
+	return signature.LoadDefaultSignerVerifier(pk, sigopts.WithED25519ph())
+}
+
+// kmsKey resolves a KMS key reference through the registered providers; ok
+// is false when keyRef names no KMS.
+func kmsKey(ctx context.Context, keyRef string) (signature.SignerVerifier, bool, error) {
+	if !strings.Contains(keyRef, "://") {
+		return nil, false, nil
+	}
+	sv, err := kms.Get(ctx, keyRef, crypto.SHA256)
+	if err == nil {
+		return sv, true, nil
+	}
+	var pnf *kms.ProviderNotFoundError
+	if !errors.As(err, &pnf) {
+		return nil, true, fmt.Errorf("kms get: %w", err)
+	}
+	for _, s := range kmsSchemes {
+		if strings.HasPrefix(keyRef, s) {
+			return nil, true, fmt.Errorf("%w: %s keys need a prebake built with the KMS providers (make build-kms, or go build -tags kms ./cmd/prebake)", ErrNoKMS, s)
+		}
+	}
+	return nil, false, nil
+}
+
+// loadKeyRef reads a key: a file, http(s)://URL or env://VAR (as cosign).
+func loadKeyRef(keyRef string) ([]byte, error) {
+	scheme, rest, ok := strings.Cut(keyRef, "://")
+	if !ok {
+		return os.ReadFile(filepath.Clean(keyRef))
+	}
+	switch scheme {
+	case "http", "https":
+		resp, err := http.Get(keyRef) // #nosec G107: the user's key URL, as cosign
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("GET %s: %s", keyRef, resp.Status)
+		}
+		return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	case "env":
+		v, ok := os.LookupEnv(rest)
+		if !ok {
+			return nil, fmt.Errorf("env var $%s not found", rest)
+		}
+		return []byte(v), nil
+	}
+	return nil, fmt.Errorf("unrecognized key scheme %s://", scheme)
+}
+
+// LoadVerifier loads the public key keyRef: a PEM file, http(s)://,
+// env://VAR, or a KMS URI (the public half of the KMS key; only in a
+// program that imports signing/kms).
 func LoadVerifier(ctx context.Context, keyRef string) (Verifier, error) {
-	v, err := sigs.PublicKeyFromKeyRef(ctx, keyRef)
+	v, err := loadVerifier(ctx, keyRef)
 	if err != nil {
 		return nil, fmt.Errorf("loading public key %s: %w", keyRef, err)
 	}
 	return &keyVerifier{v: v}, nil
 }
 
+func loadVerifier(ctx context.Context, keyRef string) (signature.Verifier, error) {
+	if sv, ok, err := kmsKey(ctx, keyRef); ok || err != nil {
+		return sv, err
+	}
+	raw, err := loadKeyRef(keyRef)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := cryptoutils.UnmarshalPEMToPublicKey(raw)
+	if err != nil {
+		return nil, fmt.Errorf("pem to public key: %w", err)
+	}
+	return signature.LoadVerifier(pub, crypto.SHA256)
+}
+
 // NewSigner returns a Signer for an in-memory private key (ECDSA, RSA or
 // Ed25519), with cosign's defaults (SHA-256; Ed25519ph).
 func NewSigner(priv crypto.Signer) (Signer, error) {
-	sv, err := signature.LoadDefaultSignerVerifier(priv, *cosign.GetDefaultLoadOptions(nil)...)
+	sv, err := signature.LoadDefaultSignerVerifier(priv, sigopts.WithED25519ph())
 	if err != nil {
 		return nil, fmt.Errorf("loading private key: %w", err)
 	}
@@ -225,20 +343,49 @@ func GenerateKeyPair(o KeygenOptions) (*KeyPair, error) {
 			}
 		}
 	}
-	keys, err := cosign.GenerateKeyPair(cosign.PassFunc(o.Password))
+	priv, pub, err := newKeyPair(o.Password)
 	if err != nil {
 		return nil, fmt.Errorf("generating key pair: %w", err)
 	}
-	if err := writeKeyFile(kp.PrivateKey, keys.PrivateBytes, 0o600, o.Force); err != nil {
+	if err := writeKeyFile(kp.PrivateKey, priv, 0o600, o.Force); err != nil {
 		return nil, err
 	}
-	if err := writeKeyFile(kp.PublicKey, keys.PublicBytes, 0o644, o.Force); err != nil {
+	if err := writeKeyFile(kp.PublicKey, pub, 0o644, o.Force); err != nil {
 		if !o.Force {
 			os.Remove(kp.PrivateKey)
 		}
 		return nil, err
 	}
 	return kp, nil
+}
+
+// newKeyPair is `cosign generate-key-pair`: an ECDSA P-256 key, PKCS #8,
+// encrypted with the password (scrypt + secretbox), PEM-encoded; and the PEM
+// public key.
+func newKeyPair(pass PassFunc) (priv, pub []byte, err error) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		return nil, nil, err
+	}
+	pw := []byte{}
+	if pass != nil {
+		if pw, err = pass(true); err != nil {
+			return nil, nil, err
+		}
+	}
+	enc, err := encrypted.Encrypt(der, pw)
+	if err != nil {
+		return nil, nil, err
+	}
+	pub, err = cryptoutils.MarshalPublicKeyToPEM(k.Public())
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: sigstoreKeyPEM, Bytes: enc}), pub, nil
 }
 
 // writeKeyFile writes b to path through a synced temporary file created

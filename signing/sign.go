@@ -11,10 +11,6 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/sigstore/cosign/v2/pkg/oci"
-	"github.com/sigstore/cosign/v2/pkg/oci/static"
-	ctypes "github.com/sigstore/cosign/v2/pkg/types"
 	"github.com/sigstore/sigstore/pkg/signature/payload"
 
 	"github.com/prebake/prebake/registry"
@@ -221,10 +217,7 @@ func signOne(ctx context.Context, ref registry.Reference, d v1.Descriptor, s Sig
 	if err != nil {
 		return res, fmt.Errorf("signing %s: %w", d.Digest, err)
 	}
-	sig, err := static.NewSignature(msg, base64.StdEncoding.EncodeToString(raw))
-	if err != nil {
-		return res, err
-	}
+	sig := newSigLayer(simpleSigningMediaType, msg, base64.StdEncoding.EncodeToString(raw), nil)
 	if err := writeSignatures(ctx, ref, tag, append(existing, sig), o); err != nil {
 		return res, err
 	}
@@ -233,17 +226,6 @@ func signOne(ctx context.Context, ref registry.Reference, d v1.Descriptor, s Sig
 
 // sameSignature reports whether e is a simple-signing signature of msg that
 // v verifies (cosign's duplicate detection).
-func sameSignature(ctx context.Context, e oci.Signature, msg []byte, v Verifier) bool {
-	if mt, err := e.MediaType(); err != nil || mt != types.MediaType(ctypes.SimpleSigningMediaType) {
-		return false
-	}
-	p, err := e.Payload()
-	if err != nil || !bytes.Equal(p, msg) {
-		return false
-	}
-	raw, err := e.Signature()
-	if err != nil {
-		return false
-	}
-	return v.VerifyMessage(ctx, msg, raw) == nil
+func sameSignature(ctx context.Context, e *sigLayer, msg []byte, v Verifier) bool {
+	return e.mediaType == simpleSigningMediaType && bytes.Equal(e.payload, msg) && e.verifySimple(ctx, v) == nil
 }

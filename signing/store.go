@@ -11,10 +11,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-	"github.com/sigstore/cosign/v2/pkg/oci"
-	"github.com/sigstore/cosign/v2/pkg/oci/empty"
-	"github.com/sigstore/cosign/v2/pkg/oci/mutate"
-	"github.com/sigstore/cosign/v2/pkg/oci/static"
 
 	"github.com/prebake/prebake/registry"
 )
@@ -50,7 +46,7 @@ const maxLayers = 1000
 // readSignatures returns the signatures (or attestations) stored under tag
 // next to ref, each checked against its descriptor's digest and size; a
 // missing tag is no signatures.
-func readSignatures(ctx context.Context, ref registry.Reference, tag string, o registry.Options) ([]oci.Signature, error) {
+func readSignatures(ctx context.Context, ref registry.Reference, tag string, o registry.Options) ([]*sigLayer, error) {
 	at := ref.WithTag(tag)
 	a, _, err := registry.Get(ctx, at, o)
 	if isNotFound(err) {
@@ -70,7 +66,7 @@ func readSignatures(ctx context.Context, ref registry.Reference, tag string, o r
 	if len(m.Layers) > maxLayers {
 		return nil, fmt.Errorf("reading signatures %s: %d layers, more than %d", at, len(m.Layers), maxLayers)
 	}
-	var out []oci.Signature
+	var out []*sigLayer
 	for _, d := range m.Layers {
 		l, err := img.LayerByDigest(d.Digest)
 		if err != nil {
@@ -80,23 +76,15 @@ func readSignatures(ctx context.Context, ref registry.Reference, tag string, o r
 		if err != nil {
 			return nil, fmt.Errorf("reading signature %s of %s: %w", d.Digest, at, err)
 		}
-		opts := []static.Option{static.WithLayerMediaType(d.MediaType), static.WithAnnotations(d.Annotations)}
-		if c := d.Annotations[static.CertificateAnnotationKey]; c != "" {
-			opts = append(opts, static.WithCertChain([]byte(c), []byte(d.Annotations[static.ChainAnnotationKey])))
-		}
-		s, err := static.NewSignature(payload, d.Annotations[static.SignatureAnnotationKey], opts...)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s)
+		out = append(out, newSigLayer(d.MediaType, payload, d.Annotations[annSignature], d.Annotations))
 	}
 	return out, nil
 }
 
 // writeSignatures stores sigs as the image under tag next to ref,
 // replacing what was there.
-func writeSignatures(ctx context.Context, ref registry.Reference, tag string, sigs []oci.Signature, o registry.Options) error {
-	img, err := mutate.AppendSignatures(empty.Signatures(), false, sigs...)
+func writeSignatures(ctx context.Context, ref registry.Reference, tag string, sigs []*sigLayer, o registry.Options) error {
+	img, err := sigImage(sigs)
 	if err != nil {
 		return err
 	}

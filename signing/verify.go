@@ -20,8 +20,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/in-toto/in-toto-golang/in_toto"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
-	"github.com/sigstore/cosign/v2/pkg/cosign"
-	"github.com/sigstore/cosign/v2/pkg/oci"
 	"github.com/sigstore/sigstore/pkg/signature/payload"
 	"golang.org/x/sync/errgroup"
 
@@ -123,7 +121,7 @@ func Verify(ctx context.Context, ref registry.Reference, o VerifyOptions) (*Veri
 	var (
 		wg                              sync.WaitGroup
 		revs                            []registry.Revocation
-		sigs, atts                      []oci.Signature
+		sigs, atts                      []*sigLayer
 		revErr, contErr, sigErr, attErr error
 		c                               = &contentChecker{skipBlobs: o.SkipBlobs, source: ref.String()}
 	)
@@ -152,7 +150,6 @@ func Verify(ctx context.Context, ref registry.Reference, o VerifyOptions) (*Veri
 	res.Manifests, res.Blobs = c.manifests, c.blobs
 	res.Annotations = c.rootAnnotations
 
-	co := &cosign.CheckOpts{SigVerifier: sigstoreVerifier(ctx, v), IgnoreTlog: true, IgnoreSCT: true, Offline: true}
 	for _, err := range []error{sigErr, attErr} {
 		if err != nil {
 			if isDigestError(err) {
@@ -169,7 +166,7 @@ func Verify(ctx context.Context, ref registry.Reference, o VerifyOptions) (*Veri
 		details []string
 	)
 	for i, s := range sigs {
-		claims, err := checkSignature(ctx, s, desc.Digest, co, o.Annotations)
+		claims, err := checkSignature(ctx, s, desc.Digest, v, o.Annotations)
 		if err != nil {
 			details = append(details, fmt.Sprintf("signature %d %s", i+1, describe(err)))
 			if rank(err) > rank(reason) {
@@ -193,7 +190,7 @@ func Verify(ctx context.Context, ref registry.Reference, o VerifyOptions) (*Veri
 	}
 
 	if o.Attestations {
-		res.Attestations = verifyAttestations(ctx, atts, desc.Digest, co)
+		res.Attestations = verifyAttestations(ctx, atts, desc.Digest, v)
 		var missing []string
 		for _, want := range []string{PredicateSBOM, PredicateProvenance} {
 			if !slices.ContainsFunc(res.Attestations, func(a VerifiedAttestation) bool { return a.PredicateType == want }) {
@@ -245,16 +242,12 @@ func describe(err error) string {
 
 // checkSignature verifies one simple-signing signature of digest h and
 // returns its optional claims; the error is one of the sentinels.
-func checkSignature(ctx context.Context, s oci.Signature, h v1.Hash, co *cosign.CheckOpts, want map[string]string) (map[string]string, error) {
-	if _, err := cosign.VerifyImageSignature(ctx, s, h, co); err != nil {
+func checkSignature(ctx context.Context, s *sigLayer, h v1.Hash, v Verifier, want map[string]string) (map[string]string, error) {
+	if err := s.verifySimple(ctx, v); err != nil {
 		return nil, ErrWrongKey
 	}
-	p, err := s.Payload()
-	if err != nil {
-		return nil, err
-	}
 	var sci payload.SimpleContainerImage
-	if err := json.Unmarshal(p, &sci); err != nil || sci.Critical.Type != payload.CosignSignatureType {
+	if err := json.Unmarshal(s.payload, &sci); err != nil || sci.Critical.Type != payload.CosignSignatureType {
 		return nil, ErrSubjectMismatch
 	}
 	if got := sci.Critical.Image.DockerManifestDigest; got != h.String() {
@@ -280,11 +273,11 @@ func checkSignature(ctx context.Context, s oci.Signature, h v1.Hash, co *cosign.
 }
 
 // verifyAttestations returns the attestations of digest h that verify with
-// co's key and name h as their subject, sorted by predicate type.
-func verifyAttestations(ctx context.Context, atts []oci.Signature, h v1.Hash, co *cosign.CheckOpts) []VerifiedAttestation {
+// v and name h as their subject, sorted by predicate type.
+func verifyAttestations(ctx context.Context, atts []*sigLayer, h v1.Hash, v Verifier) []VerifiedAttestation {
 	var out []VerifiedAttestation
 	for _, a := range atts {
-		st, raw, err := checkAttestation(ctx, a, h, co)
+		st, raw, err := checkAttestation(ctx, a, h, v)
 		if err != nil {
 			continue
 		}
@@ -295,10 +288,10 @@ func verifyAttestations(ctx context.Context, atts []oci.Signature, h v1.Hash, co
 	return out
 }
 
-// checkAttestation verifies a DSSE envelope with co's key and returns its
+// checkAttestation verifies a DSSE envelope with v and returns its
 // statement, which must name h as a subject.
-func checkAttestation(ctx context.Context, a oci.Signature, h v1.Hash, co *cosign.CheckOpts) (*in_toto.Statement, []byte, error) {
-	if _, err := cosign.VerifyBlobAttestation(ctx, a, h, co); err != nil {
+func checkAttestation(ctx context.Context, a *sigLayer, h v1.Hash, v Verifier) (*in_toto.Statement, []byte, error) {
+	if err := a.verifyEnvelope(ctx, v); err != nil {
 		return nil, nil, ErrWrongKey
 	}
 	st, raw, err := statementOf(a)
@@ -315,13 +308,9 @@ func checkAttestation(ctx context.Context, a oci.Signature, h v1.Hash, co *cosig
 
 // statementOf decodes the in-toto statement inside an attestation envelope
 // (without verifying it).
-func statementOf(a oci.Signature) (*in_toto.Statement, []byte, error) {
-	p, err := a.Payload()
-	if err != nil {
-		return nil, nil, err
-	}
+func statementOf(a *sigLayer) (*in_toto.Statement, []byte, error) {
 	var env dsse.Envelope
-	if err := json.Unmarshal(p, &env); err != nil {
+	if err := json.Unmarshal(a.payload, &env); err != nil {
 		return nil, nil, fmt.Errorf("decoding envelope: %w", err)
 	}
 	raw, err := base64.StdEncoding.DecodeString(env.Payload)

@@ -1,7 +1,9 @@
 // Command prebake builds, publishes, signs and renders Kubernetes node images.
 //
-// main only wires signals, the exit code and the KMS providers; everything
-// else lives in internal/cli and the library packages it calls.
+// main only wires signals and the exit code; everything else lives in
+// internal/cli and the library packages it calls. The cloud KMS providers
+// are linked only into the kms build (kms.go, `make build-kms`): their four
+// SDKs would double the binary and the start-up time of every command.
 package main
 
 import (
@@ -11,9 +13,6 @@ import (
 	"syscall"
 
 	"github.com/prebake/prebake/internal/cli"
-	// The cloud KMS providers for --key/--sign-key awskms://, gcpkms://,
-	// azurekms://, hashivault:// (registered here, not by signing).
-	_ "github.com/prebake/prebake/signing/kms"
 )
 
 func main() {

@@ -1,13 +1,14 @@
 package cli
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/prebake/prebake/registry/server"
 )
+
+// DefaultGCGrace is gc's --grace default: registry/server's
+// DefaultGracePeriod (internal/servecmd's test keeps them equal).
+const DefaultGCGrace = time.Hour
 
 func newGCCmd(a *app) *cobra.Command {
 	var (
@@ -33,34 +34,16 @@ manifest that references them.`,
   prebake gc --root /var/lib/prebake/registry --grace 10m`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			srv, err := server.New(root)
-			if err != nil {
-				return err
+			if serverCmds.GC == nil {
+				return execServer(cmd)
 			}
-			defer srv.Close()
-			if grace <= 0 {
-				grace = -1 // GCOptions: negative keeps none, zero would mean the default
-			}
-			res, err := srv.GC(cmd.Context(), server.GCOptions{DryRun: dryRun, GracePeriod: grace})
-			verb := "removed"
-			if dryRun {
-				verb = "would remove"
-			}
-			for _, b := range res.Removed {
-				fmt.Fprintf(a.Out, "%s %s@%s (%d bytes)\n", verb, b.Repo, b.Digest, b.Size)
-			}
-			for _, l := range res.Leftovers {
-				fmt.Fprintf(a.Out, "%s leftover %s\n", verb, l)
-			}
-			fmt.Fprintf(a.Out, "%s %d blobs and %d leftovers in %d repositories, %d bytes freed\n",
-				verb, len(res.Removed), len(res.Leftovers), res.Repositories, res.BytesFreed)
-			return err
+			return serverCmds.GC(cmd.Context(), GCConfig{Root: root, DryRun: dryRun, Grace: grace}, a.Streams)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&root, "root", "", "the registry root given to prebake serve")
 	f.BoolVar(&dryRun, "dry-run", false, "only print what would be removed")
-	f.DurationVar(&grace, "grace", server.DefaultGracePeriod, "keep unreferenced blobs younger than this; 0 keeps none (only when nothing pushes)")
+	f.DurationVar(&grace, "grace", DefaultGCGrace, "keep unreferenced blobs younger than this; 0 keeps none (only when nothing pushes)")
 	_ = cmd.MarkFlagRequired("root")
 	return cmd
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -14,7 +13,7 @@ import (
 	"github.com/prebake/prebake/internal/atomicfile"
 	"github.com/prebake/prebake/recipes"
 	"github.com/prebake/prebake/registry"
-	"github.com/prebake/prebake/registry/server"
+	"github.com/prebake/prebake/registry/server/bootstrap"
 )
 
 type renderFlags struct {
@@ -256,7 +255,7 @@ func runRender(cmd *cobra.Command, a *app, f *renderFlags, args []string) error 
 			return err
 		}
 		for i, d := range docs {
-			token, err := server.IssueBootstrapToken(f.bootstrapDir, d, f.bootstrapTTL)
+			token, err := bootstrap.Issue(f.bootstrapDir, d, f.bootstrapTTL)
 			if err != nil {
 				return err
 			}
@@ -367,11 +366,17 @@ func writeRendered(a *app, f *renderFlags, format cloudinit.Format, specs []*clo
 	if err := os.MkdirAll(f.output, 0o755); err != nil {
 		return err
 	}
+	// All documents, then one sync (atomicfile.WriteFiles): an fsync and a
+	// rename per document capped this at ~560 documents/s on ext4.
 	ext := renderExt(format, f.gzip)
+	files := make([]atomicfile.File, len(specs))
 	for i, s := range specs {
-		if err := atomicfile.WriteFile(filepath.Join(f.output, s.Node.Name+ext), docs[i], 0o600); err != nil {
-			return err
-		}
+		files[i] = atomicfile.File{Name: s.Node.Name + ext, Data: docs[i]}
+	}
+	if err := atomicfile.WriteFiles(f.output, files, 0o600); err != nil {
+		return err
+	}
+	for i, s := range specs {
 		report(s.Node.Name, len(docs[i]))
 	}
 	return nil

@@ -1,14 +1,92 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
-	"log/slog"
-	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/prebake/prebake/registry/server"
+	"github.com/spf13/pflag"
 )
+
+// ServeConfig is what `prebake serve`'s flags ask for.
+type ServeConfig struct {
+	Root, Addr, TLSCert, TLSKey, Htpasswd, BootstrapDir string
+	AnonymousPull, Delete, Debug, Quiet                 bool
+}
+
+// GCConfig is what `prebake gc`'s flags ask for. Grace <= 0 keeps no
+// unreferenced blob.
+type GCConfig struct {
+	Root   string
+	DryRun bool
+	Grace  time.Duration
+}
+
+// ServerCommands run `serve` and `gc`, the two commands that need the
+// registry server (registry/server and olareg, whose package initialisation
+// alone costs ~100 ms of CPU). The prebake binary leaves them unset, so that
+// no other command pays for them, and replaces itself with prebake-serve
+// (cmd/prebake-serve: this CLI with the server linked in, built next to
+// prebake) when one of the two is run.
+type ServerCommands struct {
+	Serve func(ctx context.Context, c ServeConfig, s Streams) error
+	GC    func(ctx context.Context, c GCConfig, s Streams) error
+}
+
+var serverCmds ServerCommands
+
+// SetServer links the registry server's commands into this program
+// (cmd/prebake-serve, and tests).
+func SetServer(sc ServerCommands) { serverCmds = sc }
+
+// ServerBinary is the program `prebake serve` and `prebake gc` run.
+const ServerBinary = "prebake-serve"
+
+// errNoServer: prebake-serve is neither next to prebake nor in PATH.
+var errNoServer = errors.New(ServerBinary + " not found")
+
+// execServer replaces this process with prebake-serve running the same
+// command with the same flags (so the PID, signals, streams and exit code
+// are the server's own).
+func execServer(cmd *cobra.Command) error {
+	// A prebake-serve without the server (a copy of prebake under that
+	// name) would exec itself forever.
+	const guard = "PREBAKE_SERVE_EXEC"
+	if os.Getenv(guard) != "" {
+		return fmt.Errorf("%s: %w: this %s has no registry server linked in", cmd.Name(), errNoServer, ServerBinary)
+	}
+	bin := ""
+	if self, err := os.Executable(); err == nil {
+		if p := filepath.Join(filepath.Dir(self), ServerBinary); isExecutable(p) {
+			bin = p
+		}
+	}
+	if bin == "" {
+		p, err := exec.LookPath(ServerBinary)
+		if err != nil {
+			return fmt.Errorf("%s needs the registry server: %w next to this prebake or in PATH (make build writes bin/%s; go build ./cmd/%s)", cmd.Name(), errNoServer, ServerBinary, ServerBinary)
+		}
+		bin = p
+	}
+	argv := []string{bin, cmd.Name()}
+	// Flags() holds the command's and the inherited flags as parsed.
+	cmd.Flags().Visit(func(f *pflag.Flag) { argv = append(argv, "--"+f.Name+"="+f.Value.String()) })
+	if err := syscall.Exec(bin, argv, append(os.Environ(), guard+"=1")); err != nil {
+		return fmt.Errorf("running %s: %w", bin, err)
+	}
+	return nil
+}
+
+func isExecutable(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
 
 func newServeCmd(a *app) *cobra.Command {
 	var (
@@ -48,42 +126,16 @@ blobs either way.`,
       --htpasswd /etc/prebake/htpasswd --anonymous-pull`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			level := slog.LevelInfo
-			if debug {
-				level = slog.LevelDebug
-			} else if a.quiet {
-				level = slog.LevelError
-			}
-			opts := []server.Option{
-				server.WithLogger(slog.New(slog.NewTextHandler(a.Err, &slog.HandlerOptions{Level: level}))),
-				server.WithDelete(enableDelete),
-			}
-			if htpasswd != "" {
-				opts = append(opts, server.WithHtpasswd(htpasswd), server.WithAnonymousPull(anonPull))
-			} else if anonPull {
+			if anonPull && htpasswd == "" {
 				return fmt.Errorf("--anonymous-pull needs --htpasswd")
 			}
-			if bootstrap != "" {
-				opts = append(opts, server.WithBootstrapDir(bootstrap))
+			if serverCmds.Serve == nil {
+				return execServer(cmd)
 			}
-			if cert != "" || key != "" {
-				opts = append(opts, server.WithTLS(cert, key))
-			}
-			srv, err := server.New(root, opts...)
-			if err != nil {
-				return err
-			}
-			ln, err := net.Listen("tcp", addr)
-			if err != nil {
-				srv.Close()
-				return fmt.Errorf("listening on %s: %w", addr, err)
-			}
-			if _, err := fmt.Fprintf(a.Out, "listening on %s\n", ln.Addr()); err != nil {
-				ln.Close()
-				srv.Close()
-				return err
-			}
-			return srv.Serve(cmd.Context(), ln)
+			return serverCmds.Serve(cmd.Context(), ServeConfig{
+				Root: root, Addr: addr, TLSCert: cert, TLSKey: key, Htpasswd: htpasswd, BootstrapDir: bootstrap,
+				AnonymousPull: anonPull, Delete: enableDelete, Debug: debug, Quiet: a.quiet,
+			}, a.Streams)
 		},
 	}
 	f := cmd.Flags()

@@ -41,8 +41,9 @@ var allowed = map[string]struct {
 	"lock":            {[]string{"recipes", "builder/fetch", "internal/"}, "lock finds checksums; it may only download"},
 	"builder":         {[]string{"recipes", "builder/fetch", "builder/archive", "internal/"}, "builder produces images; moving them is registry's job"},
 	// Moving images.
-	"registry":        {[]string{"recipes", "internal/"}, "registry moves images (it reads recipes' annotation names); it does not build, sign or render them"},
-	"registry/server": {[]string{"registry", "internal/"}, "the server stores what registry moves"},
+	"registry":                  {[]string{"recipes", "internal/"}, "registry moves images (it reads recipes' annotation names); it does not build, sign or render them"},
+	"registry/server":           {[]string{"registry", "internal/"}, "the server stores what registry moves"},
+	"registry/server/bootstrap": {nil, "one-time join documents: render issues them without linking the server"},
 	// Trust.
 	"signing":     {[]string{"registry", "recipes", "internal/"}, "signing works on references, not builds"},
 	"signing/kms": {nil, "only registers providers; commands import it"},
@@ -61,6 +62,9 @@ var allowed = map[string]struct {
 	// Front ends.
 	"internal/cli": {[]string{"recipes", "builder", "lock", "registry", "signing", "cloudinit", "disk", "pipeline", "apply", "ospkg", "internal/atomicfile", "internal/progress", "internal/version"}, "the CLI calls libraries, never the Packer plugin"},
 	"cmd/prebake":  {[]string{"internal/cli", "signing/kms"}, "main wires the CLI"},
+	// The registry server's commands, linked only into prebake-serve.
+	"internal/servecmd": {[]string{"internal/cli", "registry/server"}, "serve and gc: the only CLI code that links the registry server"},
+	"cmd/prebake-serve": {[]string{"internal/cli", "internal/servecmd"}, "main of prebake with the server (what prebake serve and gc run)"},
 	// Test harness: only tests import it.
 	"internal/testenv":         {nil, "imports nothing of prebake so that every package's own tests can use it"},
 	"internal/testenv/fixture": {[]string{"pipeline", "builder", "registry", "signing", "internal/testenv"}, "fixtures for tests"},

@@ -164,32 +164,35 @@ func Prebake(t testing.TB) string {
 	return binPath
 }
 
-// BuildPrebake builds cmd/prebake of the tree at root into .cache/test-bin
-// (never committed; one file per tree, replaced atomically by every build, so
-// that concurrent test processes and worktrees sharing .cache do not collide)
-// and returns its path. TestMain functions call it directly.
+// BuildPrebake builds cmd/prebake and cmd/prebake-serve (which `prebake
+// serve` and `prebake gc` run, found next to prebake) of the tree at root
+// into .cache/test-bin/<tree> (never committed; one directory per tree,
+// each file replaced atomically by every build, so that concurrent test
+// processes and worktrees sharing .cache do not collide) and returns
+// prebake's path. TestMain functions call it directly.
 func BuildPrebake(root string) (string, error) {
 	sum := sha256.Sum256([]byte(root))
-	dir := filepath.Join(root, ".cache", "test-bin")
+	dir := filepath.Join(root, ".cache", "test-bin", hex.EncodeToString(sum[:6]))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	final := filepath.Join(dir, "prebake-"+hex.EncodeToString(sum[:6]))
-	tmp, err := os.CreateTemp(dir, ".prebake-*")
-	if err != nil {
-		return "", err
+	for _, name := range []string{"prebake-serve", "prebake"} {
+		tmp, err := os.CreateTemp(dir, "."+name+"-*")
+		if err != nil {
+			return "", err
+		}
+		tmp.Close()
+		defer os.Remove(tmp.Name())
+		cmd := exec.Command("go", "build", "-o", tmp.Name(), "./cmd/"+name)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("building %s: %v\n%s", name, err, out)
+		}
+		if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
+			return "", err
+		}
 	}
-	tmp.Close()
-	defer os.Remove(tmp.Name())
-	cmd := exec.Command("go", "build", "-o", tmp.Name(), "./cmd/prebake")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building prebake: %v\n%s", err, out)
-	}
-	if err := os.Rename(tmp.Name(), final); err != nil {
-		return "", err
-	}
-	return final, nil
+	return filepath.Join(dir, "prebake"), nil
 }
 
 // Server is a `prebake serve` child process.

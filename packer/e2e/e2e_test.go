@@ -200,6 +200,11 @@ func setup(t *testing.T) *env {
 		t.Fatal("no /usr/sbin/sshd: run packer/hack/tools.sh")
 	}
 	e.prebake = binary(t, "PREBAKE_BIN", "prebake", "../..", "./cmd/prebake")
+	if os.Getenv("PREBAKE_BIN") == "" { // `prebake serve` runs prebake-serve from next to prebake
+		if out, err := exec.Command("go", "build", "-C", "../..", "-o", filepath.Join(filepath.Dir(e.prebake), "prebake-serve"), "./cmd/prebake-serve").CombinedOutput(); err != nil {
+			t.Fatalf("building prebake-serve: %v\n%s", err, out)
+		}
+	}
 	plugin := binary(t, "PACKER_PLUGIN_BIN", "packer-plugin-prebake", "..", ".")
 	e.environ = append(os.Environ(),
 		"PACKER_PLUGIN_PATH="+filepath.Join(e.dir, "plugins"), "PACKER_CONFIG_DIR="+filepath.Join(e.dir, "config"),

@@ -1,4 +1,4 @@
-package server
+package bootstrap
 
 import (
 	"bytes"
@@ -21,10 +21,10 @@ type fakeClock struct{ t atomic.Int64 }
 func (c *fakeClock) now() time.Time      { return time.Unix(0, c.t.Load()) }
 func (c *fakeClock) add(d time.Duration) { c.t.Add(int64(d)) }
 
-func newBootstrapServer(t *testing.T, opts ...BootstrapOption) (string, *httptest.Server) {
+func newBootstrapServer(t *testing.T, opts ...Option) (string, *httptest.Server) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "bootstrap")
-	h, err := NewBootstrapHandler(dir, opts...)
+	h, err := NewHandler(dir, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ const joinDoc = "#cloud-config\nwrite_files:\n  - path: /run/prebake/kubeadm-joi
 
 func TestBootstrapOnce(t *testing.T) {
 	dir, srv := newBootstrapServer(t)
-	token, err := IssueBootstrapToken(dir, []byte(joinDoc), time.Hour)
+	token, err := Issue(dir, []byte(joinDoc), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,8 +87,8 @@ func TestBootstrapOnce(t *testing.T) {
 func TestBootstrapExpiry(t *testing.T) {
 	clock := &fakeClock{}
 	clock.add(time.Duration(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC).UnixNano()))
-	dir, srv := newBootstrapServer(t, WithBootstrapClock(clock.now))
-	token, err := IssueBootstrapToken(dir, []byte(joinDoc), 10*time.Minute, WithBootstrapClock(clock.now))
+	dir, srv := newBootstrapServer(t, WithClock(clock.now))
+	token, err := Issue(dir, []byte(joinDoc), 10*time.Minute, WithClock(clock.now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestBootstrapExpiry(t *testing.T) {
 		t.Fatalf("after expiry: %d", code)
 	}
 	// A token used within its lifetime works.
-	token, err = IssueBootstrapToken(dir, []byte(joinDoc), 10*time.Minute, WithBootstrapClock(clock.now))
+	token, err = Issue(dir, []byte(joinDoc), 10*time.Minute, WithClock(clock.now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,12 +110,12 @@ func TestBootstrapExpiry(t *testing.T) {
 		t.Fatalf("within lifetime: %d", code)
 	}
 	// The handler sweeps expired records when it starts.
-	_, err = IssueBootstrapToken(dir, []byte(joinDoc), time.Minute, WithBootstrapClock(clock.now))
+	_, err = Issue(dir, []byte(joinDoc), time.Minute, WithClock(clock.now))
 	if err != nil {
 		t.Fatal(err)
 	}
 	clock.add(2 * time.Minute)
-	if _, err := NewBootstrapHandler(dir, WithBootstrapClock(clock.now)); err != nil {
+	if _, err := NewHandler(dir, WithClock(clock.now)); err != nil {
 		t.Fatal(err)
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
@@ -125,7 +125,7 @@ func TestBootstrapExpiry(t *testing.T) {
 
 func TestBootstrapConcurrentUseServesOnce(t *testing.T) {
 	dir, srv := newBootstrapServer(t)
-	token, err := IssueBootstrapToken(dir, []byte(joinDoc), time.Hour)
+	token, err := Issue(dir, []byte(joinDoc), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestBootstrapConcurrentUseServesOnce(t *testing.T) {
 
 func TestBootstrapFilesAreSecret(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "bootstrap")
-	token, err := IssueBootstrapToken(dir, []byte(joinDoc), time.Hour)
+	token, err := Issue(dir, []byte(joinDoc), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,17 +193,17 @@ func TestBootstrapFilesAreSecret(t *testing.T) {
 	if err := os.Chmod(open, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewBootstrapHandler(open); !errors.Is(err, ErrBootstrapDir) {
-		t.Errorf("got %v, want ErrBootstrapDir", err)
+	if _, err := NewHandler(open); !errors.Is(err, ErrDir) {
+		t.Errorf("got %v, want ErrDir", err)
 	}
-	if _, err := IssueBootstrapToken(dir, []byte("x"), 0); !errors.Is(err, ErrBootstrapTTL) {
-		t.Errorf("ttl 0: got %v, want ErrBootstrapTTL", err)
+	if _, err := Issue(dir, []byte("x"), 0); !errors.Is(err, ErrTTL) {
+		t.Errorf("ttl 0: got %v, want ErrTTL", err)
 	}
 }
 
 func TestBootstrapRefusals(t *testing.T) {
 	dir, srv := newBootstrapServer(t)
-	token, err := IssueBootstrapToken(dir, []byte(joinDoc), time.Hour)
+	token, err := Issue(dir, []byte(joinDoc), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,10 +232,10 @@ func TestBootstrapRefusals(t *testing.T) {
 	if code, _ := get(t, srv.URL+"/bootstrap/"+token); code != http.StatusOK {
 		t.Fatalf("token spent by refused requests: %d", code)
 	}
-	if got := RedactBootstrapPath("/bootstrap/" + token); strings.Contains(got, token) {
-		t.Errorf("RedactBootstrapPath kept the token: %s", got)
+	if got := RedactPath("/bootstrap/" + token); strings.Contains(got, token) {
+		t.Errorf("RedactPath kept the token: %s", got)
 	}
-	if got := RedactBootstrapPath("/v2/x/manifests/y"); got != "/v2/x/manifests/y" {
-		t.Errorf("RedactBootstrapPath changed a registry path: %s", got)
+	if got := RedactPath("/v2/x/manifests/y"); got != "/v2/x/manifests/y" {
+		t.Errorf("RedactPath changed a registry path: %s", got)
 	}
 }

@@ -1,7 +1,8 @@
-package cli
+package servecmd_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"strings"
@@ -13,7 +14,31 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/prebake/prebake/internal/cli"
+	"github.com/prebake/prebake/internal/servecmd"
+	"github.com/prebake/prebake/registry/server"
 )
+
+func init() { cli.SetServer(servecmd.Commands()) }
+
+// runPrebake runs the root command (with the server linked in, as
+// prebake-serve) in-process.
+func runPrebake(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	root := cli.NewRootCommand(cli.Streams{In: strings.NewReader(""), Out: &out, Err: &errb})
+	root.SetArgs(args)
+	err := root.ExecuteContext(t.Context())
+	return out.String(), errb.String(), err
+}
+
+// gc's flag default is the server's.
+func TestGCGraceDefault(t *testing.T) {
+	if cli.DefaultGCGrace != server.DefaultGracePeriod {
+		t.Errorf("cli.DefaultGCGrace %v, server.DefaultGracePeriod %v", cli.DefaultGCGrace, server.DefaultGracePeriod)
+	}
+}
 
 // serve runs `prebake serve` in-process until the returned stop is called,
 // and returns the address from its first line.
@@ -21,7 +46,7 @@ func serveInProcess(t *testing.T, args ...string) (addr string, stop func() erro
 	t.Helper()
 	pr, pw := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
-	root := NewRootCommand(Streams{In: strings.NewReader(""), Out: pw, Err: io.Discard})
+	root := cli.NewRootCommand(cli.Streams{In: strings.NewReader(""), Out: pw, Err: io.Discard})
 	root.SetArgs(append([]string{"serve", "--addr", "127.0.0.1:0"}, args...))
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx); pw.Close() }()
