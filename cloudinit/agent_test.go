@@ -25,6 +25,7 @@ func renderAgent(t *testing.T, nc *NodeConfig, format Format) []byte {
 type writeFiles struct {
 	WriteFiles []struct {
 		Path, Permissions, Content string
+		Append                     bool
 	} `yaml:"write_files"`
 	Runcmd [][]string `yaml:"runcmd"`
 }
@@ -64,8 +65,18 @@ func TestAgentBlockMatchesCloudConfig(t *testing.T) {
 	for _, f := range c.Files {
 		byPath[f.Path] = f
 	}
+	hosts := 0
 	for _, w := range wf.WriteFiles {
 		p := w.Path
+		if p == agent.HostsPath {
+			// Appended by cloud-init; the agent appends the same line
+			// itself (agent.AddHost), so it is not in the block.
+			hosts++
+			if !w.Append || w.Content != agent.HostsLine(c.Node) || w.Permissions != "0644" {
+				t.Errorf("%s: append %v, permissions %s, content %q; want an appended %q, 0644", p, w.Append, w.Permissions, w.Content, agent.HostsLine(c.Node))
+			}
+			continue
+		}
 		if p == JoinConfigPath {
 			p = agent.KubeadmJoinPath
 		}
@@ -78,8 +89,11 @@ func TestAgentBlockMatchesCloudConfig(t *testing.T) {
 			t.Errorf("%s: block has %s %q, write_files %s %q", p, f.Mode, f.Content, w.Permissions, w.Content)
 		}
 	}
-	if len(byPath) != len(wf.WriteFiles) {
-		t.Errorf("block has %d files, write_files %d", len(byPath), len(wf.WriteFiles))
+	if hosts != 1 {
+		t.Errorf("write_files has %d entries for %s, want 1", hosts, agent.HostsPath)
+	}
+	if len(byPath) != len(wf.WriteFiles)-hosts {
+		t.Errorf("block has %d files, write_files %d besides %s", len(byPath), len(wf.WriteFiles)-hosts, agent.HostsPath)
 	}
 	// MIME and gzip carry the same block.
 	for _, b := range [][]byte{renderAgent(t, nc, FormatMIME)} {

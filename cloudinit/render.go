@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/prebake/prebake/agent"
 	"runtime"
 	"strconv"
 	"strings"
@@ -486,6 +487,15 @@ func (d *doc) cloudConfig(withJoin bool) ([]byte, error) {
 			ystr("content"), yblock(string(f.content)),
 		))
 	}
+	// The node's name resolves locally (kubeadm's preflight looks it up):
+	// appended, as prebake-agent does on its path (agent.AddHost).
+	wf.Content = append(wf.Content, ymap(
+		ystr("path"), ystr(agent.HostsPath),
+		ystr("append"), ybool(true),
+		ystr("owner"), ystr("root:root"),
+		ystr("permissions"), yquoted("0644"),
+		ystr("content"), yblock(agent.HostsLine(d.name)),
+	))
 	for _, f := range d.files {
 		file(f)
 	}

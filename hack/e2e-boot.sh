@@ -108,12 +108,18 @@ echo "agent: $IMAGE" >&2
 echo "no agent: $IMAGE_NOAGENT" >&2
 
 log "export the disks"
-ekey=$(cat disk/*.go internal/cli/export.go | sha256sum | cut -c1-12)
+# The kernel command line (baked into the disks' kernel image): loglevel=6
+# keeps the kernel's notices (its version line) on the serial console and
+# drops its info lines and systemd's duplicate kmsg lines (every console byte
+# is emulated under TCG); cryptomgr.notests skips the crypto self-tests at
+# boot; systemd.gpt_auto=0: root= names the root, nothing to discover. See
+# docs/boot.md, "Trimming the base".
+CMDLINE="console=tty0 console=ttyS0,115200 systemd.show_status=1 loglevel=6 cryptomgr.notests systemd.gpt_auto=0"
+ekey=$( { cat disk/*.go internal/cli/export.go; echo "$CMDLINE"; } | sha256sum | cut -c1-12)
 bkey=$(basename "$BASE" .tar)
 NODE_DISK=$CACHE/node-${DIGEST#sha256:}-$bkey-$ekey.qcow2
 NOAGENT_DISK=$CACHE/node-${DIGEST_NOAGENT#sha256:}-$bkey-$ekey.qcow2
 BASE_DISK=$CACHE/baseline-$bkey-$ekey.qcow2
-CMDLINE="console=tty0 console=ttyS0,115200 systemd.show_status=1"
 t=$(date +%s.%N)
 [ -s "$NODE_DISK" ] || SOURCE_DATE_EPOCH=1767225600 "$PREBAKE" export "$IMAGE" --base "$BASE" --format qcow2 --size 4G --cmdline "$CMDLINE" -q -o "$NODE_DISK"
 [ -s "$NOAGENT_DISK" ] || SOURCE_DATE_EPOCH=1767225600 "$PREBAKE" export "$IMAGE_NOAGENT" --base "$BASE" --format qcow2 --size 4G --cmdline "$CMDLINE" -q -o "$NOAGENT_DISK"

@@ -126,6 +126,11 @@ func run(args []string) int {
 	}
 	logf("%s user-data: wrote %d files for node %s (%s join), claimed %s in %s",
 		from, len(cfg.Files), cfg.Node, cfg.JoinMode, agent.StampPath, time.Since(start).Round(time.Millisecond))
+	// The node's name must resolve before kubeadm's preflight looks it up;
+	// a failure here is logged, not fatal (the join only waits longer).
+	if err := agent.AddHost(*root, cfg.Node); err != nil {
+		logf("%v", err)
+	}
 	if *noStart {
 		return 0
 	}

@@ -116,6 +116,10 @@ func TestAgentCommand(t *testing.T) {
 		if err != nil || fi.Mode().Perm() != 0o600 {
 			t.Fatalf("join file: %v %v", fi, err)
 		}
+		// The node's name resolves locally (kubeadm's preflight looks it up).
+		if b, err := os.ReadFile(filepath.Join(root, agent.HostsPath)); err != nil || !strings.Contains(string(b), agent.HostsLine("worker-1")) {
+			t.Errorf("%s: %q %v, want a line %q", agent.HostsPath, b, err, agent.HostsLine("worker-1"))
+		}
 		// Second boot: nothing happens.
 		r = runAgent(t, bin, root, "-datasource", "file="+good)
 		if r.code != 0 || !strings.Contains(r.out, "already joined") {

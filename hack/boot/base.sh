@@ -9,11 +9,15 @@
 # apt sources it uses and BASE_PACKAGES.
 #
 # Boot trims (docs/boot.md, "Trimming the base"):
-#   - a small initrd: initramfs-tools with MODULES=list and only the modules
-#     the boot test's disk needs (virtio PCI and block, ext4), instead of
-#     MODULES=most (every storage and file system driver);
-#   - units a node never uses at boot masked (apt and dpkg timers, e2scrub,
-#     fstrim).
+#   - a minimal initrd (hack/boot/initrd.sh): static busybox and the modules
+#     the boot test's disk needs (virtio PCI and block, ext4), no udev,
+#     instead of initramfs-tools' (udevd, coldplug, scripts);
+#   - cloud-init's generator (ds-identify, a long shell script run by systemd
+#     before any unit starts) replaced by cloud-init.target enabled outright:
+#     the base has one datasource, NoCloud;
+#   - units a node never uses masked: apt and dpkg timers, e2scrub, fstrim,
+#     and the early module loads and mounts for DRM, pstore, FUSE, loop,
+#     device-mapper, configfs and binfmt_misc.
 #
 # Environment: BASE_PACKAGES="pkg1 pkg2" (or comma-separated) adds Debian packages.
 #
@@ -27,14 +31,11 @@ if [ -z "$MIRROR" ]; then
   [ -n "$MIRROR" ] || MIRROR=$(awk '$1=="deb" && $0 !~ /security/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
   [ -n "$MIRROR" ] || MIRROR=http://deb.debian.org/debian
 fi
-PKGS=systemd,systemd-sysv,udev,dbus,cloud-init,curl,ca-certificates,iproute2,linux-image-amd64,initramfs-tools,zstd
+PKGS=systemd,systemd-sysv,udev,dbus,cloud-init,curl,ca-certificates,iproute2,linux-image-amd64,initramfs-tools,zstd,busybox-static
 # BASE_PACKAGES: more Debian packages, space- or comma-separated (the real-join
 # test adds the OS packages the node image declares).
 [ -n "${BASE_PACKAGES:-}" ] && PKGS="$PKGS,$(echo "$BASE_PACKAGES" | tr ' ' ',' | sed 's/,,*/,/g; s/,$//')"
-# The only modules the initrd needs to find and mount the root file system
-# (built-in ones are skipped by mkinitramfs).
-INITRD_MODULES="virtio_pci virtio_blk virtio_scsi sd_mod ext4 crc32c_generic"
-hash=$( { cat "$0"; echo "$MIRROR $PKGS $INITRD_MODULES"; } | sha256sum | cut -c1-16)
+hash=$( { cat "$0" hack/boot/initrd.sh; echo "$MIRROR $PKGS"; } | sha256sum | cut -c1-16)
 out=$PWD/.cache/boot/base-$hash.tar
 if [ -s "$out" ]; then echo "$out"; exit 0; fi
 mkdir -p .cache/boot
@@ -59,10 +60,11 @@ CFG' \
   --customize-hook='chroot "$1" systemctl enable systemd-networkd.service' \
   --customize-hook='mkdir -p "$1/etc/systemd/network" && printf "[Match]\nName=en* eth*\n[Network]\nDHCP=yes\n" > "$1/etc/systemd/network/50-dhcp.network"' \
   --customize-hook='rm "$1/usr/sbin/update-initramfs" && chroot "$1" dpkg-divert --quiet --local --rename --remove /usr/sbin/update-initramfs' \
-  --customize-hook='printf "MODULES=list\nCOMPRESS=zstd\n" > "$1/etc/initramfs-tools/conf.d/prebake-boot.conf"' \
-  --customize-hook="printf '%s\n' $INITRD_MODULES >> \"\$1/etc/initramfs-tools/modules\"" \
   --customize-hook='chroot "$1" systemctl mask apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer' \
-  --customize-hook='chroot "$1" update-initramfs -c -k all' \
+  --customize-hook='chroot "$1" systemctl mask modprobe@drm.service modprobe@efi_pstore.service modprobe@fuse.service modprobe@loop.service modprobe@dm_mod.service modprobe@configfs.service sys-kernel-config.mount sys-fs-fuse-connections.mount systemd-binfmt.service proc-sys-fs-binfmt_misc.automount' \
+  --customize-hook='mkdir -p "$1/etc/systemd/system-generators" "$1/etc/systemd/system/multi-user.target.wants" && ln -s /dev/null "$1/etc/systemd/system-generators/cloud-init-generator" && ln -s /lib/systemd/system/cloud-init.target "$1/etc/systemd/system/multi-user.target.wants/cloud-init.target"' \
+  --customize-hook="cp $PWD/hack/boot/initrd.sh \"\$1/tmp/prebake-initrd.sh\"" \
+  --customize-hook='for k in "$1"/lib/modules/*; do k=${k##*/}; chroot "$1" sh /tmp/prebake-initrd.sh "$k" "/boot/initrd.img-$k"; done; rm "$1/tmp/prebake-initrd.sh"' \
   --customize-hook='ls -l "$1"/boot/initrd.img-* >&2' \
   --customize-hook='chroot "$1" passwd -d root' \
   --customize-hook='rm -f "$1/etc/machine-id" && touch "$1/etc/machine-id"' \

@@ -38,7 +38,9 @@ cmd = ["qemu-system-x86_64", "-machine", "q35", *accel, "-smp", "2", "-m", args.
 patterns = [
     ("firmwareBootsUKI", re.compile(r"BdsDxe: (loading|starting) Boot")),
     ("kernelStart", re.compile(r"Linux version \d")),
-    ("initrdInit", re.compile(r"Run /init as init process")),
+    # the kernel's line (KERN_INFO: not printed under loglevel=6), or the
+    # first line of the base's initrd (hack/boot/initrd.sh)
+    ("initrdInit", re.compile(r"Run /init as init process|prebake-initrd: ")),
     ("systemdStart", re.compile(r"Welcome to .*Debian")),
     ("agentStart", re.compile(r"prebake-agent: starting")),
     ("agentClaimed", re.compile(r"prebake-agent: .* claimed /var/lib/prebake/joined")),
@@ -52,6 +54,7 @@ stage_re = re.compile(r"Cloud-init v\. \S+ running '([^']+)'")
 ansi = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
 
 events, stages, config, join_line = {}, {}, [], ""
+load_start = os.getloadavg()
 t0 = time.time()
 proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 timer = threading.Timer(args.timeout, proc.kill)
@@ -98,6 +101,9 @@ res = {
     "agentStartSinceKernelStart": round(events["agentStart"] - events["kernelStart"], 3) if "agentStart" in events and "kernelStart" in events else None,
     "joinCall": join_line,
     "joinConfig": "\n".join(config),
+    # TCG timings scale with the host's load: the 1-, 5- and 15-minute
+    # load averages when qemu started and when it exited.
+    "hostLoadAverage": {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in os.getloadavg()]},
     "bytesDownloadedAtBoot": served,
     "requestsAtBoot": requests,
     "qemuExit": rc,

@@ -73,13 +73,15 @@ except OSError:
     commit = "?"
 table = [f"### Boot to join: prebake-agent vs cloud-init vs download at boot ({when}, commit {commit})", "",
          f"`make e2e-boot` on {platform.machine()}, qemu {ag['accelerator']}, {ag['memoryMiB']} MiB, UEFI (OVMF), "
-         "Debian 12 base (small initrd, unused timers masked), one NoCloud seed for both prebake disks (the same "
+         "Debian 12 base (trimmed: busybox initrd, no ds-identify, unused units masked; docs/boot.md), one NoCloud seed for both prebake disks (the same "
          "rendered user-data); seconds since qemu started (host clock on each serial line). kubeadm is a stand-in "
          "that records its call: no control plane exists here, so this measures the time to the join trigger, not "
          "to a Ready node. See docs/boot.md and docs/agent.md.", "",
          "| | prebake image + agent | prebake image, cloud-init joins | Kubespray-style baseline |", "|---|---:|---:|---:|"]
 for name, f in rows:
     table.append(f"| {name} | " + " | ".join(fmt(f(r)) for r in boots) + " |")
+table.append("| host load average (1 min) at qemu start → exit | " + " | ".join(
+    "{:.1f} → {:.1f}".format(r["hostLoadAverage"]["start"][0], r["hostLoadAverage"]["end"][0]) if "hostLoadAverage" in r else "—" for r in boots) + " |")
 table.append("| bytes downloaded at boot | " + " | ".join(f"{r['bytesDownloadedAtBoot']:,}" for r in boots) + " |")
 table.append("| requests to the mirror at boot | " + " | ".join(str(len(r["requestsAtBoot"])) for r in boots) + " |")
 table += ["", f"Agent path kernel → join start: {fmt(a)} (target ≤ 10 s: {'met' if targets['agentWithin10s'] else 'NOT met'}); "
