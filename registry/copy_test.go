@@ -19,6 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/prebake/prebake/internal/progress"
+	"github.com/prebake/prebake/registry/records"
+	"github.com/prebake/prebake/registry/store"
 )
 
 // TestCopyEverywhere pushes an index with an SBOM referrer from memory and
@@ -179,7 +181,7 @@ func TestCopyLegacyCosignTags(t *testing.T) {
 	}
 	h, _ := img.Digest()
 	sig := ociImage(t, 64, 1)
-	sigTag := src.WithTag(fallbackTag(h) + ".sig")
+	sigTag := src.WithTag(store.FallbackTag(h) + ".sig")
 	if _, err := Push(ctx, sigTag, sig, nil, insecure()); err != nil {
 		t.Fatal(err)
 	}
@@ -214,11 +216,11 @@ func TestCopyLegacyCosignTags(t *testing.T) {
 }
 
 func listTagsForTest(t *testing.T, ref Reference) ([]string, error) {
-	e, err := openEndpoint(ctxT(t), ref, insecure(), false)
+	e, err := Open(ctxT(t), ref, insecure(), false)
 	if err != nil {
 		return nil, err
 	}
-	return e.tags(ctxT(t))
+	return e.Tags(ctxT(t))
 }
 
 // TestConcurrentReferrersFallback adds referrers from many clients at once on
@@ -238,12 +240,12 @@ func TestConcurrentReferrersFallback(t *testing.T) {
 	want := make([]string, n)
 	for i := range n {
 		wg.Go(func() {
-			e, err := openEndpoint(ctx, ref, insecure(), true)
+			e, err := Open(ctx, ref, insecure(), true)
 			if err != nil {
 				errs <- err
 				return
 			}
-			d, err := pushArtifact(ctx, e, "application/vnd.test.note", res.Descriptor, "application/json", fmt.Appendf(nil, `{"n":%d}`, i), nil)
+			d, err := records.Push(ctx, e, "application/vnd.test.note", res.Descriptor, "application/json", fmt.Appendf(nil, `{"n":%d}`, i), nil)
 			want[i] = d.Digest.String()
 			errs <- err
 		})

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/prebake/prebake/internal/testenv"
+	"github.com/prebake/prebake/registry/records"
 )
 
 // Tests against real peers: Debian's docker-registry (distribution 2.8, no
@@ -271,12 +272,12 @@ func TestRealPeersConcurrentReferrers(t *testing.T) {
 	errs := make([]error, n)
 	for i := range n {
 		wg.Go(func() {
-			e, err := openEndpoint(ctx, ref, insecure(), true)
+			e, err := Open(ctx, ref, insecure(), true)
 			if err != nil {
 				errs[i] = err
 				return
 			}
-			d, err := pushArtifact(ctx, e, "application/vnd.test.note", res.Descriptor, "application/json", fmt.Appendf(nil, `{"n":%d}`, i), nil)
+			d, err := records.Push(ctx, e, "application/vnd.test.note", res.Descriptor, "application/json", fmt.Appendf(nil, `{"n":%d}`, i), nil)
 			want[i], errs[i] = d.Digest.String(), err
 		})
 	}

@@ -1,4 +1,4 @@
-package registry
+package store
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -22,6 +23,7 @@ import (
 
 	"github.com/prebake/prebake/internal/atomicfile"
 	"github.com/prebake/prebake/internal/progress"
+	"github.com/prebake/prebake/registry/reference"
 )
 
 // Layout is an OCI image layout directory that prebake writes durably: every
@@ -40,7 +42,8 @@ type Artifact interface {
 	Digest() (v1.Hash, error)
 }
 
-const refNameAnnotation = "org.opencontainers.image.ref.name"
+// AnnotationRefName names an image in a layout's index.json.
+const AnnotationRefName = "org.opencontainers.image.ref.name"
 
 // OpenLayout opens the layout at dir, creating an empty one if dir does not
 // hold one yet.
@@ -102,13 +105,13 @@ func (l *Layout) Put(ctx context.Context, refName string, root Artifact, referre
 			return v1.Descriptor{}, err
 		}
 	}
-	rootDesc, err := descriptorOf(root)
+	rootDesc, err := DescriptorOf(root)
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
 	var refDescs []v1.Descriptor
 	for _, r := range referrers {
-		d, err := descriptorOf(r)
+		d, err := DescriptorOf(r)
 		if err != nil {
 			return v1.Descriptor{}, err
 		}
@@ -117,7 +120,7 @@ func (l *Layout) Put(ctx context.Context, refName string, root Artifact, referre
 	err = l.updateIndex(func(im *v1.IndexManifest) {
 		keep := im.Manifests[:0]
 		for _, d := range im.Manifests {
-			if refName != "" && d.Annotations[refNameAnnotation] == refName {
+			if refName != "" && d.Annotations[AnnotationRefName] == refName {
 				continue
 			}
 			keep = append(keep, d)
@@ -125,7 +128,7 @@ func (l *Layout) Put(ctx context.Context, refName string, root Artifact, referre
 		im.Manifests = keep
 		tagged := rootDesc
 		if refName != "" {
-			tagged.Annotations = map[string]string{refNameAnnotation: refName}
+			tagged.Annotations = map[string]string{AnnotationRefName: refName}
 		}
 		im.Manifests = append(im.Manifests, tagged)
 		for _, d := range refDescs {
@@ -139,14 +142,14 @@ func (l *Layout) Put(ctx context.Context, refName string, root Artifact, referre
 
 func hasUntagged(ds []v1.Descriptor, h v1.Hash) bool {
 	for _, d := range ds {
-		if d.Digest == h && d.Annotations[refNameAnnotation] == "" {
+		if d.Digest == h && d.Annotations[AnnotationRefName] == "" {
 			return true
 		}
 	}
 	return false
 }
 
-func descriptorOf(a Artifact) (v1.Descriptor, error) {
+func DescriptorOf(a Artifact) (v1.Descriptor, error) {
 	raw, err := a.RawManifest()
 	if err != nil {
 		return v1.Descriptor{}, err
@@ -213,7 +216,7 @@ func (w *blobWriter) artifact(a Artifact) error {
 			return err
 		}
 		for _, d := range im.Manifests {
-			child, err := childOf(v, d)
+			child, err := ChildOf(v, d)
 			if err != nil {
 				return fmt.Errorf("reading %s of index %s: %w", d.Digest, h, err)
 			}
@@ -335,7 +338,7 @@ func (l *Layout) Untag(refName string) error {
 	return l.updateIndex(func(im *v1.IndexManifest) {
 		keep := im.Manifests[:0]
 		for _, d := range im.Manifests {
-			if d.Annotations[refNameAnnotation] != refName {
+			if d.Annotations[AnnotationRefName] != refName {
 				keep = append(keep, d)
 			}
 		}
@@ -384,10 +387,187 @@ func (c ctxReader) Read(b []byte) (int, error) {
 	return c.r.Read(b)
 }
 
-// childOf opens the manifest d of index idx as an image or a nested index.
-func childOf(idx v1.ImageIndex, d v1.Descriptor) (Artifact, error) {
+// ChildOf opens the manifest d of index idx as an image or a nested index.
+func ChildOf(idx v1.ImageIndex, d v1.Descriptor) (Artifact, error) {
 	if d.MediaType.IsIndex() {
 		return idx.ImageIndex(d.Digest)
 	}
 	return idx.Image(d.Digest)
+}
+
+// OpenExisting opens the layout at dir for reading; ErrNotFound when dir
+// holds none.
+func OpenExisting(dir string) (*Layout, error) {
+	if _, err := os.Stat(dir + "/index.json"); err != nil {
+		return nil, fmt.Errorf("opening layout %s: %w", dir, ErrNotFound)
+	}
+	return &Layout{dir: dir}, nil
+}
+
+// Resolve finds the descriptor ref names in the layout: by digest (top-level
+// entry or any blob present), by ref name, or the only image when neither is
+// given.
+func (l *Layout) Resolve(ref reference.Reference) (v1.Descriptor, error) {
+	im, err := l.ReadIndex()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	if ref.Digest != "" {
+		h, err := v1.NewHash(ref.Digest)
+		if err != nil {
+			return v1.Descriptor{}, err
+		}
+		for _, d := range im.Manifests {
+			if d.Digest == h {
+				d.Annotations = nil
+				return d, nil
+			}
+		}
+		// A nested manifest (a platform image of an index).
+		b, err := os.ReadFile(l.blobPath(h))
+		if err != nil {
+			return v1.Descriptor{}, fmt.Errorf("%s: %w", ref, ErrNotFound)
+		}
+		var probe struct {
+			MediaType types.MediaType `json:"mediaType"`
+		}
+		if err := json.Unmarshal(b, &probe); err != nil || probe.MediaType == "" {
+			return v1.Descriptor{}, fmt.Errorf("%s: blob is not a manifest", ref)
+		}
+		return v1.Descriptor{MediaType: probe.MediaType, Digest: h, Size: int64(len(b))}, nil
+	}
+	want := ref.RefName()
+	var only []v1.Descriptor
+	for _, d := range im.Manifests {
+		n := d.Annotations[AnnotationRefName]
+		if want != "" && n == want {
+			return d, nil
+		}
+		if n != "" {
+			only = append(only, d)
+		}
+	}
+	if want == "" && len(only) == 1 {
+		return only[0], nil
+	}
+	if want == "" {
+		return v1.Descriptor{}, fmt.Errorf("%s holds %d tagged images: name one with :TAG or @DIGEST", l.dir, len(only))
+	}
+	return v1.Descriptor{}, fmt.Errorf("%s: %w", ref, ErrNotFound)
+}
+
+// Artifact opens the image or index d describes.
+func (l *Layout) Artifact(d v1.Descriptor) (Artifact, error) {
+	p := l.Path()
+	if d.MediaType.IsIndex() {
+		ii, err := p.ImageIndex()
+		if err != nil {
+			return nil, err
+		}
+		return ii.ImageIndex(d.Digest)
+	}
+	img, err := p.Image(d.Digest)
+	if err != nil {
+		// A manifest nested in an index (a platform image) is not in
+		// index.json; open it through the index that lists it.
+		if a := nestedArtifact(p, d); a != nil {
+			return a, nil
+		}
+	}
+	return img, err
+}
+
+// nestedArtifact finds d below the indexes listed in the layout's
+// index.json and opens it through its parent; nil when no index lists it.
+func nestedArtifact(p layout.Path, d v1.Descriptor) Artifact {
+	top, err := p.ImageIndex()
+	if err != nil {
+		return nil
+	}
+	var find func(ii v1.ImageIndex, depth int) Artifact
+	find = func(ii v1.ImageIndex, depth int) Artifact {
+		im, err := ii.IndexManifest()
+		if err != nil || depth > 8 {
+			return nil
+		}
+		for _, c := range im.Manifests {
+			if c.Digest == d.Digest {
+				if c.MediaType.IsIndex() {
+					a, err := ii.ImageIndex(c.Digest)
+					if err == nil {
+						return a
+					}
+				} else if a, err := ii.Image(c.Digest); err == nil {
+					return a
+				}
+			}
+		}
+		for _, c := range im.Manifests {
+			if !c.MediaType.IsIndex() {
+				continue
+			}
+			child, err := ii.ImageIndex(c.Digest)
+			if err != nil {
+				continue
+			}
+			if a := find(child, depth+1); a != nil {
+				return a
+			}
+		}
+		return nil
+	}
+	return find(top, 0)
+}
+
+// Merge moves stage's blobs into dst (renames, then a directory fsync) and
+// then merges stage's index.json entries into dst's in one atomic write.
+func (dst *Layout) Merge(stage *Layout) error {
+	src := filepath.Join(stage.dir, "blobs", "sha256")
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	to := filepath.Join(dst.dir, "blobs", "sha256")
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(to, e.Name())); err == nil {
+			continue
+		}
+		if err := os.Rename(filepath.Join(src, e.Name()), filepath.Join(to, e.Name())); err != nil {
+			return err
+		}
+	}
+	if err := atomicfile.SyncDir(to); err != nil {
+		return err
+	}
+	im, err := stage.ReadIndex()
+	if err != nil {
+		return err
+	}
+	return dst.updateIndex(func(cur *v1.IndexManifest) {
+		for _, d := range im.Manifests {
+			n := d.Annotations[AnnotationRefName]
+			keep := cur.Manifests[:0]
+			dup := false
+			for _, c := range cur.Manifests {
+				cn := c.Annotations[AnnotationRefName]
+				if n != "" && cn == n {
+					continue
+				}
+				if n == "" && cn == "" && c.Digest == d.Digest {
+					dup = true
+				}
+				keep = append(keep, c)
+			}
+			cur.Manifests = keep
+			if !dup {
+				cur.Manifests = append(cur.Manifests, d)
+			}
+		}
+	})
 }
