@@ -67,35 +67,12 @@ func image(ctx context.Context, ref registry.Reference, o Options) (v1.Image, v1
 	if err != nil {
 		return nil, v1.Hash{}, err
 	}
-	for {
-		switch x := a.(type) {
-		case v1.Image:
-			d, err := x.Digest()
-			return x, d, err
-		case v1.ImageIndex:
-			a, err = pickPlatform(x, o.Platform)
-			if err != nil {
-				return nil, v1.Hash{}, err
-			}
-		default:
-			return nil, v1.Hash{}, fmt.Errorf("%s is neither an image nor an index", ref)
-		}
-	}
-}
-
-func pickPlatform(idx v1.ImageIndex, platform string) (registry.Artifact, error) {
-	im, err := idx.IndexManifest()
+	img, err := registry.PlatformImage(a, o.Platform)
 	if err != nil {
-		return nil, err
+		return nil, v1.Hash{}, fmt.Errorf("%s: %w", ref, err)
 	}
-	d, err := registry.MatchPlatform(im.Manifests, platform)
-	if err != nil {
-		return nil, err
-	}
-	if d.MediaType.IsIndex() {
-		return idx.ImageIndex(d.Digest)
-	}
-	return idx.Image(d.Digest)
+	d, err := img.Digest()
+	return img, d, err
 }
 
 // fileLayer is an uncompressed tar on disk, named by its sha256.
