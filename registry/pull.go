@@ -117,7 +117,7 @@ func Pull(ctx context.Context, src Reference, dst string, o PullOptions) (PullRe
 		return PullResult{}, err
 	}
 	defer os.RemoveAll(stage)
-	l, err := store.OpenLayout(stage)
+	l, err := store.OpenScratch(stage)
 	if err != nil {
 		return PullResult{}, err
 	}

@@ -26,12 +26,16 @@ import (
 	"github.com/prebake/prebake/registry/reference"
 )
 
-// Layout is an OCI image layout directory that prebake writes durably: every
-// blob and index.json go through a temp file, fsync and rename, and index.json
-// changes are serialised across processes with a lock file, so an interrupted
-// write leaves the layout valid and without the partial image.
+// Layout is an OCI image layout directory that prebake writes durably: blobs
+// become visible under their digest only once they are complete and synced
+// (one sync per operation, see Sync), index.json is replaced atomically and
+// last, and its changes are serialised across processes with a lock file,
+// so an interrupted write leaves the layout valid and without the partial
+// image.
 type Layout struct {
-	dir string
+	dir     string
+	scratch bool // OpenScratch: never synced
+	pending pendingBlobs
 }
 
 // Artifact is what a layout or registry holds at a manifest: a v1.Image or a
@@ -47,13 +51,15 @@ const AnnotationRefName = "org.opencontainers.image.ref.name"
 
 // OpenLayout opens the layout at dir, creating an empty one if dir does not
 // hold one yet.
-func OpenLayout(dir string) (*Layout, error) {
+func OpenLayout(dir string) (*Layout, error) { return openLayout(dir, false) }
+
+func openLayout(dir string, scratch bool) (*Layout, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
 		return nil, fmt.Errorf("creating layout %s: %w", dir, err)
 	}
-	l := &Layout{dir: dir}
+	l := &Layout{dir: dir, scratch: scratch}
 	if _, err := os.Stat(filepath.Join(dir, "oci-layout")); errors.Is(err, fs.ErrNotExist) {
-		if err := atomicfile.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
+		if err := l.writeFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
 			return nil, err
 		}
 	}
@@ -79,10 +85,18 @@ type PutOptions struct {
 
 // Put writes root (an image or index) with all its blobs, and the referrers
 // (SBOMs, signatures) with theirs, then points refName at root in index.json
-// in one atomic step. An empty refName adds root untagged.
-func (l *Layout) Put(ctx context.Context, refName string, root Artifact, referrers []Artifact, o PutOptions) (v1.Descriptor, error) {
+// in one atomic step. An empty refName adds root untagged. The blobs are made
+// durable with one sync before index.json changes (see Sync); a failure
+// leaves none of them behind.
+func (l *Layout) Put(ctx context.Context, refName string, root Artifact, referrers []Artifact, o PutOptions) (_ v1.Descriptor, err error) {
 	w := &blobWriter{l: l, o: o, seen: map[v1.Hash]bool{}}
 	g, gctx := errgroup.WithContext(ctx)
+	defer func() {
+		if err != nil {
+			g.Wait()
+			l.Discard()
+		}
+	}()
 	jobs := o.Jobs
 	if jobs <= 0 {
 		jobs = 4
@@ -259,9 +273,10 @@ func (w *blobWriter) artifact(a Artifact) error {
 	return nil
 }
 
-// HasBlob reports whether the layout holds blob h with the given size.
+// HasBlob reports whether the layout holds blob h with the given size
+// (counting blobs this operation wrote and has not synced yet).
 func (l *Layout) HasBlob(h v1.Hash, size int64) bool {
-	fi, err := os.Stat(l.blobPath(h))
+	fi, err := os.Stat(l.path(h))
 	return err == nil && fi.Mode().IsRegular() && (size < 0 || fi.Size() == size)
 }
 
@@ -269,39 +284,66 @@ func (l *Layout) blobPath(h v1.Hash) string {
 	return filepath.Join(l.dir, "blobs", h.Algorithm, h.Hex)
 }
 
-// writeBlob streams open() into blobs/sha256/<hex>, verifying digest and size
-// before the rename; an existing blob of the right size is kept.
+// writeBlob streams open() into a pending temp file of blob h (see Sync),
+// verifying digest and size; an existing blob of the right size is kept. A
+// source that is a file (a build's layer cache) is linked, not copied.
 func (l *Layout) writeBlob(ctx context.Context, h v1.Hash, size int64, open func() (io.ReadCloser, error), p progress.Func) error {
 	if l.HasBlob(h, size) {
 		p.Report(progress.Event{Op: "write", Name: h.String(), Done: size, Total: size, Finished: true, Skipped: true})
 		return nil
-	}
-	if h.Algorithm != "sha256" {
-		return fmt.Errorf("blob %s: unsupported digest algorithm", h)
 	}
 	rc, err := open()
 	if err != nil {
 		return fmt.Errorf("opening blob %s: %w", h, err)
 	}
 	defer rc.Close()
-	f, err := atomicfile.Create(l.blobPath(h))
-	if err != nil {
-		return fmt.Errorf("writing blob %s: %w", h, err)
+	if f, ok := rc.(*os.File); ok {
+		err := l.linkBlob(h, size, f)
+		var de *DigestError
+		if errors.As(err, &de) {
+			return de
+		}
+		if err == nil {
+			p.Report(progress.Event{Op: "write", Name: h.String(), Done: size, Total: size, Finished: true})
+			return nil
+		}
+		// Another device, or a file system without links: copy.
 	}
-	defer f.Abort()
+	f, err := l.createTemp(h)
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
 	hasher := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, hasher), ctxReader{ctx, p.Reader(rc, "write", h.String(), size)})
+	n, err := io.Copy(io.MultiWriter(&writeback{f: f}, hasher), ctxReader{ctx, p.Reader(rc, "write", h.String(), size)})
 	if err != nil {
 		return fmt.Errorf("writing blob %s: %w", h, err)
 	}
 	if got := hex.EncodeToString(hasher.Sum(nil)); got != h.Hex || (size >= 0 && n != size) {
 		return &DigestError{What: "blob", Expected: h.String(), Actual: "sha256:" + got, ExpectedSize: size, ActualSize: n}
 	}
-	if err := f.Commit(0o644); err != nil {
-		return err
+	if err := commitTemp(f); err != nil {
+		return fmt.Errorf("writing blob %s: %w", h, err)
 	}
+	ok = true
+	l.addPending(h, f.Name())
 	p.Report(progress.Event{Op: "write", Name: h.String(), Done: n, Total: size, Finished: true})
 	return nil
+}
+
+// commitTemp gives a finished temp file its mode and closes it.
+func commitTemp(f *os.File) error {
+	err := f.Chmod(0o644)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // ReadIndex returns the layout's index.json.
@@ -320,6 +362,9 @@ func (l *Layout) ReadIndex() (*v1.IndexManifest, error) {
 // updateIndex applies fn to index.json under an exclusive lock shared with
 // other prebake processes, and replaces the file atomically.
 func (l *Layout) updateIndex(fn func(*v1.IndexManifest)) error {
+	if err := l.Sync(); err != nil {
+		return err
+	}
 	unlock, err := lockFile(filepath.Join(l.dir, ".prebake.lock"))
 	if err != nil {
 		return err
@@ -354,7 +399,7 @@ func (l *Layout) writeIndexJSON(im *v1.IndexManifest) error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(filepath.Join(l.dir, "index.json"), append(b, '\n'), 0o644)
+	return l.writeFile(filepath.Join(l.dir, "index.json"), append(b, '\n'))
 }
 
 // Path returns the layout for reading with go-containerregistry.
@@ -424,7 +469,7 @@ func (l *Layout) Resolve(ref reference.Reference) (v1.Descriptor, error) {
 			}
 		}
 		// A nested manifest (a platform image of an index).
-		b, err := os.ReadFile(l.blobPath(h))
+		b, err := os.ReadFile(l.path(h))
 		if err != nil {
 			return v1.Descriptor{}, fmt.Errorf("%s: %w", ref, ErrNotFound)
 		}

@@ -17,7 +17,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 
-	"github.com/prebake/prebake/internal/atomicfile"
 	"github.com/prebake/prebake/registry/reference"
 )
 
@@ -71,6 +70,10 @@ func (l *Layout) Store(name, display string) *LayoutStore {
 	return e
 }
 
+// Discard removes what the store wrote since index.json last changed (see
+// Layout.Discard); a failed copy calls it.
+func (e *LayoutStore) Discard() { e.l.Discard() }
+
 // Layout is the layout the store reads and writes.
 func (e *LayoutStore) Layout() *Layout { return e.l }
 
@@ -101,7 +104,7 @@ func (e *LayoutStore) Resolve(_ context.Context, tag, digest string) (v1.Descrip
 }
 
 func (e *LayoutStore) readBlob(h v1.Hash, size int64) ([]byte, error) {
-	f, err := os.Open(e.l.blobPath(h))
+	f, err := os.Open(e.l.path(h))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%s: blob %s: %w", e, h, ErrNotFound)
@@ -127,7 +130,7 @@ func (e *LayoutStore) Manifest(_ context.Context, d v1.Descriptor) ([]byte, erro
 }
 
 func (e *LayoutStore) Blob(_ context.Context, d v1.Descriptor) (io.ReadCloser, error) {
-	f, err := os.Open(e.l.blobPath(d.Digest))
+	f, err := os.Open(e.l.path(d.Digest))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%s: blob %s: %w", e, d.Digest, ErrNotFound)
@@ -140,7 +143,7 @@ func (e *LayoutStore) Blob(_ context.Context, d v1.Descriptor) (io.ReadCloser, e
 // rawBlob opens a blob without hashing it, for a destination that checks
 // what it receives (see RawBlobSource).
 func (e *LayoutStore) RawBlob(_ context.Context, d v1.Descriptor) (io.ReadCloser, error) {
-	f, err := os.Open(e.l.blobPath(d.Digest))
+	f, err := os.Open(e.l.path(d.Digest))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: blob %s: %w", e, d.Digest, ErrNotFound)
 	}
@@ -183,7 +186,7 @@ type verifiedReader interface {
 }
 
 // writeback writes to f and starts the kernel's writeback every 8 MiB, so
-// that the fsync before the rename finds little left to flush.
+// that the sync at the end of the operation finds little left to flush.
 type writeback struct {
 	f       *os.File
 	off     int64
@@ -212,15 +215,21 @@ func selfVerifying(r io.Reader) bool {
 }
 
 // writeVerified streams r, which checks d's digest and size itself, to the
-// blob's temp file with large buffers, then fsync, rename, directory fsync.
+// blob's pending temp file with large buffers (see Layout.Sync).
 func (e *LayoutStore) writeVerified(ctx context.Context, d v1.Descriptor, r io.ReadCloser) error {
-	f, err := atomicfile.Create(e.l.blobPath(d.Digest))
+	f, err := e.l.createTemp(d.Digest)
 	if err != nil {
-		return fmt.Errorf("writing blob %s: %w", d.Digest, err)
+		return err
 	}
-	defer f.Abort()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
 	buf := make([]byte, 1<<20)
-	n, err := io.CopyBuffer(&writeback{f: f.File}, ctxReader{ctx, r}, buf)
+	n, err := io.CopyBuffer(&writeback{f: f}, ctxReader{ctx, r}, buf)
 	if err != nil {
 		var de *DigestError
 		if errors.As(err, &de) {
@@ -231,7 +240,12 @@ func (e *LayoutStore) writeVerified(ctx context.Context, d v1.Descriptor, r io.R
 	if n != d.Size || !r.(verifiedReader).verifiedOK() {
 		return &DigestError{What: "blob", Expected: d.Digest.String(), Actual: "(unverified)", ExpectedSize: d.Size, ActualSize: n}
 	}
-	return f.Commit(0o644)
+	if err := commitTemp(f); err != nil {
+		return fmt.Errorf("writing blob %s: %w", d.Digest, err)
+	}
+	ok = true
+	e.l.addPending(d.Digest, f.Name())
+	return nil
 }
 
 func (e *LayoutStore) PutManifest(ctx context.Context, d v1.Descriptor, raw []byte) error {

@@ -207,7 +207,15 @@ func (g *graph) walkLegacy(ctx context.Context) error {
 // Copy copies root, found in src, and everything below it to dst, and tags
 // it tag there (last). Unless o.NoReferrers, every manifest's referrers and
 // legacy cosign tags come along.
-func Copy(ctx context.Context, src, dst store.Store, root v1.Descriptor, tag string, o Options) (Result, error) {
+func Copy(ctx context.Context, src, dst store.Store, root v1.Descriptor, tag string, o Options) (_ Result, err error) {
+	// A failed copy into a layout leaves none of the blobs it wrote.
+	if d, ok := dst.(interface{ Discard() }); ok {
+		defer func() {
+			if err != nil {
+				d.Discard()
+			}
+		}()
+	}
 	g := &graph{src: src, byDigest: map[v1.Hash]*gnode{}, blobSeen: map[v1.Hash]bool{}, referrers: map[v1.Hash][]v1.Descriptor{}}
 	rootNode, err := g.walk(ctx, root, !o.NoReferrers)
 	if err != nil {
