@@ -6,7 +6,6 @@ import (
 	"net/http"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	ggcrremote "github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/prebake/prebake/internal/progress"
 	"github.com/prebake/prebake/registry/reference"
@@ -32,21 +31,6 @@ type Options struct {
 
 func (o Options) remote() remote.Options {
 	return remote.Options{Insecure: o.Insecure, Keychain: o.Keychain, Transport: o.Transport}
-}
-
-func (o Options) remoteOptions(ctx context.Context) []ggcrremote.Option {
-	kc := o.Keychain
-	if kc == nil {
-		kc = authn.DefaultKeychain
-	}
-	opts := []ggcrremote.Option{ggcrremote.WithContext(ctx), ggcrremote.WithAuthFromKeychain(kc)}
-	if o.Transport != nil {
-		opts = append(opts, ggcrremote.WithTransport(o.Transport))
-	}
-	if o.Jobs > 0 {
-		opts = append(opts, ggcrremote.WithJobs(o.Jobs))
-	}
-	return opts
 }
 
 // Open opens the place ref names as a store.Store: a layout, a name in the

@@ -126,9 +126,13 @@ func Pull(ctx context.Context, src Reference, dst string, o PullOptions) (PullRe
 	if err != nil {
 		return PullResult{}, err
 	}
-	image, err := l.Path().Image(img.Digest)
+	a, err := store.Load(ctx, l.Store("", ""), img)
 	if err != nil {
 		return PullResult{}, err
+	}
+	image, ok := a.(v1.Image)
+	if !ok {
+		return PullResult{}, fmt.Errorf("%s: %s is not an image", src, img.Digest)
 	}
 	if err := unpack.Unpack(ctx, image, dst, unpack.Options{Progress: o.Progress}); err != nil {
 		return PullResult{}, err

@@ -5,42 +5,27 @@ import (
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	ggcrremote "github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/prebake/prebake/registry/store"
 )
 
-// Get resolves ref to its descriptor and the image or index it names.
+// Get resolves ref to its descriptor and the image or index it names, read
+// through the Store of its place (see store.Load): every manifest and blob is
+// checked against its digest as it is read.
 func Get(ctx context.Context, ref Reference, o Options) (Artifact, v1.Descriptor, error) {
-	switch ref.Transport {
-	case TransportLayout, TransportStore:
-		l, err := store.OpenExisting(store.Dir(ref))
-		if err != nil {
-			return nil, v1.Descriptor{}, err
-		}
-		d, err := l.Resolve(ref)
-		if err != nil {
-			return nil, v1.Descriptor{}, err
-		}
-		a, err := l.Artifact(d)
-		return a, d, err
-	case TransportRemote:
-		r, err := ref.Remote(o.remote().NameOptions()...)
-		if err != nil {
-			return nil, v1.Descriptor{}, err
-		}
-		desc, err := ggcrremote.Get(r, o.remoteOptions(ctx)...)
-		if err != nil {
-			return nil, v1.Descriptor{}, fmt.Errorf("getting %s: %w", ref, err)
-		}
-		if desc.MediaType.IsIndex() {
-			idx, err := desc.ImageIndex()
-			return idx, desc.Descriptor, err
-		}
-		img, err := desc.Image()
-		return img, desc.Descriptor, err
+	s, err := Open(ctx, ref, o, false)
+	if err != nil {
+		return nil, v1.Descriptor{}, err
 	}
-	return nil, v1.Descriptor{}, fmt.Errorf("reference %s: unknown transport %q", ref, ref.Transport)
+	d, err := s.Resolve(ctx, ref.Tag, ref.Digest)
+	if err != nil {
+		return nil, v1.Descriptor{}, err
+	}
+	a, err := store.Load(ctx, s, d)
+	if err != nil {
+		return nil, v1.Descriptor{}, fmt.Errorf("reading %s: %w", ref, err)
+	}
+	return a, d, nil
 }
 
 // Annotations returns the manifest annotations of ref. For an index, the

@@ -17,7 +17,6 @@ import (
 	"syscall"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
 
@@ -402,9 +401,6 @@ func (l *Layout) writeIndexJSON(im *v1.IndexManifest) error {
 	return l.writeFile(filepath.Join(l.dir, "index.json"), append(b, '\n'))
 }
 
-// Path returns the layout for reading with go-containerregistry.
-func (l *Layout) Path() layout.Path { return layout.Path(l.dir) }
-
 func lockFile(path string) (func(), error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
@@ -499,69 +495,6 @@ func (l *Layout) Resolve(ref reference.Reference) (v1.Descriptor, error) {
 		return v1.Descriptor{}, fmt.Errorf("%s holds %d tagged images: name one with :TAG or @DIGEST", l.dir, len(only))
 	}
 	return v1.Descriptor{}, fmt.Errorf("%s: %w", ref, ErrNotFound)
-}
-
-// Artifact opens the image or index d describes.
-func (l *Layout) Artifact(d v1.Descriptor) (Artifact, error) {
-	p := l.Path()
-	if d.MediaType.IsIndex() {
-		ii, err := p.ImageIndex()
-		if err != nil {
-			return nil, err
-		}
-		return ii.ImageIndex(d.Digest)
-	}
-	img, err := p.Image(d.Digest)
-	if err != nil {
-		// A manifest nested in an index (a platform image) is not in
-		// index.json; open it through the index that lists it.
-		if a := nestedArtifact(p, d); a != nil {
-			return a, nil
-		}
-	}
-	return img, err
-}
-
-// nestedArtifact finds d below the indexes listed in the layout's
-// index.json and opens it through its parent; nil when no index lists it.
-func nestedArtifact(p layout.Path, d v1.Descriptor) Artifact {
-	top, err := p.ImageIndex()
-	if err != nil {
-		return nil
-	}
-	var find func(ii v1.ImageIndex, depth int) Artifact
-	find = func(ii v1.ImageIndex, depth int) Artifact {
-		im, err := ii.IndexManifest()
-		if err != nil || depth > 8 {
-			return nil
-		}
-		for _, c := range im.Manifests {
-			if c.Digest == d.Digest {
-				if c.MediaType.IsIndex() {
-					a, err := ii.ImageIndex(c.Digest)
-					if err == nil {
-						return a
-					}
-				} else if a, err := ii.Image(c.Digest); err == nil {
-					return a
-				}
-			}
-		}
-		for _, c := range im.Manifests {
-			if !c.MediaType.IsIndex() {
-				continue
-			}
-			child, err := ii.ImageIndex(c.Digest)
-			if err != nil {
-				continue
-			}
-			if a := find(child, depth+1); a != nil {
-				return a
-			}
-		}
-		return nil
-	}
-	return find(top, 0)
 }
 
 // Merge moves stage's blobs into dst (renames, then a directory fsync) and
