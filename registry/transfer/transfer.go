@@ -46,24 +46,11 @@ type Result struct {
 // Summary is the one-line report the CLI prints.
 func (r Result) Summary() string {
 	s := fmt.Sprintf("uploaded %s, skipped %s (%d blobs: %d uploaded, %d skipped",
-		humanBytes(r.Uploaded), humanBytes(r.Skipped), r.Blobs, r.BlobsUploaded, r.BlobsSkipped)
+		progress.Bytes(r.Uploaded), progress.Bytes(r.Skipped), r.Blobs, r.BlobsUploaded, r.BlobsSkipped)
 	if r.BlobsMounted > 0 {
 		s += fmt.Sprintf(", %d mounted", r.BlobsMounted)
 	}
 	return s + ")"
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // Options tune Copy.
