@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -88,7 +87,10 @@ type PutOptions struct {
 // durable with one sync before index.json changes (see Sync); a failure
 // leaves none of them behind.
 func (l *Layout) Put(ctx context.Context, refName string, root Artifact, referrers []Artifact, o PutOptions) (_ v1.Descriptor, err error) {
-	w := &blobWriter{l: l, o: o, seen: map[v1.Hash]bool{}}
+	mem, err := newMemory(root, referrers, false)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	defer func() {
 		if err != nil {
@@ -101,19 +103,22 @@ func (l *Layout) Put(ctx context.Context, refName string, root Artifact, referre
 		jobs = 4
 	}
 	g.SetLimit(jobs)
-	w.g, w.ctx = g, gctx
-	for _, a := range append([]Artifact{root}, referrers...) {
-		if err := w.artifact(a); err != nil {
-			return v1.Descriptor{}, err
+	for _, h := range mem.blobOrder {
+		b := mem.blobs[h]
+		p := o.Progress
+		if b.config {
+			p = nil
 		}
+		g.Go(func() error { return l.writeBlob(gctx, h, b.size, b.open, p) })
 	}
 	if err := g.Wait(); err != nil {
 		return v1.Descriptor{}, err
 	}
 	// Manifests last, children before parents, so every manifest on disk is complete.
-	for _, m := range w.manifests {
-		if err := l.writeBlob(ctx, m.digest, int64(len(m.raw)), func() (io.ReadCloser, error) {
-			return io.NopCloser(bytes.NewReader(m.raw)), nil
+	for _, h := range mem.manifestOrder {
+		raw := mem.manifests[h]
+		if err := l.writeBlob(ctx, h, int64(len(raw)), func() (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(raw)), nil
 		}, nil); err != nil {
 			return v1.Descriptor{}, err
 		}
@@ -183,93 +188,6 @@ func DescriptorOf(a Artifact) (v1.Descriptor, error) {
 		d.ArtifactType = probe.ArtifactType
 	}
 	return d, nil
-}
-
-type manifestBlob struct {
-	digest v1.Hash
-	raw    []byte
-}
-
-type blobWriter struct {
-	l         *Layout
-	o         PutOptions
-	g         *errgroup.Group
-	ctx       context.Context
-	mu        sync.Mutex
-	seen      map[v1.Hash]bool
-	manifests []manifestBlob
-}
-
-func (w *blobWriter) once(h v1.Hash) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.seen[h] {
-		return false
-	}
-	w.seen[h] = true
-	return true
-}
-
-func (w *blobWriter) artifact(a Artifact) error {
-	h, err := a.Digest()
-	if err != nil {
-		return err
-	}
-	if !w.once(h) {
-		return nil
-	}
-	raw, err := a.RawManifest()
-	if err != nil {
-		return err
-	}
-	switch v := a.(type) {
-	case v1.ImageIndex:
-		im, err := v.IndexManifest()
-		if err != nil {
-			return err
-		}
-		for _, d := range im.Manifests {
-			child, err := ChildOf(v, d)
-			if err != nil {
-				return fmt.Errorf("reading %s of index %s: %w", d.Digest, h, err)
-			}
-			if err := w.artifact(child); err != nil {
-				return err
-			}
-		}
-	case v1.Image:
-		m, err := v.Manifest()
-		if err != nil {
-			return err
-		}
-		cfg, err := v.RawConfigFile()
-		if err != nil {
-			return err
-		}
-		if w.once(m.Config.Digest) {
-			w.g.Go(func() error {
-				return w.l.writeBlob(w.ctx, m.Config.Digest, int64(len(cfg)), func() (io.ReadCloser, error) {
-					return io.NopCloser(bytes.NewReader(cfg)), nil
-				}, nil)
-			})
-		}
-		for _, d := range m.Layers {
-			if !w.once(d.Digest) {
-				continue
-			}
-			layer, err := v.LayerByDigest(d.Digest)
-			if err != nil {
-				return fmt.Errorf("reading layer %s: %w", d.Digest, err)
-			}
-			w.g.Go(func() error {
-				return w.l.writeBlob(w.ctx, d.Digest, d.Size, layer.Compressed, w.o.Progress)
-			})
-		}
-	default:
-		return fmt.Errorf("unsupported artifact %T", a)
-	}
-	w.manifests = append(w.manifests, manifestBlob{digest: h, raw: raw})
-	return nil
 }
 
 // HasBlob reports whether the layout holds blob h with the given size

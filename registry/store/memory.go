@@ -16,15 +16,30 @@ import (
 type Memory struct {
 	root      v1.Descriptor
 	manifests map[v1.Hash][]byte
-	blobs     map[v1.Hash]func() (io.ReadCloser, error)
+	blobs     map[v1.Hash]memBlob
 	subjects  map[v1.Hash][]v1.Descriptor // subject digest → referrers
+	// The graph in write order: blobs, and manifests children first.
+	blobOrder     []v1.Hash
+	manifestOrder []v1.Hash
+}
+
+type memBlob struct {
+	size   int64
+	config bool
+	open   func() (io.ReadCloser, error)
 }
 
 // NewMemory serves root and its referrers (each with a subject).
 func NewMemory(root Artifact, referrers []Artifact) (*Memory, error) {
+	return newMemory(root, referrers, true)
+}
+
+// newMemory walks root and referrers once; only a Memory that serves as a
+// copy source (requireSubject) needs each referrer's subject.
+func newMemory(root Artifact, referrers []Artifact, requireSubject bool) (*Memory, error) {
 	e := &Memory{
 		manifests: map[v1.Hash][]byte{},
-		blobs:     map[v1.Hash]func() (io.ReadCloser, error){},
+		blobs:     map[v1.Hash]memBlob{},
 		subjects:  map[v1.Hash][]v1.Descriptor{},
 	}
 	d, err := e.add(root)
@@ -42,6 +57,9 @@ func NewMemory(root Artifact, referrers []Artifact) (*Memory, error) {
 			Annotations map[string]string `json:"annotations"`
 		}
 		if err := json.Unmarshal(e.manifests[rd.Digest], &probe); err != nil || probe.Subject == nil {
+			if !requireSubject {
+				continue
+			}
 			return nil, fmt.Errorf("referrer %s has no subject", rd.Digest)
 		}
 		rd.Annotations = probe.Annotations
@@ -91,18 +109,28 @@ func (e *Memory) add(a Artifact) (v1.Descriptor, error) {
 		if err != nil {
 			return v1.Descriptor{}, err
 		}
-		e.blobs[m.Config.Digest] = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(cfg)), nil }
+		e.addBlob(m.Config.Digest, memBlob{size: int64(len(cfg)), config: true, open: func() (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(cfg)), nil
+		}})
 		for _, l := range m.Layers {
 			layer, err := v.LayerByDigest(l.Digest)
 			if err != nil {
 				return v1.Descriptor{}, fmt.Errorf("reading layer %s: %w", l.Digest, err)
 			}
-			e.blobs[l.Digest] = layer.Compressed
+			e.addBlob(l.Digest, memBlob{size: l.Size, open: layer.Compressed})
 		}
 	default:
 		return v1.Descriptor{}, fmt.Errorf("unsupported artifact %T", a)
 	}
+	e.manifestOrder = append(e.manifestOrder, d.Digest)
 	return d, nil
+}
+
+func (e *Memory) addBlob(h v1.Hash, b memBlob) {
+	if _, ok := e.blobs[h]; !ok {
+		e.blobOrder = append(e.blobOrder, h)
+		e.blobs[h] = b
+	}
 }
 
 func (e *Memory) String() string { return "memory" }
@@ -123,11 +151,11 @@ func (e *Memory) Manifest(_ context.Context, d v1.Descriptor) ([]byte, error) {
 }
 
 func (e *Memory) Blob(_ context.Context, d v1.Descriptor) (io.ReadCloser, error) {
-	open, ok := e.blobs[d.Digest]
+	b, ok := e.blobs[d.Digest]
 	if !ok {
 		return nil, fmt.Errorf("blob %s: %w", d.Digest, ErrNotFound)
 	}
-	rc, err := open()
+	rc, err := b.open()
 	if err != nil {
 		return nil, err
 	}
@@ -135,11 +163,11 @@ func (e *Memory) Blob(_ context.Context, d v1.Descriptor) (io.ReadCloser, error)
 }
 
 func (e *Memory) RawBlob(_ context.Context, d v1.Descriptor) (io.ReadCloser, error) {
-	open, ok := e.blobs[d.Digest]
+	b, ok := e.blobs[d.Digest]
 	if !ok {
 		return nil, fmt.Errorf("blob %s: %w", d.Digest, ErrNotFound)
 	}
-	return open()
+	return b.open()
 }
 
 func (e *Memory) Referrers(_ context.Context, subject v1.Descriptor, artifactType string) ([]v1.Descriptor, error) {
