@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/prebake/prebake/internal/progress"
 	"github.com/prebake/prebake/registry/reference"
@@ -45,4 +46,17 @@ func Open(ctx context.Context, ref Reference, o Options, push bool, mountFrom ..
 		return remote.Open(ctx, ref, o.remote(), push, mountFrom...)
 	}
 	return nil, fmt.Errorf("reference %s: unknown transport %q", ref, ref.Transport)
+}
+
+// openResolved opens ref's place for reading and resolves ref in it.
+func openResolved(ctx context.Context, ref Reference, o Options) (store.Store, v1.Descriptor, error) {
+	s, err := Open(ctx, ref, o, false)
+	if err != nil {
+		return nil, v1.Descriptor{}, err
+	}
+	d, err := s.Resolve(ctx, ref.Tag, ref.Digest)
+	if err != nil {
+		return nil, v1.Descriptor{}, err
+	}
+	return s, d, nil
 }

@@ -145,11 +145,7 @@ func Revoke(ctx context.Context, ref Reference, o RevokeOptions) (Revocation, er
 
 // Revocations lists the revocation records of the image ref names.
 func Revocations(ctx context.Context, ref Reference, o Options) ([]Revocation, error) {
-	s, err := Open(ctx, ref, o, false)
-	if err != nil {
-		return nil, err
-	}
-	d, err := s.Resolve(ctx, ref.Tag, ref.Digest)
+	s, d, err := openResolved(ctx, ref, o)
 	if err != nil {
 		return nil, err
 	}
@@ -162,11 +158,7 @@ func Revocations(ctx context.Context, ref Reference, o Options) ([]Revocation, e
 // registry answers it, else the "sha256-<hex>" tag fallback index; in a layout
 // or the store it scans index.json for manifests with that subject.
 func Referrers(ctx context.Context, ref Reference, artifactType string, o Options) ([]v1.Descriptor, error) {
-	s, err := Open(ctx, ref, o, false)
-	if err != nil {
-		return nil, err
-	}
-	d, err := s.Resolve(ctx, ref.Tag, ref.Digest)
+	s, d, err := openResolved(ctx, ref, o)
 	if err != nil {
 		return nil, err
 	}

@@ -13,11 +13,7 @@ import (
 // through the Store of its place (see store.Load): every manifest and blob is
 // checked against its digest as it is read.
 func Get(ctx context.Context, ref Reference, o Options) (Artifact, v1.Descriptor, error) {
-	s, err := Open(ctx, ref, o, false)
-	if err != nil {
-		return nil, v1.Descriptor{}, err
-	}
-	d, err := s.Resolve(ctx, ref.Tag, ref.Digest)
+	s, d, err := openResolved(ctx, ref, o)
 	if err != nil {
 		return nil, v1.Descriptor{}, err
 	}

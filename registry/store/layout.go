@@ -334,6 +334,9 @@ func lockFile(path string) (func(), error) {
 	}, nil
 }
 
+// ContextReader is r failing with ctx's error once ctx is done.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
 type ctxReader struct {
 	ctx context.Context
 	r   io.Reader

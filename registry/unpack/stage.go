@@ -131,7 +131,7 @@ func download(ctx context.Context, img v1.Image, desc v1.Descriptor, file string
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(f, ctxReader{ctx, vr})
+	_, err = io.Copy(f, store.ContextReader(ctx, vr))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -145,7 +145,7 @@ func list(file string) ([]string, error) {
 		return nil, err
 	}
 	defer f.Close()
-	r, done, err := decompress(f)
+	r, done, err := Decompress(f)
 	if err != nil {
 		return nil, err
 	}
@@ -168,16 +168,4 @@ func list(file string) ([]string, error) {
 			names = append(names, n)
 		}
 	}
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(b []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(b)
 }

@@ -141,8 +141,9 @@ func unpackInto(ctx context.Context, img v1.Image, dir string, o Options) error 
 	return u.finishDirs()
 }
 
-// decompress detects gzip, zstd or a plain tar by magic number.
-func decompress(r io.Reader) (io.Reader, func(), error) {
+// Decompress reads r as gzip, zstd or plain (a tar), told apart by magic
+// number; done releases the decompressor.
+func Decompress(r io.Reader) (io.Reader, func(), error) {
 	br := bufio.NewReaderSize(r, 1<<20)
 	magic, _ := br.Peek(4)
 	switch {
@@ -163,7 +164,7 @@ func decompress(r io.Reader) (io.Reader, func(), error) {
 }
 
 func (u *unpacker) apply(ctx context.Context, r io.Reader) error {
-	dr, done, err := decompress(r)
+	dr, done, err := Decompress(r)
 	if err != nil {
 		return err
 	}
