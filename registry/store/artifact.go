@@ -12,8 +12,8 @@ import (
 )
 
 // Load opens the image or index d in s as go-containerregistry values:
-// manifests are read (and checked) now, layers and configs lazily, every
-// blob verified while it streams. It is how images are read from any place
+// manifests are read (and checked) now, layers and configs lazily (see
+// storeBlob.Compressed for who checks them). It is how images are read from any place
 // — layout, store or registry — through the one Store implementation each.
 // ctx bounds every later read.
 func Load(ctx context.Context, s Store, d v1.Descriptor) (Artifact, error) {
@@ -102,7 +102,7 @@ func (i *storeImage) RawConfigFile() ([]byte, error) {
 	if i.m.Config.Size > MaxManifestSize {
 		return nil, fmt.Errorf("config %s is larger than %d bytes", i.m.Config.Digest, MaxManifestSize)
 	}
-	rc, err := i.s.Blob(i.ctx, *i.m.Config)
+	rc, err := (&storeBlob{i: i, d: *i.m.Config}).Compressed()
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +130,14 @@ type storeBlob struct {
 func (b *storeBlob) Digest() (v1.Hash, error)            { return b.d.Digest, nil }
 func (b *storeBlob) Size() (int64, error)                { return b.d.Size, nil }
 func (b *storeBlob) MediaType() (types.MediaType, error) { return b.d.MediaType, nil }
+// Compressed streams the blob: from a registry checked while it streams;
+// from a local store (RawBlobSource) as stored, for the reader to check — as
+// Unpack, unpack.Stage and signing's verification do — so that a local blob
+// is hashed once and a mismatch is reported by the one who asked.
 func (b *storeBlob) Compressed() (io.ReadCloser, error) {
-	return b.i.s.Blob(b.i.ctx, v1.Descriptor{MediaType: b.d.MediaType, Digest: b.d.Digest, Size: b.d.Size})
+	d := v1.Descriptor{MediaType: b.d.MediaType, Digest: b.d.Digest, Size: b.d.Size}
+	if raw, ok := b.i.s.(RawBlobSource); ok {
+		return raw.RawBlob(b.i.ctx, d)
+	}
+	return b.i.s.Blob(b.i.ctx, d)
 }
