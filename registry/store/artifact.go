@@ -130,6 +130,7 @@ type storeBlob struct {
 func (b *storeBlob) Digest() (v1.Hash, error)            { return b.d.Digest, nil }
 func (b *storeBlob) Size() (int64, error)                { return b.d.Size, nil }
 func (b *storeBlob) MediaType() (types.MediaType, error) { return b.d.MediaType, nil }
+
 // Compressed streams the blob: from a registry checked while it streams;
 // from a local store (RawBlobSource) as stored, for the reader to check — as
 // Unpack, unpack.Stage and signing's verification do — so that a local blob
