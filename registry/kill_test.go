@@ -141,7 +141,7 @@ func TestKill9DuringLayoutWrites(t *testing.T) {
 	if testing.Short() {
 		t.Skip("re-executes the test binary")
 	}
-	const rounds = 12
+	const rounds = 10
 	top := t.TempDir()
 	// The source of the pulls: a layout with an image of its own.
 	src := filepath.Join(top, "src")
