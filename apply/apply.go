@@ -2,7 +2,6 @@ package apply
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -462,51 +461,5 @@ func platformImage(ctx context.Context, ref registry.Reference, o Options) (v1.I
 	if err != nil {
 		return nil, err
 	}
-	want, err := v1.ParsePlatform(platformOf(o.Platform))
-	if err != nil {
-		return nil, err
-	}
-	for {
-		switch x := art.(type) {
-		case v1.Image:
-			cf, err := x.ConfigFile()
-			if err != nil {
-				return nil, err
-			}
-			if cf.OS != "" && (cf.OS != want.OS || cf.Architecture != want.Architecture) {
-				return nil, fmt.Errorf("the image is for %s/%s, not %s", cf.OS, cf.Architecture, want)
-			}
-			return x, nil
-		case v1.ImageIndex:
-			im, err := x.IndexManifest()
-			if err != nil {
-				return nil, err
-			}
-			var have []string
-			var next registry.Artifact
-			for _, d := range im.Manifests {
-				if d.Platform == nil {
-					continue
-				}
-				have = append(have, d.Platform.String())
-				if d.Platform.Satisfies(*want) {
-					if d.MediaType.IsIndex() {
-						next, err = x.ImageIndex(d.Digest)
-					} else {
-						next, err = x.Image(d.Digest)
-					}
-					if err != nil {
-						return nil, err
-					}
-					break
-				}
-			}
-			if next == nil {
-				return nil, fmt.Errorf("no image for platform %s (the index has %s): %w", want, strings.Join(have, ", "), registry.ErrNotFound)
-			}
-			art = next
-		default:
-			return nil, errors.New("neither an image nor an index")
-		}
-	}
+	return registry.PlatformImage(art, platformOf(o.Platform))
 }

@@ -200,7 +200,7 @@ func TestVerification(t *testing.T) {
 		t.Error("record says verified after --no-verify")
 	}
 	// Revoked (an image of its own: the quickstart ones are shared).
-	rev := smallImage(t, t.TempDir(), func() (v1.Layer, string) { return tarLayer(t, "one", entry{name: "etc/x", body: "x\n"}) })
+	rev := smallImage(t, t.TempDir(), func() (v1.Layer, string) { return tarLayer(t, "one", entry{Name: "etc/x", Body: "x\n"}) })
 	if _, err := registry.Revoke(ctx, rev, registry.RevokeOptions{Reason: "test"}); err != nil {
 		t.Fatal(err)
 	}
@@ -227,20 +227,20 @@ func TestRootFilesBackedUp(t *testing.T) {
 	dir := t.TempDir()
 	x := smallImage(t, dir, func() (v1.Layer, string) {
 		return tarLayer(t, "one",
-			entry{name: "etc/", typ: tar.TypeDir},
-			entry{name: "etc/foo.conf", body: "the image's\n", mode: 0o600, uid: 7, gid: 8},
-			entry{name: "etc/.wh.bar"},
-			entry{name: "usr/local/bin/", typ: tar.TypeDir},
-			entry{name: "usr/local/bin/tool", body: "#!/bin/sh\n", mode: 0o4755},
-			entry{name: "usr/local/bin/tool-link", typ: tar.TypeSymlink, link: "tool"},
-			entry{name: "usr/local/bin/tool-hard", typ: tar.TypeLink, link: "usr/local/bin/tool"},
-			entry{name: "var/lib/kubelet/", typ: tar.TypeDir, mode: 0o700, uid: 1234, gid: 5678},
+			entry{Name: "etc/", Type: tar.TypeDir},
+			entry{Name: "etc/foo.conf", Body: "the image's\n", Mode: 0o600, UID: 7, GID: 8},
+			entry{Name: "etc/.wh.bar"},
+			entry{Name: "usr/local/bin/", Type: tar.TypeDir},
+			entry{Name: "usr/local/bin/tool", Body: "#!/bin/sh\n", Mode: 0o4755},
+			entry{Name: "usr/local/bin/tool-link", Type: tar.TypeSymlink, Link: "tool"},
+			entry{Name: "usr/local/bin/tool-hard", Type: tar.TypeLink, Link: "usr/local/bin/tool"},
+			entry{Name: "var/lib/kubelet/", Type: tar.TypeDir, Mode: 0o700, UID: 1234, GID: 5678},
 		)
 	}, func() (v1.Layer, string) {
-		return tarLayer(t, "two", entry{name: "opt/keep/y", body: "new\n"})
+		return tarLayer(t, "two", entry{Name: "opt/keep/y", Body: "new\n"})
 	})
 	y := smallImage(t, dir, func() (v1.Layer, string) {
-		return tarLayer(t, "two", entry{name: "opt/keep/y", body: "newer\n"})
+		return tarLayer(t, "two", entry{Name: "opt/keep/y", Body: "newer\n"})
 	})
 	ctx := context.Background()
 	o := Options{Root: root, NoVerify: true, Platform: "linux/amd64"}
@@ -439,19 +439,19 @@ func TestCrashFirstApply(t *testing.T) {
 	dir := t.TempDir()
 	x := smallImage(t, dir, func() (v1.Layer, string) {
 		return tarLayer(t, "one",
-			entry{name: "etc/", typ: tar.TypeDir},
-			entry{name: "etc/foo.conf", body: "the image's\n", mode: 0o600, uid: 7, gid: 8},
-			entry{name: "etc/.wh.bar"},
-			entry{name: "usr/local/bin/", typ: tar.TypeDir},
-			entry{name: "usr/local/bin/tool", body: "#!/bin/sh\n", mode: 0o4755},
-			entry{name: "usr/local/bin/tool-link", typ: tar.TypeSymlink, link: "tool"},
-			entry{name: "usr/local/bin/tool-hard", typ: tar.TypeLink, link: "usr/local/bin/tool"},
+			entry{Name: "etc/", Type: tar.TypeDir},
+			entry{Name: "etc/foo.conf", Body: "the image's\n", Mode: 0o600, UID: 7, GID: 8},
+			entry{Name: "etc/.wh.bar"},
+			entry{Name: "usr/local/bin/", Type: tar.TypeDir},
+			entry{Name: "usr/local/bin/tool", Body: "#!/bin/sh\n", Mode: 0o4755},
+			entry{Name: "usr/local/bin/tool-link", Type: tar.TypeSymlink, Link: "tool"},
+			entry{Name: "usr/local/bin/tool-hard", Type: tar.TypeLink, Link: "usr/local/bin/tool"},
 		)
 	}, func() (v1.Layer, string) {
-		return tarLayer(t, "two", entry{name: "opt/keep/y", body: "new\n"})
+		return tarLayer(t, "two", entry{Name: "opt/keep/y", Body: "new\n"})
 	})
 	y := smallImage(t, dir, func() (v1.Layer, string) {
-		return tarLayer(t, "two", entry{name: "opt/keep/y", body: "newer\n"})
+		return tarLayer(t, "two", entry{Name: "opt/keep/y", Body: "newer\n"})
 	})
 	fresh := func() string {
 		root := filepath.Join(t.TempDir(), "root")

@@ -40,8 +40,8 @@ func twoPlatformIndex(t *testing.T) registry.Reference {
 	idx := v1.ImageIndex(empty.Index)
 	for _, arch := range []string{"amd64", "arm64"} {
 		img, err := mutate.AppendLayers(empty.Image, tarLayer(t,
-			entry{name: "etc/", typ: tar.TypeDir},
-			entry{name: "etc/arch", body: arch + "\n"},
+			entry{Name: "etc/", Type: tar.TypeDir},
+			entry{Name: "etc/arch", Body: arch + "\n"},
 		))
 		if err != nil {
 			t.Fatal(err)

@@ -3,7 +3,6 @@ package disk
 import (
 	"archive/tar"
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -18,10 +17,9 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/prebake/prebake/registry"
+	"github.com/prebake/prebake/registry/unpack"
 )
 
 // baseLayers returns the layers of the base: a directory or a tarball is
@@ -67,35 +65,12 @@ func image(ctx context.Context, ref registry.Reference, o Options) (v1.Image, v1
 	if err != nil {
 		return nil, v1.Hash{}, err
 	}
-	for {
-		switch x := a.(type) {
-		case v1.Image:
-			d, err := x.Digest()
-			return x, d, err
-		case v1.ImageIndex:
-			a, err = pickPlatform(x, o.Platform)
-			if err != nil {
-				return nil, v1.Hash{}, err
-			}
-		default:
-			return nil, v1.Hash{}, fmt.Errorf("%s is neither an image nor an index", ref)
-		}
-	}
-}
-
-func pickPlatform(idx v1.ImageIndex, platform string) (registry.Artifact, error) {
-	im, err := idx.IndexManifest()
+	img, err := registry.PlatformImage(a, o.Platform)
 	if err != nil {
-		return nil, err
+		return nil, v1.Hash{}, fmt.Errorf("%s: %w", ref, err)
 	}
-	d, err := registry.MatchPlatform(im.Manifests, platform)
-	if err != nil {
-		return nil, err
-	}
-	if d.MediaType.IsIndex() {
-		return idx.ImageIndex(d.Digest)
-	}
-	return idx.Image(d.Digest)
+	d, err := img.Digest()
+	return img, d, err
 }
 
 // fileLayer is an uncompressed tar on disk, named by its sha256.
@@ -235,25 +210,11 @@ func filterTar(ctx context.Context, path string, tw *tar.Writer) error {
 		return err
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(f, 1<<20)
-	magic, _ := br.Peek(4)
-	var r io.Reader = br
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return err
-		}
-		defer zr.Close()
-		r = zr
-	case bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := zstd.NewReader(br)
-		if err != nil {
-			return err
-		}
-		defer zr.Close()
-		r = zr
+	r, done, err := unpack.Decompress(f)
+	if err != nil {
+		return err
 	}
+	defer done()
 	tr := tar.NewReader(r)
 	n := 0
 	for {

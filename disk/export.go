@@ -208,7 +208,7 @@ func Export(ctx context.Context, ref registry.Reference, out string, o Options) 
 		return res, err
 	}
 	if need := treeSize(rootDir); need > lay.rootBytes() {
-		return res, fmt.Errorf("%w: the root file system needs about %d MiB, the root partition of a %d MiB disk has %d MiB: raise --size",
+		return res, fmt.Errorf("%w: the root file system needs about %d MiB, the root partition of a %d MiB disk has %d MiB",
 			ErrTooSmall, need/mib, o.Size/mib, lay.rootBytes()/mib)
 	}
 	// The partitions are written straight into the disk file: the ESP is

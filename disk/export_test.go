@@ -41,42 +41,9 @@ func needTools(t *testing.T, extra ...string) {
 	}
 }
 
-type entry struct {
-	name, body, link string
-	typ              byte
-	mode             int64
-	uid, gid         int
-}
+type entry = testenv.TarEntry
 
-func tarBytes(t *testing.T, entries ...entry) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	tw := tar.NewWriter(&b)
-	for _, e := range entries {
-		h := &tar.Header{Name: e.name, Typeflag: e.typ, Mode: e.mode, Linkname: e.link, Size: int64(len(e.body)),
-			Uid: e.uid, Gid: e.gid, ModTime: time.Unix(1600000000, 0)}
-		if h.Typeflag == 0 {
-			h.Typeflag = tar.TypeReg
-		}
-		if h.Mode == 0 {
-			h.Mode = 0o644
-			if h.Typeflag == tar.TypeDir {
-				h.Mode = 0o755
-			}
-		}
-		if h.Typeflag != tar.TypeReg {
-			h.Size = 0
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if h.Size > 0 {
-			tw.Write([]byte(e.body))
-		}
-	}
-	tw.Close()
-	return b.Bytes()
-}
+func tarBytes(t *testing.T, entries ...entry) []byte { return testenv.Tar(t, entries...) }
 
 func tarLayer(t *testing.T, entries ...entry) v1.Layer {
 	raw := tarBytes(t, entries...)
@@ -153,23 +120,23 @@ func fakeBase(t *testing.T, kernel bool) string {
 func nodeImage(t *testing.T) registry.Reference {
 	return ociImage(t,
 		tarLayer(t,
-			entry{name: "usr/", typ: tar.TypeDir},
-			entry{name: "usr/local/", typ: tar.TypeDir},
-			entry{name: "usr/local/bin/", typ: tar.TypeDir},
-			entry{name: "usr/local/bin/kubeadm", body: "#!/bin/sh\necho kubeadm\n", mode: 0o755},
-			entry{name: "usr/local/bin/kubeadm-link", typ: tar.TypeSymlink, link: "kubeadm"},
-			entry{name: "etc/", typ: tar.TypeDir},
-			entry{name: "etc/.wh.gone"},
-			entry{name: "etc/kubelet.conf", body: "secret\n", mode: 0o640, uid: 0, gid: 4242},
-			entry{name: "etc/odd name \"quoted\".conf", body: "debugfs quoting\n"},
-			entry{name: "var/lib/kubelet/", typ: tar.TypeDir, mode: 0o700, uid: 1234, gid: 5678},
+			entry{Name: "usr/", Type: tar.TypeDir},
+			entry{Name: "usr/local/", Type: tar.TypeDir},
+			entry{Name: "usr/local/bin/", Type: tar.TypeDir},
+			entry{Name: "usr/local/bin/kubeadm", Body: "#!/bin/sh\necho kubeadm\n", Mode: 0o755},
+			entry{Name: "usr/local/bin/kubeadm-link", Type: tar.TypeSymlink, Link: "kubeadm"},
+			entry{Name: "etc/", Type: tar.TypeDir},
+			entry{Name: "etc/.wh.gone"},
+			entry{Name: "etc/kubelet.conf", Body: "secret\n", Mode: 0o640, UID: 0, GID: 4242},
+			entry{Name: "etc/odd name \"quoted\".conf", Body: "debugfs quoting\n"},
+			entry{Name: "var/lib/kubelet/", Type: tar.TypeDir, Mode: 0o700, UID: 1234, GID: 5678},
 		),
 		tarLayer(t,
-			entry{name: "opt/", typ: tar.TypeDir},
-			entry{name: "opt/old/", typ: tar.TypeDir},
-			entry{name: "opt/old/.wh..wh..opq"},
-			entry{name: "opt/old/new", body: "from the image\n"},
-			entry{name: "usr/local/bin/setuid-tool", body: "x", mode: 0o4755},
+			entry{Name: "opt/", Type: tar.TypeDir},
+			entry{Name: "opt/old/", Type: tar.TypeDir},
+			entry{Name: "opt/old/.wh..wh..opq"},
+			entry{Name: "opt/old/new", Body: "from the image\n"},
+			entry{Name: "usr/local/bin/setuid-tool", Body: "x", Mode: 0o4755},
 		),
 	)
 }
@@ -384,7 +351,7 @@ func TestExportReproducible(t *testing.T) {
 	}
 	// A different image gives a different disk, with different GUIDs.
 	c := filepath.Join(dir, "c.raw")
-	export(t, ociImage(t, tarLayer(t, entry{name: "x", body: "y"})), base1, c, Options{})
+	export(t, ociImage(t, tarLayer(t, entry{Name: "x", Body: "y"})), base1, c, Options{})
 	p1, _ := exec.Command("sgdisk", "-p", filepath.Join(dir, "a.raw")).Output()
 	p2, _ := exec.Command("sgdisk", "-p", c).Output()
 	if bytes.Equal(p1, p2) {
@@ -428,8 +395,8 @@ func TestExportTooSmall(t *testing.T) {
 	os.WriteFile(filepath.Join(base, "var/lib/big"), big, 0o644)
 	out := filepath.Join(t.TempDir(), "d.raw")
 	_, err := Export(context.Background(), registry.Reference{}, out, Options{Base: base, Size: 48 << 20, Epoch: testEpoch})
-	if !errors.Is(err, ErrTooSmall) || !strings.Contains(err.Error(), "--size") {
-		t.Fatalf("err = %v, want ErrTooSmall telling to raise --size", err)
+	if !errors.Is(err, ErrTooSmall) || strings.Contains(err.Error(), "--size") {
+		t.Fatalf("err = %v, want ErrTooSmall (the CLI names the flag, the library does not)", err)
 	}
 	if _, err := os.Stat(out); err == nil {
 		t.Error("a failed export wrote its output")

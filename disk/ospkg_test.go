@@ -29,10 +29,10 @@ const dpkgFixture = "../ospkg/testdata/bookworm-minbase.status"
 func declaringImage(t *testing.T, pkgs string) registry.Reference {
 	t.Helper()
 	img, err := mutate.AppendLayers(empty.Image, tarLayer(t,
-		entry{name: "usr/", typ: tar.TypeDir},
-		entry{name: "usr/local/", typ: tar.TypeDir},
-		entry{name: "usr/local/bin/", typ: tar.TypeDir},
-		entry{name: "usr/local/bin/kubelet", body: "#!/bin/sh\n", mode: 0o755},
+		entry{Name: "usr/", Type: tar.TypeDir},
+		entry{Name: "usr/local/", Type: tar.TypeDir},
+		entry{Name: "usr/local/bin/", Type: tar.TypeDir},
+		entry{Name: "usr/local/bin/kubelet", Body: "#!/bin/sh\n", Mode: 0o755},
 	))
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +89,7 @@ func TestExportChecksOSPackages(t *testing.T) {
 	}
 	// The image base's second layer has no package database: the first
 	// layer's still counts.
-	imageBase := ociImage(t, il, tarLayer(t, entry{name: "etc/motd", body: "hi\n"}))
+	imageBase := ociImage(t, il, tarLayer(t, entry{Name: "etc/motd", Body: "hi\n"}))
 	for _, b := range []string{base, tarBase, imageBase.String()} {
 		_, err := Export(context.Background(), ref, out, Options{Base: b, Size: 64 << 20, Epoch: testEpoch})
 		var me *ospkg.MissingError

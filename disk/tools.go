@@ -281,7 +281,7 @@ func planLayout(size, ukiSize int64) (diskLayout, error) {
 	lastUsable := l.total - 34
 	l.rootSectors = (lastUsable - l.rootStart + 1) / 8 * 8
 	if l.rootSectors*sector < 16*mib {
-		return l, fmt.Errorf("%w: a %d MiB disk leaves less than 16 MiB for the root after the %d MiB EFI partition: raise --size", ErrTooSmall, size/mib, esp/mib)
+		return l, fmt.Errorf("%w: a %d MiB disk leaves less than 16 MiB for the root after the %d MiB EFI partition", ErrTooSmall, size/mib, esp/mib)
 	}
 	return l, nil
 }
@@ -358,7 +358,7 @@ func makeExt4(ctx context.Context, p string, offset, size int64, dir string, epo
 		"-d", dir, p, strconv.FormatInt(size/4096, 10))
 	if err != nil {
 		if strings.Contains(err.Error(), "Could not allocate") || strings.Contains(err.Error(), "No space") {
-			return fmt.Errorf("%w: %v: raise --size", ErrTooSmall, err)
+			return fmt.Errorf("%w: %v", ErrTooSmall, err)
 		}
 		return err
 	}

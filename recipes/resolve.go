@@ -729,19 +729,6 @@ func trimTemplateErr(err error) string {
 	return s
 }
 
-// ParseSet parses --set NAME=VALUE arguments.
-func ParseSet(args []string) (map[string]string, error) {
-	out := map[string]string{}
-	for _, a := range args {
-		k, v, ok := strings.Cut(a, "=")
-		if !ok || k == "" {
-			return nil, fmt.Errorf("--set %q: want NAME=VALUE", a)
-		}
-		out[k] = v
-	}
-	return out, nil
-}
-
 // ParseEpoch parses a SOURCE_DATE_EPOCH value.
 func ParseEpoch(s string) (int64, error) {
 	v, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)

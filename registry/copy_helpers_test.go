@@ -19,6 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/olareg/olareg"
 	"github.com/olareg/olareg/config"
+
+	"github.com/prebake/prebake/registry/store"
 )
 
 // testHost starts h on loopback and returns its host:port.
@@ -84,7 +86,7 @@ func ociIndex(t *testing.T) v1.ImageIndex {
 // sbomFor is an SPDX SBOM artifact whose subject is a.
 func sbomFor(t *testing.T, a Artifact) v1.Image {
 	t.Helper()
-	d, err := descriptorOf(a)
+	d, err := store.DescriptorOf(a)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/prebake/prebake/internal/progress"
+	"github.com/prebake/prebake/registry/records"
+	"github.com/prebake/prebake/registry/store"
 )
 
 // TestCopyEverywhere pushes an index with an SBOM referrer from memory and
@@ -179,7 +181,7 @@ func TestCopyLegacyCosignTags(t *testing.T) {
 	}
 	h, _ := img.Digest()
 	sig := ociImage(t, 64, 1)
-	sigTag := src.WithTag(fallbackTag(h) + ".sig")
+	sigTag := src.WithTag(store.FallbackTag(h) + ".sig")
 	if _, err := Push(ctx, sigTag, sig, nil, insecure()); err != nil {
 		t.Fatal(err)
 	}
@@ -214,48 +216,53 @@ func TestCopyLegacyCosignTags(t *testing.T) {
 }
 
 func listTagsForTest(t *testing.T, ref Reference) ([]string, error) {
-	e, err := openEndpoint(ctxT(t), ref, insecure(), false)
+	e, err := Open(ctxT(t), ref, insecure(), false)
 	if err != nil {
 		return nil, err
 	}
-	return e.tags(ctxT(t))
+	return e.Tags(ctxT(t))
 }
 
 // TestConcurrentReferrersFallback adds referrers from many clients at once on
 // a registry without the referrers API; the fallback index keeps them all.
 func TestConcurrentReferrersFallback(t *testing.T) {
+	concurrentReferrers(t, ggcrHost(t), 12)
+}
+
+// concurrentReferrers pushes an image to host and n referrers of it at
+// once, each from its own connection, and checks that none is lost (on a
+// registry without the referrers API they all rewrite one fallback tag).
+// It returns the image's reference by digest.
+func concurrentReferrers(t *testing.T, host string, n int) Reference {
 	ctx := ctxT(t)
-	host := ggcrHost(t)
 	ref := MustParse(host + "/nodes/a:v1")
 	img := ociImage(t, 512, 1)
 	res, err := Push(ctx, ref, img, nil, insecure())
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 12
 	var wg sync.WaitGroup
-	errs := make(chan error, n)
 	want := make([]string, n)
+	errs := make([]error, n)
 	for i := range n {
 		wg.Go(func() {
-			e, err := openEndpoint(ctx, ref, insecure(), true)
+			e, err := Open(ctx, ref, insecure(), true)
 			if err != nil {
-				errs <- err
+				errs[i] = err
 				return
 			}
-			d, err := pushArtifact(ctx, e, "application/vnd.test.note", res.Descriptor, "application/json", fmt.Appendf(nil, `{"n":%d}`, i), nil)
-			want[i] = d.Digest.String()
-			errs <- err
+			d, err := records.Push(ctx, e, "application/vnd.test.note", res.Descriptor, "application/json", fmt.Appendf(nil, `{"n":%d}`, i), nil)
+			want[i], errs[i] = d.Digest.String(), err
 		})
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
+	for _, err := range errs {
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	got, err := Referrers(ctx, ref.WithDigest(res.Descriptor.Digest.String()), "application/vnd.test.note", insecure())
+	pinned := ref.WithDigest(res.Descriptor.Digest.String())
+	got, err := Referrers(ctx, pinned, "application/vnd.test.note", insecure())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,9 +272,10 @@ func TestConcurrentReferrersFallback(t *testing.T) {
 	}
 	for _, w := range want {
 		if !slices.Contains(have, w) {
-			t.Errorf("referrer %s lost; have %d of %d", w, len(have), n)
+			t.Errorf("referrer %s lost (%d of %d kept)", w, len(have), n)
 		}
 	}
+	return pinned
 }
 
 func TestCopyMissingSource(t *testing.T) {

@@ -1,16 +1,21 @@
-// Package registry moves prebake images between places: OCI layout
-// directories, the local store, and OCI registries. It parses references (one
-// parser for every command), writes layouts durably, copies graphs with their
-// referrers, pulls by digest, and keeps channels and revocations.
+// Package registry moves prebake images between places — OCI layout
+// directories, the local store and OCI registries — one call per job:
+// Write, Copy, Push, Pull, Get, Inspect, List, Referrers, channels
+// (Promote, Rollback, ChannelHistory), revocations (Revoke, Revocations)
+// and file artifacts (FileArtifact). It is the API the CLI, the pipeline and
+// the Packer plugin call, the way crane sits over go-containerregistry's
+// packages; the work is done by packages with one job each:
 //
-// It speaks go-containerregistry's v1.Image and v1.ImageIndex and must not
-// import the builder; the builder must not import it.
+//   - reference: parsing and printing references (pure);
+//   - store: the Store interface every place implements, layouts and the
+//     local store, the platform matcher;
+//   - remote: the registry client (a Store for a repository);
+//   - transfer: copying a graph with its referrers between two Stores;
+//   - unpack: applying layers (root file systems, the provisioner's staging);
+//   - records: channel assignments and revocations as referrer artifacts.
 //
-// Why one package of about 4k lines: the three places (layout, store,
-// registry) implement one unexported endpoint interface through which copy,
-// pull, unpack, channels and revocations all work, so a feature is added once
-// for every place. Splitting it along that interface (references, a content
-// store with the interface exported, the remote client, copy, unpack) is
-// planned; until then its files follow those lines (reference.go,
-// layout.go, remote.go, endpoint.go, copy.go, pull.go, unpack.go).
+// The names those packages export that callers of this one need (Reference,
+// Layout, ErrNotFound, …) are repeated here as aliases. It speaks
+// go-containerregistry's v1.Image and v1.ImageIndex and must not import the
+// builder; the builder must not import it.
 package registry

@@ -138,7 +138,7 @@ func (a *fileArtifact) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error)
 		return l, nil
 	}
 	if h == sha256Of(a.config) {
-		return &memLayer{data: a.config, mediaType: ociEmpty}, nil
+		return &memLayer{data: a.config, mediaType: artifact.EmptyType}, nil
 	}
 	return nil, fmt.Errorf("blob %s: not in this artifact", h)
 }

@@ -12,6 +12,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/prebake/prebake/recipes"
+	"github.com/prebake/prebake/registry/records"
+	"github.com/prebake/prebake/registry/store"
+	"github.com/prebake/prebake/registry/transfer"
 )
 
 // Version is one tag of a repository, as `prebake ls` shows it.
@@ -33,11 +36,11 @@ type Version struct {
 // referrers fallback tags and cosign's legacy tags. repo's own tag or digest
 // is ignored.
 func List(ctx context.Context, repo Reference, o Options) ([]Version, error) {
-	e, err := openEndpoint(ctx, repo, o, false)
+	e, err := Open(ctx, repo, o, false)
 	if err != nil {
 		return nil, err
 	}
-	tags, err := e.tags(ctx)
+	tags, err := e.Tags(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("listing %s: %w", e, err)
 	}
@@ -46,9 +49,9 @@ func List(ctx context.Context, repo Reference, o Options) ([]Version, error) {
 		out []Version
 	)
 	eg, ectx := errgroup.WithContext(ctx)
-	eg.SetLimit(jobs(o.Jobs))
+	eg.SetLimit(transfer.Jobs(o.Jobs))
 	for _, t := range tags {
-		if isFallbackTag(t) {
+		if store.IsFallbackTag(t) {
 			continue
 		}
 		eg.Go(func() error {
@@ -77,16 +80,16 @@ func List(ctx context.Context, repo Reference, o Options) ([]Version, error) {
 	return out, nil
 }
 
-func describeVersion(ctx context.Context, e endpoint, tag string) (Version, error) {
-	d, err := e.resolve(ctx, tag, "")
+func describeVersion(ctx context.Context, e store.Store, tag string) (Version, error) {
+	d, err := e.Resolve(ctx, tag, "")
 	if err != nil {
 		return Version{}, err
 	}
-	raw, err := e.manifest(ctx, d)
+	raw, err := e.Manifest(ctx, d)
 	if err != nil {
 		return Version{}, err
 	}
-	m, err := parseManifest(d, raw)
+	m, err := store.ParseManifest(d, raw)
 	if err != nil {
 		return Version{}, err
 	}
@@ -107,11 +110,11 @@ func describeVersion(ctx context.Context, e endpoint, tag string) (Version, erro
 				v.Platforms = append(v.Platforms, c.Platform.String())
 			}
 			if img == nil && c.MediaType.IsImage() {
-				craw, err := e.manifest(ctx, c)
+				craw, err := e.Manifest(ctx, c)
 				if err != nil {
 					return Version{}, err
 				}
-				if img, err = parseManifest(c, craw); err != nil {
+				if img, err = store.ParseManifest(c, craw); err != nil {
 					return Version{}, err
 				}
 
@@ -128,12 +131,12 @@ func describeVersion(ctx context.Context, e endpoint, tag string) (Version, erro
 	v.Kubernetes = ann[recipes.AnnotationKubernetesVersion]
 	if t, err := time.Parse(time.RFC3339, ann[AnnotationCreated]); err == nil {
 		v.Created = t
-	} else if img != nil && img.Config != nil && img.Config.Size < maxManifestSize {
+	} else if img != nil && img.Config != nil && img.Config.Size < store.MaxManifestSize {
 		if t, ok := configCreated(ctx, e, *img.Config); ok {
 			v.Created = t
 		}
 	}
-	rs, err := revocations(ctx, e, d)
+	rs, err := records.Revocations(ctx, e, d)
 	if err != nil {
 		return Version{}, err
 	}
@@ -141,8 +144,8 @@ func describeVersion(ctx context.Context, e endpoint, tag string) (Version, erro
 	return v, nil
 }
 
-func configCreated(ctx context.Context, e endpoint, d v1.Descriptor) (time.Time, bool) {
-	rc, err := e.blob(ctx, d)
+func configCreated(ctx context.Context, e store.Store, d v1.Descriptor) (time.Time, bool) {
+	rc, err := e.Blob(ctx, d)
 	if err != nil {
 		return time.Time{}, false
 	}

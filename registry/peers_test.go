@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -15,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -257,49 +255,9 @@ func TestRealPeers(t *testing.T) {
 // TestRealPeersConcurrentReferrers: many clients add referrers to one digest
 // on docker-registry at once (tag fallback, no compare-and-swap); none is lost.
 func TestRealPeersConcurrentReferrers(t *testing.T) {
-	addr := startDockerRegistry(t)
-	ctx := ctxT(t)
-	ref := MustParse(addr + "/nodes/a:v1")
-	img := ociImage(t, 512, 1)
-	res, err := Push(ctx, ref, img, nil, insecure())
-	if err != nil {
-		t.Fatal(err)
-	}
 	const n = 16
-	var wg sync.WaitGroup
-	want := make([]string, n)
-	errs := make([]error, n)
-	for i := range n {
-		wg.Go(func() {
-			e, err := openEndpoint(ctx, ref, insecure(), true)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			d, err := pushArtifact(ctx, e, "application/vnd.test.note", res.Descriptor, "application/json", fmt.Appendf(nil, `{"n":%d}`, i), nil)
-			want[i], errs[i] = d.Digest.String(), err
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := Referrers(ctx, ref.WithDigest(res.Descriptor.Digest.String()), "application/vnd.test.note", insecure())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var have []string
-	for _, d := range got {
-		have = append(have, d.Digest.String())
-	}
-	for _, w := range want {
-		if !slices.Contains(have, w) {
-			t.Errorf("referrer %s lost (%d of %d kept)", w, len(have), n)
-		}
-	}
-	oras := orasReferrers(t, "--plain-http", "--artifact-type", "application/vnd.test.note", ref.Name+"@"+res.Descriptor.Digest.String())
+	pinned := concurrentReferrers(t, startDockerRegistry(t), n)
+	oras := orasReferrers(t, "--plain-http", "--artifact-type", "application/vnd.test.note", pinned.Name+"@"+pinned.Digest)
 	if len(oras) != n {
 		t.Errorf("oras sees %d referrers, want %d", len(oras), n)
 	}

@@ -13,6 +13,10 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/prebake/prebake/internal/atomicfile"
+	"github.com/prebake/prebake/registry/records"
+	"github.com/prebake/prebake/registry/store"
+	"github.com/prebake/prebake/registry/transfer"
+	"github.com/prebake/prebake/registry/unpack"
 )
 
 // PullOptions configure Pull.
@@ -66,15 +70,15 @@ func Pull(ctx context.Context, src Reference, dst string, o PullOptions) (PullRe
 		if dst == "" {
 			return PullResult{}, fmt.Errorf("pulling %s: no output directory", src)
 		}
-		if err := checkEmptyTarget(dst); err != nil {
+		if err := unpack.CheckEmpty(dst); err != nil {
 			return PullResult{}, err
 		}
 	}
-	se, err := openEndpoint(ctx, src, o.Options, false)
+	se, err := Open(ctx, src, o.Options, false)
 	if err != nil {
 		return PullResult{}, err
 	}
-	root, err := se.resolve(ctx, src.Tag, src.Digest)
+	root, err := se.Resolve(ctx, src.Tag, src.Digest)
 	if err != nil {
 		return PullResult{}, err
 	}
@@ -82,11 +86,11 @@ func Pull(ctx context.Context, src Reference, dst string, o PullOptions) (PullRe
 		o.Resolved(root)
 	}
 	if !o.AllowRevoked {
-		if err := checkRevoked(ctx, se, src.WithDigest("").String(), root); err != nil {
+		if err := records.CheckRevoked(ctx, se, src.WithDigest("").String(), root); err != nil {
 			return PullResult{}, err
 		}
 	}
-	copts := copyOptions{Options: o.Options, op: "download"}
+	copts := transfer.Options{Jobs: o.Jobs, Progress: o.Progress, Op: "download"}
 	if toLayout {
 		tag := out.Tag
 		if tag == "" && out.Digest == "" {
@@ -100,7 +104,7 @@ func Pull(ctx context.Context, src Reference, dst string, o PullOptions) (PullRe
 		return PullResult{}, err
 	}
 	if img.Digest != root.Digest && !o.AllowRevoked {
-		if err := checkRevoked(ctx, se, src.WithDigest("").String(), img); err != nil {
+		if err := records.CheckRevoked(ctx, se, src.WithDigest("").String(), img); err != nil {
 			return PullResult{}, err
 		}
 	}
@@ -113,20 +117,24 @@ func Pull(ctx context.Context, src Reference, dst string, o PullOptions) (PullRe
 		return PullResult{}, err
 	}
 	defer os.RemoveAll(stage)
-	l, err := OpenLayout(stage)
+	l, err := store.OpenScratch(stage)
 	if err != nil {
 		return PullResult{}, err
 	}
-	copts.noReferrers = true
-	res, err := copyGraph(ctx, se, &layoutEndpoint{l: l, display: "oci:" + stage}, img, "", copts)
+	copts.NoReferrers = true
+	res, err := transfer.Copy(ctx, se, l.Store("", ""), img, "", copts)
 	if err != nil {
 		return PullResult{}, err
 	}
-	image, err := l.Path().Image(img.Digest)
+	a, err := store.Load(ctx, l.Store("", ""), img)
 	if err != nil {
 		return PullResult{}, err
 	}
-	if err := Unpack(ctx, image, dst, UnpackOptions{Progress: o.Progress}); err != nil {
+	image, ok := a.(v1.Image)
+	if !ok {
+		return PullResult{}, fmt.Errorf("%s: %s is not an image", src, img.Digest)
+	}
+	if err := unpack.Unpack(ctx, image, dst, unpack.Options{Progress: o.Progress}); err != nil {
 		return PullResult{}, err
 	}
 	return PullResult{CopyResult: res, Image: img, Output: dst}, nil
@@ -138,16 +146,16 @@ func checkLayoutTarget(dir string) error {
 	if _, err := os.Stat(filepath.Join(dir, "index.json")); err == nil {
 		return nil
 	}
-	return checkEmptyTarget(dir)
+	return unpack.CheckEmpty(dir)
 }
 
 // pickPlatform returns root when it is an image, else the image of the index
 // matching platform.
-func pickPlatform(ctx context.Context, e endpoint, root v1.Descriptor, platform string) (v1.Descriptor, error) {
+func pickPlatform(ctx context.Context, e store.Store, root v1.Descriptor, platform string) (v1.Descriptor, error) {
 	if !root.MediaType.IsIndex() {
 		return root, nil
 	}
-	raw, err := e.manifest(ctx, root)
+	raw, err := e.Manifest(ctx, root)
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
@@ -155,7 +163,7 @@ func pickPlatform(ctx context.Context, e endpoint, root v1.Descriptor, platform 
 	if err := json.Unmarshal(raw, &im); err != nil {
 		return v1.Descriptor{}, fmt.Errorf("index %s: %w", root.Digest, err)
 	}
-	d, err := MatchPlatform(im.Manifests, platform)
+	d, err := store.MatchPlatform(im.Manifests, platform)
 	if err != nil {
 		return v1.Descriptor{}, fmt.Errorf("%s: %w", root.Digest, err)
 	}
@@ -168,7 +176,7 @@ func pickPlatform(ctx context.Context, e endpoint, root v1.Descriptor, platform 
 // pullLayout copies into a staging layout next to dir, then moves the result
 // in: a rename when dir does not exist yet, else blob by blob (each a rename)
 // and one atomic index.json update.
-func pullLayout(ctx context.Context, se endpoint, root v1.Descriptor, dir, tag string, o copyOptions) (CopyResult, error) {
+func pullLayout(ctx context.Context, se store.Store, root v1.Descriptor, dir, tag string, o transfer.Options) (CopyResult, error) {
 	dir = filepath.Clean(dir)
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return CopyResult{}, err
@@ -178,17 +186,19 @@ func pullLayout(ctx context.Context, se endpoint, root v1.Descriptor, dir, tag s
 		return CopyResult{}, err
 	}
 	defer os.RemoveAll(stage)
-	l, err := OpenLayout(stage)
+	l, err := store.OpenLayout(stage)
 	if err != nil {
 		return CopyResult{}, err
 	}
 	// An existing layout seeds the stage's "already have" checks.
-	de := &layoutEndpoint{l: l, display: "oci:" + dir}
-	var existing *Layout
+	de := l.Store("", "oci:"+dir)
+	var existing *store.Layout
 	if _, err := os.Stat(filepath.Join(dir, "index.json")); err == nil {
-		existing = &Layout{dir: dir}
+		if existing, err = store.OpenExisting(dir); err != nil {
+			return CopyResult{}, err
+		}
 	}
-	res, err := copyGraph(ctx, se, &seededLayout{layoutEndpoint: de, seed: existing}, root, tag, o)
+	res, err := transfer.Copy(ctx, se, &seededLayout{LayoutStore: de, seed: existing}, root, tag, o)
 	if err != nil {
 		return res, err
 	}
@@ -204,72 +214,19 @@ func pullLayout(ctx context.Context, se endpoint, root v1.Descriptor, dir, tag s
 		}
 		return res, atomicfile.SyncDir(filepath.Dir(dir))
 	}
-	return res, mergeLayout(l, existing)
+	return res, existing.Merge(l)
 }
 
 // seededLayout is a staging layout that also counts the blobs of an
 // existing layout as present (they are not copied into the stage).
 type seededLayout struct {
-	*layoutEndpoint
-	seed *Layout
+	*store.LayoutStore
+	seed *store.Layout
 }
 
-func (s *seededLayout) hasBlob(ctx context.Context, d v1.Descriptor) (bool, error) {
+func (s *seededLayout) HasBlob(ctx context.Context, d v1.Descriptor) (bool, error) {
 	if s.seed != nil && s.seed.HasBlob(d.Digest, d.Size) {
 		return true, nil
 	}
-	return s.layoutEndpoint.hasBlob(ctx, d)
-}
-
-// mergeLayout moves stage's blobs into dst (renames, then a directory fsync)
-// and then merges stage's index.json entries into dst's in one atomic write.
-func mergeLayout(stage, dst *Layout) error {
-	src := filepath.Join(stage.dir, "blobs", "sha256")
-	ents, err := os.ReadDir(src)
-	if err != nil {
-		return err
-	}
-	to := filepath.Join(dst.dir, "blobs", "sha256")
-	if err := os.MkdirAll(to, 0o755); err != nil {
-		return err
-	}
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(to, e.Name())); err == nil {
-			continue
-		}
-		if err := os.Rename(filepath.Join(src, e.Name()), filepath.Join(to, e.Name())); err != nil {
-			return err
-		}
-	}
-	if err := atomicfile.SyncDir(to); err != nil {
-		return err
-	}
-	im, err := stage.ReadIndex()
-	if err != nil {
-		return err
-	}
-	return dst.updateIndex(func(cur *v1.IndexManifest) {
-		for _, d := range im.Manifests {
-			n := d.Annotations[refNameAnnotation]
-			keep := cur.Manifests[:0]
-			dup := false
-			for _, c := range cur.Manifests {
-				cn := c.Annotations[refNameAnnotation]
-				if n != "" && cn == n {
-					continue
-				}
-				if n == "" && cn == "" && c.Digest == d.Digest {
-					dup = true
-				}
-				keep = append(keep, c)
-			}
-			cur.Manifests = keep
-			if !dup {
-				cur.Manifests = append(cur.Manifests, d)
-			}
-		}
-	})
+	return s.LayoutStore.HasBlob(ctx, d)
 }

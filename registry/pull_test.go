@@ -2,7 +2,6 @@ package registry
 
 import (
 	"archive/tar"
-	"bytes"
 	"errors"
 	"io"
 	"log"
@@ -16,8 +15,7 @@ import (
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/prebake/prebake/internal/testenv"
 )
 
 // tamperer serves a registry but flips one byte of the response body of
@@ -45,46 +43,10 @@ func (t *tamperer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(body)
 }
 
-type tarEntry struct {
-	name, body, link string
-	typ              byte
-	mode             int64
-}
+type tarEntry = testenv.TarEntry
 
 // tarLayer is an OCI gzip layer of the given entries.
-func tarLayer(t *testing.T, entries ...tarEntry) v1.Layer {
-	t.Helper()
-	var b bytes.Buffer
-	tw := tar.NewWriter(&b)
-	for _, e := range entries {
-		h := &tar.Header{Name: e.name, Typeflag: e.typ, Mode: e.mode, Linkname: e.link, Size: int64(len(e.body))}
-		if h.Typeflag == 0 {
-			h.Typeflag = tar.TypeReg
-		}
-		if h.Mode == 0 {
-			h.Mode = 0o644
-			if h.Typeflag == tar.TypeDir {
-				h.Mode = 0o755
-			}
-		}
-		if h.Typeflag != tar.TypeReg {
-			h.Size = 0
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if h.Size > 0 {
-			tw.Write([]byte(e.body))
-		}
-	}
-	tw.Close()
-	raw := b.Bytes()
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(raw)), nil }, tarball.WithMediaType(types.OCILayer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
-}
+func tarLayer(t *testing.T, entries ...tarEntry) v1.Layer { return testenv.Layer(t, entries...) }
 
 func imageOf(t *testing.T, layers ...v1.Layer) v1.Image {
 	t.Helper()
@@ -99,21 +61,21 @@ func TestPullUnpacksWithWhiteouts(t *testing.T) {
 	ctx := ctxT(t)
 	img := imageOf(t,
 		tarLayer(t,
-			tarEntry{name: "etc/", typ: tar.TypeDir},
-			tarEntry{name: "etc/a", body: "a1"},
-			tarEntry{name: "etc/gone", body: "x"},
-			tarEntry{name: "opt/old/", typ: tar.TypeDir},
-			tarEntry{name: "opt/old/file", body: "old"},
-			tarEntry{name: "usr/bin/tool", body: "#!/bin/sh\n", mode: 0o755},
-			tarEntry{name: "bin", typ: tar.TypeSymlink, link: "usr/bin"},
+			tarEntry{Name: "etc/", Type: tar.TypeDir},
+			tarEntry{Name: "etc/a", Body: "a1"},
+			tarEntry{Name: "etc/gone", Body: "x"},
+			tarEntry{Name: "opt/old/", Type: tar.TypeDir},
+			tarEntry{Name: "opt/old/file", Body: "old"},
+			tarEntry{Name: "usr/bin/tool", Body: "#!/bin/sh\n", Mode: 0o755},
+			tarEntry{Name: "bin", Type: tar.TypeSymlink, Link: "usr/bin"},
 		),
 		tarLayer(t,
-			tarEntry{name: "etc/a", body: "a2"},
-			tarEntry{name: "etc/.wh.gone"},
-			tarEntry{name: "opt/old/.wh..wh..opq"},
-			tarEntry{name: "opt/old/new", body: "new"},
-			tarEntry{name: "bin/viasymlink", body: "inside"},
-			tarEntry{name: "hard", typ: tar.TypeLink, link: "etc/a"},
+			tarEntry{Name: "etc/a", Body: "a2"},
+			tarEntry{Name: "etc/.wh.gone"},
+			tarEntry{Name: "opt/old/.wh..wh..opq"},
+			tarEntry{Name: "opt/old/new", Body: "new"},
+			tarEntry{Name: "bin/viasymlink", Body: "inside"},
+			tarEntry{Name: "hard", Type: tar.TypeLink, Link: "etc/a"},
 		),
 	)
 	ref := MustParse(ggcrHost(t) + "/nodes/a:v1")
@@ -166,12 +128,12 @@ func assertOnly(t *testing.T, dir string, names ...string) {
 
 func TestUnpackRefusesEscapes(t *testing.T) {
 	cases := map[string][]tarEntry{
-		"dotdot":           {{name: "../escape", body: "x"}},
-		"nested dotdot":    {{name: "a/../../escape", body: "x"}},
-		"absolute symlink": {{name: "etc", typ: tar.TypeSymlink, link: "/etc"}, {name: "etc/passwd", body: "x"}},
-		"relative symlink": {{name: "up", typ: tar.TypeSymlink, link: "../../.."}, {name: "up/escape", body: "x"}},
-		"hardlink out":     {{name: "h", typ: tar.TypeLink, link: "../../etc/passwd"}},
-		"device":           {{name: "dev/sda", typ: tar.TypeBlock}},
+		"dotdot":           {{Name: "../escape", Body: "x"}},
+		"nested dotdot":    {{Name: "a/../../escape", Body: "x"}},
+		"absolute symlink": {{Name: "etc", Type: tar.TypeSymlink, Link: "/etc"}, {Name: "etc/passwd", Body: "x"}},
+		"relative symlink": {{Name: "up", Type: tar.TypeSymlink, Link: "../../.."}, {Name: "up/escape", Body: "x"}},
+		"hardlink out":     {{Name: "h", Type: tar.TypeLink, Link: "../../etc/passwd"}},
+		"device":           {{Name: "dev/sda", Type: tar.TypeBlock}},
 	}
 	for name, entries := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -192,7 +154,7 @@ func TestUnpackRefusesEscapes(t *testing.T) {
 
 func TestPullTampered(t *testing.T) {
 	ctx := ctxT(t)
-	img := imageOf(t, tarLayer(t, tarEntry{name: "f", body: strings.Repeat("x", 4096)}))
+	img := imageOf(t, tarLayer(t, tarEntry{Name: "f", Body: strings.Repeat("x", 4096)}))
 	sbom := sbomFor(t, img)
 	layers, _ := img.Layers()
 	ld, _ := layers[0].Digest()
@@ -233,7 +195,7 @@ func TestPullTampered(t *testing.T) {
 
 func TestPullRequireDigestAndRevoked(t *testing.T) {
 	ctx := ctxT(t)
-	img := imageOf(t, tarLayer(t, tarEntry{name: "f", body: "x"}))
+	img := imageOf(t, tarLayer(t, tarEntry{Name: "f", Body: "x"}))
 	for name, host := range map[string]string{"api": olaregHost(t), "fallback": ggcrHost(t)} {
 		t.Run(name, func(t *testing.T) {
 			ref := MustParse(host + "/nodes/a:v1")

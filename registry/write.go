@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/prebake/prebake/registry/store"
 )
 
 // Write stores root (an image or index) and its referrers at dst: in a layout
@@ -14,7 +16,7 @@ import (
 func Write(ctx context.Context, dst Reference, root Artifact, referrers []Artifact, o Options) (v1.Descriptor, error) {
 	switch dst.Transport {
 	case TransportLayout, TransportStore:
-		l, err := OpenLayout(dst.LayoutDir())
+		l, err := store.OpenLayout(store.Dir(dst))
 		if err != nil {
 			return v1.Descriptor{}, err
 		}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/prebake/prebake/internal/progress"
 	"github.com/prebake/prebake/recipes"
 	"github.com/prebake/prebake/registry"
 )
@@ -48,7 +49,7 @@ digest and compressed size.`,
 				fmt.Fprintf(tw, "\n%s\t%s\n", p.Platform, p.Digest)
 				fmt.Fprintf(tw, "  COMPONENT\tVERSION\tDIGEST\tSIZE\n")
 				for _, l := range p.Layers {
-					fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", l.Component, l.Version, l.Digest, humanBytes(l.Size))
+					fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", l.Component, l.Version, l.Digest, progress.Bytes(l.Size))
 				}
 			}
 			return tw.Flush()

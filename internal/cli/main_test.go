@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prebake/prebake/disk"
 	"github.com/prebake/prebake/registry"
 	"github.com/prebake/prebake/signing"
 )
@@ -35,6 +36,9 @@ func TestFlagHint(t *testing.T) {
 	}
 	if h := flagHint(fmt.Errorf("x: %w", signing.ErrKeyExists)); !strings.Contains(h, "--force") {
 		t.Errorf("flagHint(key exists) = %q", h)
+	}
+	if h := flagHint(fmt.Errorf("x: %w", disk.ErrTooSmall)); !strings.Contains(h, "--size") {
+		t.Errorf("flagHint(too small) = %q", h)
 	}
 	if h := flagHint(errors.New("other")); h != "" {
 		t.Errorf("flagHint(other) = %q", h)

@@ -35,7 +35,7 @@ func (a *app) newProgress() (progress.Func, func()) {
 			fmt.Fprintf(a.Err, "%s %s (cached)\n", verb, e.Name)
 			return
 		}
-		fmt.Fprintf(a.Err, "%s %s (%s)\n", verb, e.Name, humanBytes(e.Done))
+		fmt.Fprintf(a.Err, "%s %s (%s)\n", verb, e.Name, progress.Bytes(e.Done))
 	}, func() {}
 }
 
@@ -71,7 +71,7 @@ func (d *liveDisplay) report(e progress.Event) {
 	var parts []string
 	for _, op := range []string{"download", "compress", "write", "upload"} {
 		if v, ok := ops[op]; ok {
-			parts = append(parts, fmt.Sprintf("%s %d: %s", op, v[1], humanBytes(v[0])))
+			parts = append(parts, fmt.Sprintf("%s %d: %s", op, v[1], progress.Bytes(v[0])))
 		}
 	}
 	line := strings.Join(parts, " | ")
@@ -89,17 +89,4 @@ func (d *liveDisplay) done() {
 	if d.width > 0 {
 		fmt.Fprintf(d.w, "\r%s\r", strings.Repeat(" ", d.width))
 	}
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

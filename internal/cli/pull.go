@@ -7,6 +7,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
+	"github.com/prebake/prebake/internal/progress"
 	"github.com/prebake/prebake/registry"
 	"github.com/prebake/prebake/signing"
 )
@@ -107,7 +108,7 @@ is pulled. Revoked digests (prebake revoke) are refused unless --allow-revoked.`
 				}
 				return enc.Encode(out)
 			}
-			fmt.Fprintf(a.Err, "wrote %s: downloaded %s, %s already present (%d blobs)\n", output, humanBytes(res.Uploaded), humanBytes(res.Skipped), res.Blobs)
+			fmt.Fprintf(a.Err, "wrote %s: downloaded %s, %s already present (%d blobs)\n", output, progress.Bytes(res.Uploaded), progress.Bytes(res.Skipped), res.Blobs)
 			return nil
 		},
 	}

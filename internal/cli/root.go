@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/prebake/prebake/disk"
 	"github.com/prebake/prebake/registry"
 	"github.com/prebake/prebake/signing"
 )
@@ -101,6 +102,8 @@ func flagHint(err error) string {
 		return "; pass --allow-revoked to use it anyway"
 	case errors.Is(err, signing.ErrKeyExists):
 		return "; pass --force to replace it"
+	case errors.Is(err, disk.ErrTooSmall):
+		return "; raise --size"
 	}
 	return ""
 }

@@ -41,7 +41,13 @@ var allowed = map[string]struct {
 	"lock":            {[]string{"recipes", "builder/fetch", "internal/"}, "lock finds checksums; it may only download"},
 	"builder":         {[]string{"recipes", "builder/fetch", "builder/archive", "internal/"}, "builder produces images; moving them is registry's job"},
 	// Moving images.
-	"registry":                  {[]string{"recipes", "internal/"}, "registry moves images (it reads recipes' annotation names); it does not build, sign or render them"},
+	"registry/reference":        {nil, "references are parsed purely: no store, no network"},
+	"registry/store":            {[]string{"registry/reference", "internal/"}, "the content store knows layouts and memory, not registries"},
+	"registry/remote":           {[]string{"registry/reference", "registry/store", "internal/"}, "the registry client is one Store"},
+	"registry/transfer":         {[]string{"registry/store", "internal/"}, "copy works on any two Stores"},
+	"registry/unpack":           {[]string{"registry/store", "internal/"}, "unpack applies layers; it neither fetches by reference nor copies"},
+	"registry/records":          {[]string{"registry/reference", "registry/store", "internal/"}, "records are artifacts in any Store"},
+	"registry":                  {[]string{"recipes", "registry/", "internal/"}, "registry moves images (it reads recipes' annotation names); it does not build, sign or render them"},
 	"registry/server":           {[]string{"registry", "internal/"}, "the server stores what registry moves"},
 	"registry/server/bootstrap": {nil, "one-time join documents: render issues them without linking the server"},
 	// Trust.

@@ -4,6 +4,7 @@
 package progress
 
 import (
+	"fmt"
 	"io"
 	"sync/atomic"
 )
@@ -52,4 +53,18 @@ func (p *reader) Read(b []byte) (int, error) {
 		p.f(Event{Op: p.op, Name: p.name, Done: p.done.Add(int64(n)), Total: p.total})
 	}
 	return n, err
+}
+
+// Bytes formats n for people: "512 B", "1.5 KiB", "3.2 GiB".
+func Bytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

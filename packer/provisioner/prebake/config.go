@@ -94,12 +94,3 @@ func (c *Config) Prepare(raws ...any) error {
 	}
 	return p.Err()
 }
-
-func digestHex(d string) string {
-	for i := 0; i < len(d); i++ {
-		if d[i] == ':' {
-			return d[i+1:]
-		}
-	}
-	return d
-}

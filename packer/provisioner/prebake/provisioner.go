@@ -11,16 +11,11 @@ package prebake
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -30,6 +25,7 @@ import (
 	"github.com/prebake/prebake/packer/internal/pluginutil"
 	"github.com/prebake/prebake/recipes"
 	"github.com/prebake/prebake/registry"
+	"github.com/prebake/prebake/registry/unpack"
 	"github.com/prebake/prebake/signing"
 )
 
@@ -70,7 +66,7 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 	if err != nil {
 		return err
 	}
-	img, err := pickImage(root, platform)
+	img, err := registry.PlatformImage(root, platform)
 	if err != nil {
 		return fmt.Errorf("%s: %w", c.ref, err)
 	}
@@ -84,10 +80,11 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 	}
 	defer os.RemoveAll(work)
 
-	plan, err := stageLayers(ctx, img, work)
+	layers, err := unpack.Stage(ctx, img, work)
 	if err != nil {
 		return fmt.Errorf("%s: %w", c.ref, err)
 	}
+	plan := newPlan(layers)
 	rec, err := record(c.ref, vr.Digest, platform, img, ann)
 	if err != nil {
 		return err
@@ -114,7 +111,7 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 	var total int64
 	for i := range plan.layers {
 		l := &plan.layers[i]
-		l.remote = path.Join(staging, filepath.Base(l.local))
+		l.remote = path.Join(staging, filepath.Base(l.File))
 		total += l.size
 	}
 	recRemote := path.Join(staging, "image.json")
@@ -206,44 +203,13 @@ func remotePlatform(ctx context.Context, comm packersdk.Communicator) (string, e
 	return "linux/" + arch, nil
 }
 
-// pickImage returns the image for platform: root itself when it is an image
-// (of that platform), or the index's entry for it.
-func pickImage(root registry.Artifact, platform string) (v1.Image, error) {
-	want, err := v1.ParsePlatform(platform)
-	if err != nil {
-		return nil, err
-	}
-	switch a := root.(type) {
-	case v1.ImageIndex:
-		im, err := a.IndexManifest()
-		if err != nil {
-			return nil, err
-		}
-		d, err := registry.MatchPlatform(im.Manifests, platform)
-		if err != nil {
-			return nil, err
-		}
-		return a.Image(d.Digest)
-	case v1.Image:
-		cf, err := a.ConfigFile()
-		if err != nil {
-			return nil, err
-		}
-		if cf.OS != want.OS || cf.Architecture != want.Architecture {
-			return nil, fmt.Errorf("the image is for %s/%s, the machine is %s", cf.OS, cf.Architecture, platform)
-		}
-		return a, nil
-	}
-	return nil, errors.New("neither an image nor an index")
-}
-
-// layerPlan is one layer staged locally and what applying it involves.
+// layerPlan is one staged layer (unpack.Stage) and where it goes on the
+// machine.
 type layerPlan struct {
-	digest, mediaType, component, version string
-	size                                  int64
-	local, remote                         string
-	whiteouts                             []string // paths (relative to the root) to remove first
-	compression                           string   // "", "gzip" or "zstd"
+	unpack.Layer
+	component, version, digest string
+	size                       int64
+	remote                     string
 }
 
 type plan struct {
@@ -251,120 +217,14 @@ type plan struct {
 	staging string // remote staging directory
 }
 
-// stageLayers downloads each layer into dir, checking its digest, and lists
-// it to find its whiteouts. Opaque directories remove only what the image's
-// own earlier layers put there: an image never deletes the machine's files
-// it did not ship, except where it names them with a .wh. entry.
-func stageLayers(ctx context.Context, img v1.Image, dir string) (*plan, error) {
-	m, err := img.Manifest()
-	if err != nil {
-		return nil, err
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		return nil, err
-	}
-	if len(layers) != len(m.Layers) {
-		return nil, fmt.Errorf("manifest lists %d layers, image has %d", len(m.Layers), len(layers))
-	}
-	written := map[string]bool{} // paths earlier layers wrote
+func newPlan(ls []unpack.Layer) *plan {
 	p := &plan{}
-	for i, l := range layers {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		desc := m.Layers[i]
-		lp := layerPlan{
-			digest: desc.Digest.String(), mediaType: string(desc.MediaType), size: desc.Size,
-			component: desc.Annotations[recipes.AnnotationComponent], version: desc.Annotations[recipes.AnnotationComponentVersion],
-			local: filepath.Join(dir, fmt.Sprintf("%02d-%.12s.layer", i+1, digestHex(desc.Digest.String()))),
-		}
-		if lp.compression, err = compressionOf(lp.mediaType); err != nil {
-			return nil, fmt.Errorf("layer %s: %w", lp.digest, err)
-		}
-		if err := download(l, desc, lp.local); err != nil {
-			return nil, fmt.Errorf("layer %s: %w", lp.digest, err)
-		}
-		entries, err := listTar(lp.local, lp.compression)
-		if err != nil {
-			return nil, fmt.Errorf("layer %s: %w", lp.digest, err)
-		}
-		var mine []string
-		for _, e := range entries {
-			dirName, base := path.Split(e)
-			switch {
-			case base == ".wh..wh..opq":
-				d := strings.TrimSuffix(dirName, "/")
-				var gone []string
-				for w := range written {
-					if d == "" || strings.HasPrefix(w, d+"/") {
-						gone = append(gone, w)
-					}
-				}
-				sort.Strings(gone)
-				for _, w := range gone {
-					delete(written, w)
-				}
-				lp.whiteouts = append(lp.whiteouts, gone...)
-			case strings.HasPrefix(base, ".wh."):
-				w := path.Join(dirName, strings.TrimPrefix(base, ".wh."))
-				lp.whiteouts = append(lp.whiteouts, w)
-				for x := range written {
-					if x == w || strings.HasPrefix(x, w+"/") {
-						delete(written, x)
-					}
-				}
-			default:
-				mine = append(mine, e)
-			}
-		}
-		for _, e := range mine {
-			written[e] = true
-		}
-		p.layers = append(p.layers, lp)
+	for _, l := range ls {
+		d := l.Descriptor
+		p.layers = append(p.layers, layerPlan{Layer: l, digest: d.Digest.String(), size: d.Size,
+			component: d.Annotations[recipes.AnnotationComponent], version: d.Annotations[recipes.AnnotationComponentVersion]})
 	}
-	return p, nil
-}
-
-func compressionOf(mt string) (string, error) {
-	switch {
-	case strings.HasSuffix(mt, "+gzip") || strings.HasSuffix(mt, ".gzip"):
-		return "gzip", nil
-	case strings.HasSuffix(mt, "+zstd") || strings.HasSuffix(mt, ".zstd"):
-		return "zstd", nil
-	case strings.HasSuffix(mt, ".tar") || strings.HasSuffix(mt, "tar.v1"):
-		return "", nil
-	}
-	return "", fmt.Errorf("media type %s: not a tar layer", mt)
-}
-
-// download writes the layer's compressed bytes to file, checking the size and
-// sha256 against the manifest's descriptor whatever the source.
-func download(l v1.Layer, desc v1.Descriptor, file string) error {
-	rc, err := l.Compressed()
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	f, err := os.OpenFile(file, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(rc, desc.Size+1))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if n != desc.Size {
-		return fmt.Errorf("%d bytes, manifest says %d", n, desc.Size)
-	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); desc.Digest.Algorithm != "sha256" || got != desc.Digest.String() {
-		return fmt.Errorf("content is %s, manifest says %s", got, desc.Digest)
-	}
-	return nil
+	return p
 }
 
 // imageRecord is /etc/prebake/image.json: what was applied, reproducibly

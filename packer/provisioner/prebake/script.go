@@ -1,62 +1,10 @@
 package prebake
 
 import (
-	"archive/tar"
 	"fmt"
-	"io"
-	"os"
-	"path"
 	"regexp"
 	"strings"
-
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 )
-
-// listTar returns the cleaned, relative paths of the entries of a layer.
-func listTar(file, compression string) ([]string, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var r io.Reader = f
-	switch compression {
-	case "gzip":
-		zr, err := gzip.NewReader(f)
-		if err != nil {
-			return nil, err
-		}
-		defer zr.Close()
-		r = zr
-	case "zstd":
-		zr, err := zstd.NewReader(f)
-		if err != nil {
-			return nil, err
-		}
-		defer zr.Close()
-		r = zr
-	}
-	var names []string
-	tr := tar.NewReader(r)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return names, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		n := path.Clean("/" + h.Name)[1:]
-		if n == "" {
-			continue
-		}
-		if strings.HasPrefix(path.Clean(h.Name), "..") {
-			return nil, fmt.Errorf("entry %q leaves the root", h.Name)
-		}
-		names = append(names, n)
-	}
-}
 
 var pkgRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.+_:~-]*$`)
 
@@ -77,11 +25,11 @@ func applyScript(c *Config, p *plan, recRemote string, pkgs []string) (string, e
 	w(`mkdir -p "$ROOT"`)
 	for i, l := range p.layers {
 		w("# layer %d: %s %s (%s)", i+1, l.component, l.version, l.digest)
-		for _, wh := range l.whiteouts {
+		for _, wh := range l.Whiteouts {
 			w(`rm -rf -- "$ROOT"/%s`, quote(wh))
 		}
 		flag := ""
-		switch l.compression {
+		switch l.Compression {
 		case "gzip":
 			flag = " -z"
 		case "zstd":

@@ -1,10 +1,8 @@
-package registry
+package remote
 
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -22,12 +19,10 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-)
 
-// maxManifestSize caps how much of a manifest (or referrers/tag list
-// response) is read: descriptor sizes come from the other side and must not
-// decide allocations.
-const maxManifestSize = 4 << 20
+	"github.com/prebake/prebake/registry/reference"
+	"github.com/prebake/prebake/registry/store"
+)
 
 // manifestAccept lists the manifest media types prebake reads.
 var manifestAccept = strings.Join([]string{
@@ -68,8 +63,8 @@ func defaultTransport() http.RoundTripper {
 // newRepoClient authenticates against ref's registry for scope (transport.PullScope
 // or transport.PushScope); extra lists further repositories to pull from (mount
 // sources).
-func newRepoClient(ctx context.Context, ref Reference, scope string, o Options, extra ...name.Repository) (*repoClient, error) {
-	repo, err := name.NewRepository(ref.Name, o.nameOptions()...)
+func newRepoClient(ctx context.Context, ref reference.Reference, scope string, o Options, extra ...name.Repository) (*repoClient, error) {
+	repo, err := name.NewRepository(ref.Name, o.NameOptions()...)
 	if err != nil {
 		return nil, fmt.Errorf("reference %s: %w", ref, err)
 	}
@@ -145,14 +140,14 @@ func drain(resp *http.Response) {
 
 func (c *repoClient) url(parts ...string) string { return c.base + "/" + strings.Join(parts, "/") }
 
-// httpError turns a non-expected response into an error; 404 wraps ErrNotFound.
+// httpError turns a non-expected response into an error; 404 wraps store.ErrNotFound.
 func httpError(resp *http.Response, what string, codes ...int) error {
 	err := transport.CheckError(resp, codes...)
 	if err == nil {
 		return nil
 	}
 	if resp.StatusCode == http.StatusNotFound {
-		return fmt.Errorf("%s: %w: %v", what, ErrNotFound, err)
+		return fmt.Errorf("%s: %w: %v", what, store.ErrNotFound, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
@@ -174,7 +169,7 @@ func (c *repoClient) headManifest(ctx context.Context, ref string) (v1.Descripto
 	h, err := v1.NewHash(resp.Header.Get("Docker-Content-Digest"))
 	if err != nil || resp.ContentLength < 0 {
 		d, _, err := c.getManifest(ctx, ref, nil)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) {
 			return v1.Descriptor{}, false, nil
 		}
 		return d, err == nil, err
@@ -195,66 +190,23 @@ func (c *repoClient) getManifest(ctx context.Context, ref string, want *v1.Descr
 	if err := httpError(resp, "fetching manifest "+u, http.StatusOK); err != nil {
 		return v1.Descriptor{}, nil, err
 	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxManifestSize+1))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, store.MaxManifestSize+1))
 	if err != nil {
 		return v1.Descriptor{}, nil, fmt.Errorf("fetching manifest %s: %w", u, err)
 	}
-	if len(raw) > maxManifestSize {
-		return v1.Descriptor{}, nil, fmt.Errorf("manifest %s is larger than %d bytes", u, maxManifestSize)
+	if len(raw) > store.MaxManifestSize {
+		return v1.Descriptor{}, nil, fmt.Errorf("manifest %s is larger than %d bytes", u, store.MaxManifestSize)
 	}
-	d := manifestDescriptor(raw, types.MediaType(resp.Header.Get("Content-Type")))
+	d := store.DescribeManifest(raw, types.MediaType(resp.Header.Get("Content-Type")))
 	u = resp.Request.URL.String() // with the scheme actually used
 	if want != nil {
-		if err := checkDigest("manifest", u, *want, d); err != nil {
+		if err := store.CheckDigest("manifest", u, *want, d); err != nil {
 			return v1.Descriptor{}, nil, err
 		}
 	} else if hd := resp.Header.Get("Docker-Content-Digest"); hd != "" && strings.HasPrefix(hd, "sha256:") && hd != d.Digest.String() {
-		return v1.Descriptor{}, nil, &DigestError{What: "manifest", Source: u, Expected: hd, Actual: d.Digest.String(), ExpectedSize: d.Size, ActualSize: d.Size}
+		return v1.Descriptor{}, nil, &store.DigestError{What: "manifest", Source: u, Expected: hd, Actual: d.Digest.String(), ExpectedSize: d.Size, ActualSize: d.Size}
 	}
 	return d, raw, nil
-}
-
-func checkDigest(what, src string, want, got v1.Descriptor) error {
-	if want.Digest != got.Digest || (want.Size > 0 && want.Size != got.Size) {
-		return &DigestError{What: what, Source: src, Expected: want.Digest.String(), Actual: got.Digest.String(), ExpectedSize: want.Size, ActualSize: got.Size}
-	}
-	return nil
-}
-
-// manifestDescriptor describes raw, taking the media type from the manifest
-// itself and the transport's Content-Type only as a fallback.
-func manifestDescriptor(raw []byte, contentType types.MediaType) v1.Descriptor {
-	sum := sha256.Sum256(raw)
-	d := v1.Descriptor{
-		Digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])},
-		Size:   int64(len(raw)),
-	}
-	var probe struct {
-		MediaType    types.MediaType `json:"mediaType"`
-		ArtifactType string          `json:"artifactType"`
-		Config       *v1.Descriptor  `json:"config"`
-		Manifests    json.RawMessage `json:"manifests"`
-	}
-	if json.Unmarshal(raw, &probe) == nil {
-		d.MediaType = probe.MediaType
-		d.ArtifactType = probe.ArtifactType
-		if d.MediaType == "" {
-			switch {
-			case probe.Manifests != nil:
-				d.MediaType = types.OCIImageIndex
-			case probe.Config != nil:
-				d.MediaType = types.OCIManifestSchema1
-			}
-		}
-		if d.ArtifactType == "" && probe.Config != nil && d.MediaType == types.OCIManifestSchema1 &&
-			probe.Config.MediaType != types.OCIConfigJSON && probe.Config.MediaType != ociEmpty {
-			d.ArtifactType = string(probe.Config.MediaType)
-		}
-	}
-	if d.MediaType == "" {
-		d.MediaType = contentType
-	}
-	return d
 }
 
 func (c *repoClient) putManifest(ctx context.Context, ref string, d v1.Descriptor, raw []byte) (subjectAck bool, err error) {
@@ -287,7 +239,7 @@ func (c *repoClient) headBlob(ctx context.Context, d v1.Descriptor) (bool, error
 	return false, httpError(resp, "HEAD "+u, http.StatusOK)
 }
 
-// getBlob streams blob d; the reader fails with a DigestError on the read
+// getBlob streams blob d; the reader fails with a store.DigestError on the read
 // that completes a body of the wrong digest or size.
 func (c *repoClient) getBlob(ctx context.Context, d v1.Descriptor) (io.ReadCloser, error) {
 	u := c.url("blobs", d.Digest.String())
@@ -299,7 +251,7 @@ func (c *repoClient) getBlob(ctx context.Context, d v1.Descriptor) (io.ReadClose
 		drain(resp)
 		return nil, err
 	}
-	return newVerifier(resp.Body, d, "blob", resp.Request.URL.String()), nil
+	return store.NewVerifier(resp.Body, d, "blob", resp.Request.URL.String()), nil
 }
 
 // startUpload opens an upload session, mounting from fromRepo when given.
@@ -364,7 +316,7 @@ func (c *repoClient) tags(ctx context.Context) ([]string, error) {
 		var tl struct {
 			Tags []string `json:"tags"`
 		}
-		err = json.NewDecoder(io.LimitReader(resp.Body, maxManifestSize)).Decode(&tl)
+		err = json.NewDecoder(io.LimitReader(resp.Body, store.MaxManifestSize)).Decode(&tl)
 		next := nextLink(resp)
 		drain(resp)
 		if err != nil {
@@ -396,7 +348,7 @@ func (c *repoClient) referrers(ctx context.Context, subject v1.Hash, artifactTyp
 			return nil, false, httpError(resp, "listing referrers "+u, http.StatusOK)
 		}
 		var im v1.IndexManifest
-		err = json.NewDecoder(io.LimitReader(resp.Body, maxManifestSize)).Decode(&im)
+		err = json.NewDecoder(io.LimitReader(resp.Body, store.MaxManifestSize)).Decode(&im)
 		next := nextLink(resp)
 		drain(resp)
 		if err != nil {
@@ -425,69 +377,3 @@ func nextLink(resp *http.Response) string {
 	}
 	return next.String()
 }
-
-// verifier hashes what passes through it and fails the read that completes
-// the expected size with a DigestError when the content differs, or any read
-// past the expected size.
-type verifier struct {
-	r        io.ReadCloser
-	want     v1.Descriptor
-	what     string
-	src      string
-	h        hashWriter
-	n        int64
-	verified bool
-}
-
-type hashWriter interface {
-	io.Writer
-	Sum([]byte) []byte
-}
-
-func newVerifier(r io.ReadCloser, d v1.Descriptor, what, src string) *verifier {
-	return &verifier{r: r, want: d, what: what, src: src, h: sha256.New()}
-}
-
-func (v *verifier) Read(b []byte) (int, error) {
-	if v.verified {
-		// Anything past the expected size is an error; a clean EOF is fine.
-		n, err := v.r.Read(b)
-		if n > 0 {
-			v.n += int64(n)
-			return 0, v.mismatch()
-		}
-		return 0, err
-	}
-	if v.want.Size >= 0 && int64(len(b)) > v.want.Size-v.n+1 {
-		b = b[:v.want.Size-v.n+1]
-	}
-	n, err := v.r.Read(b)
-	v.h.Write(b[:n])
-	v.n += int64(n)
-	if v.want.Size >= 0 && v.n > v.want.Size {
-		return n, v.mismatch()
-	}
-	if (v.want.Size >= 0 && v.n == v.want.Size) || (err == io.EOF) {
-		if got := "sha256:" + hex.EncodeToString(v.h.Sum(nil)); got != v.want.Digest.String() || (v.want.Size >= 0 && v.n != v.want.Size) {
-			return n, v.mismatch()
-		}
-		v.verified = true
-	}
-	if err == io.EOF && !v.verified {
-		return n, v.mismatch()
-	}
-	return n, err
-}
-
-func (v *verifier) mismatch() error {
-	got := "sha256:" + hex.EncodeToString(v.h.Sum(nil))
-	if v.n > v.want.Size {
-		got = "(more than " + strconv.FormatInt(v.want.Size, 10) + " bytes)"
-	}
-	return &DigestError{What: v.what, Source: v.src, Expected: v.want.Digest.String(), Actual: got, ExpectedSize: v.want.Size, ActualSize: v.n}
-}
-
-func (v *verifier) Close() error { return v.r.Close() }
-
-// verifiedOK reports whether the whole content was read and matched.
-func (v *verifier) verifiedOK() bool { return v.verified }

@@ -1,14 +1,14 @@
-package registry
+package records
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/user"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/prebake/prebake/registry/store"
 )
 
 // ArtifactTypeRevocation is the artifact type of revocation records.
@@ -53,54 +53,30 @@ func (e *RevokedError) Unwrap() error { return ErrRevoked }
 
 // RevokeOptions configure Revoke.
 type RevokeOptions struct {
-	Options
 	// Reason is required.
 	Reason string
-	// By names who revokes; empty means Actor().
+	// By names who revokes (required).
 	By string
 	// At is the revocation time; zero means now.
 	At time.Time
 }
 
-// Actor is who prebake records as having promoted or revoked: $PREBAKE_ACTOR,
-// else user@host.
-func Actor() string {
-	if a := os.Getenv("PREBAKE_ACTOR"); a != "" {
-		return a
-	}
-	name := "unknown"
-	if u, err := user.Current(); err == nil {
-		name = u.Username
-	}
-	if h, err := os.Hostname(); err == nil {
-		return name + "@" + h
-	}
-	return name
-}
-
-// Revoke records that the image ref names (by digest) must no longer be
-// used: a referrer artifact of type ArtifactTypeRevocation carrying the
-// reason, who and when. Pulls of that digest then fail with ErrRevoked.
-// Revoking twice adds a second record.
-func Revoke(ctx context.Context, ref Reference, o RevokeOptions) (Revocation, error) {
-	if ref.Digest == "" {
-		return Revocation{}, fmt.Errorf("revoking %s: %w (name the image as REF@sha256:…)", ref, ErrDigestRequired)
-	}
+// Revoke records that digest in e must no longer be used: a referrer
+// artifact of type ArtifactTypeRevocation carrying the reason, who and when.
+// Pulls of that digest then fail with ErrRevoked. Revoking twice adds a
+// second record.
+func Revoke(ctx context.Context, e store.Store, digest string, o RevokeOptions) (Revocation, error) {
 	if o.Reason == "" {
-		return Revocation{}, fmt.Errorf("revoking %s: a reason is required", ref)
+		return Revocation{}, fmt.Errorf("revoking %s: %w", digest, ErrNoReason)
 	}
-	e, err := openEndpoint(ctx, ref, o.Options, true)
-	if err != nil {
-		return Revocation{}, err
+	if o.By == "" {
+		return Revocation{}, fmt.Errorf("revoking %s: %w", digest, ErrNoActor)
 	}
-	d, err := e.resolve(ctx, "", ref.Digest)
+	d, err := e.Resolve(ctx, "", digest)
 	if err != nil {
 		return Revocation{}, err
 	}
 	r := Revocation{Digest: d.Digest.String(), Reason: o.Reason, By: o.By, At: o.At}
-	if r.By == "" {
-		r.By = Actor()
-	}
 	if r.At.IsZero() {
 		r.At = time.Now()
 	}
@@ -110,29 +86,17 @@ func Revoke(ctx context.Context, ref Reference, o RevokeOptions) (Revocation, er
 		return Revocation{}, err
 	}
 	ann := map[string]string{AnnotationCreated: r.At.Format(time.RFC3339Nano), AnnotationBy: r.By, AnnotationReason: r.Reason}
-	rd, err := pushArtifact(ctx, e, ArtifactTypeRevocation, d, ArtifactTypeRevocation, payload, ann)
+	rd, err := Push(ctx, e, ArtifactTypeRevocation, d, ArtifactTypeRevocation, payload, ann)
 	if err != nil {
-		return Revocation{}, fmt.Errorf("revoking %s: %w", ref, err)
+		return Revocation{}, err
 	}
 	r.Record = rd.Digest.String()
 	return r, nil
 }
 
-// Revocations lists the revocation records of the image ref names.
-func Revocations(ctx context.Context, ref Reference, o Options) ([]Revocation, error) {
-	e, err := openEndpoint(ctx, ref, o, false)
-	if err != nil {
-		return nil, err
-	}
-	d, err := e.resolve(ctx, ref.Tag, ref.Digest)
-	if err != nil {
-		return nil, err
-	}
-	return revocations(ctx, e, d)
-}
-
-func revocations(ctx context.Context, e endpoint, d v1.Descriptor) ([]Revocation, error) {
-	rs, err := e.referrers(ctx, d, ArtifactTypeRevocation)
+// Revocations lists the revocation records of d in e.
+func Revocations(ctx context.Context, e store.Store, d v1.Descriptor) ([]Revocation, error) {
+	rs, err := e.Referrers(ctx, d, ArtifactTypeRevocation)
 	if err != nil {
 		return nil, fmt.Errorf("checking revocations of %s: %w", d.Digest, err)
 	}
@@ -148,9 +112,9 @@ func revocations(ctx context.Context, e endpoint, d v1.Descriptor) ([]Revocation
 	return out, nil
 }
 
-// checkRevoked fails with a *RevokedError when d carries a revocation.
-func checkRevoked(ctx context.Context, e endpoint, name string, d v1.Descriptor) error {
-	rs, err := revocations(ctx, e, d)
+// CheckRevoked fails with a *RevokedError when d carries a revocation.
+func CheckRevoked(ctx context.Context, e store.Store, name string, d v1.Descriptor) error {
+	rs, err := Revocations(ctx, e, d)
 	if err != nil {
 		return err
 	}
@@ -162,15 +126,15 @@ func checkRevoked(ctx context.Context, e endpoint, name string, d v1.Descriptor)
 
 // recordAnnotations returns a referrer's annotations, from the listing when
 // the registry copied them there, else from the manifest itself.
-func recordAnnotations(ctx context.Context, e endpoint, d v1.Descriptor) (map[string]string, error) {
+func recordAnnotations(ctx context.Context, e store.Store, d v1.Descriptor) (map[string]string, error) {
 	if d.Annotations[AnnotationCreated] != "" {
 		return d.Annotations, nil
 	}
-	raw, err := e.manifest(ctx, v1.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size})
+	raw, err := e.Manifest(ctx, v1.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size})
 	if err != nil {
 		return nil, fmt.Errorf("reading record %s: %w", d.Digest, err)
 	}
-	m, err := parseManifest(d, raw)
+	m, err := store.ParseManifest(d, raw)
 	if err != nil {
 		return nil, err
 	}

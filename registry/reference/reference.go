@@ -1,4 +1,9 @@
-package registry
+// Package reference parses and prints the names prebake gives images: OCI
+// layout directories (oci:DIR[:TAG|@DIGEST]), the local store
+// (store:NAME[:TAG|@DIGEST] or NAME[:TAG]) and registries
+// (host/repo[:tag|@digest]). Parsing is pure: it reads no environment and
+// touches no file, and a Reference remembers whether a tag was written.
+package reference
 
 import (
 	"fmt"
@@ -26,7 +31,8 @@ const (
 type Reference struct {
 	Transport Transport
 	// Dir is the layout directory (TransportLayout) or the store directory
-	// (TransportStore; empty means the default store, see LayoutDir).
+	// (TransportStore; empty means the default store, which the caller
+	// chooses when it opens the reference: see store.Dir).
 	Dir string
 	// Name is the store name (TransportStore) or host/repository
 	// (TransportRemote); empty for layouts.
@@ -36,7 +42,7 @@ type Reference struct {
 	Tag    string
 	Digest string
 	// TagGiven says the tag was written in the parsed string; false when
-	// ParseReference filled in "latest" (the store, a registry) or there is
+	// Parse filled in "latest" (the store, a registry) or there is
 	// none. Callers that default the tag to something else check it.
 	TagGiven bool
 }
@@ -47,14 +53,14 @@ var (
 	nameRE   = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
 )
 
-// ParseOptions adjust ParseReference.
+// ParseOptions adjust Parse.
 type ParseOptions struct {
 	// StoreDir is the local store's directory; empty leaves Dir empty: the
-	// default store, found when the reference is used (LayoutDir).
+	// default store, found when the reference is opened (store.Dir).
 	StoreDir string
 }
 
-// ParseReference parses s:
+// Parse parses s:
 //
 //	oci:DIR[:TAG|@DIGEST]      an OCI layout directory
 //	store:NAME[:TAG|@DIGEST]   the local store
@@ -62,7 +68,7 @@ type ParseOptions struct {
 //	NAME[:TAG|@DIGEST]         (no "/") the local store
 //
 // Parsing is pure: it reads no environment and touches no file.
-func ParseReference(s string, opts ...ParseOptions) (Reference, error) {
+func Parse(s string, opts ...ParseOptions) (Reference, error) {
 	var o ParseOptions
 	if len(opts) > 0 {
 		o = opts[0]
@@ -81,9 +87,9 @@ func ParseReference(s string, opts ...ParseOptions) (Reference, error) {
 	return parseRemote(s)
 }
 
-// MustParse is ParseReference for constants in tests and examples.
+// MustParse is Parse for constants in tests and examples.
 func MustParse(s string) Reference {
-	r, err := ParseReference(s)
+	r, err := Parse(s)
 	if err != nil {
 		panic(err)
 	}
@@ -158,22 +164,18 @@ func parseRemote(s string) (Reference, error) {
 	return ref, nil
 }
 
-// LayoutDir is the directory of the OCI layout a layout or store reference
-// names: Dir, or for the store without one, DefaultStoreDir().
-func (r Reference) LayoutDir() string {
-	if r.Transport == TransportStore && r.Dir == "" {
-		return DefaultStoreDir()
-	}
-	return r.Dir
-}
-
-// String formats r so that ParseReference(r.String()) gives r back (for the
-// store, the directory is not part of the string).
+// String formats r so that Parse(r.String()) gives r back (for the store,
+// the directory is not part of the string). A layout directory whose last
+// element holds a ':' is written with a trailing '/', so that the ':' is not
+// read as the start of a tag ("oci::/" is the directory ":").
 func (r Reference) String() string {
 	var b strings.Builder
 	switch r.Transport {
 	case TransportLayout:
 		b.WriteString("oci:" + r.Dir)
+		if strings.Contains(r.Dir[strings.LastIndex(r.Dir, "/")+1:], ":") {
+			b.WriteString("/")
+		}
 	case TransportStore:
 		b.WriteString("store:" + r.Name)
 	default:
@@ -223,3 +225,7 @@ func (r Reference) Remote(opts ...name.Option) (name.Reference, error) {
 	}
 	return name.NewTag(r.Name+":"+t, opts...)
 }
+
+// ValidTag reports whether t is a valid tag (letters, digits, '_', '.',
+// '-'; at most 128 characters, not starting with '.' or '-').
+func ValidTag(t string) bool { return tagRE.MatchString(t) }

@@ -1,4 +1,4 @@
-package registry
+package records
 
 import (
 	"context"
@@ -9,6 +9,9 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/prebake/prebake/registry/reference"
+	"github.com/prebake/prebake/registry/store"
 )
 
 // ArtifactTypeChannel is the artifact type of channel assignment records.
@@ -35,8 +38,8 @@ type Assignment struct {
 
 // PromoteOptions configure Promote and Rollback.
 type PromoteOptions struct {
-	Options
-	// By names who promotes; empty means Actor().
+	// By names who promotes (required; callers default it, e.g. to
+	// $PREBAKE_ACTOR or user@host).
 	By string
 	// At is the time recorded; zero means now.
 	At time.Time
@@ -44,8 +47,10 @@ type PromoteOptions struct {
 	AllowRevoked bool
 }
 
-func checkChannel(channel string) error {
-	if !tagRE.MatchString(channel) || isFallbackTag(channel) {
+// CheckChannel checks that channel is a valid channel name (a tag, not a
+// referrers fallback tag).
+func CheckChannel(channel string) error {
+	if !reference.ValidTag(channel) || store.IsFallbackTag(channel) {
 		return fmt.Errorf("channel %q: must be a valid tag (letters, digits, '_', '.', '-')", channel)
 	}
 	return nil
@@ -56,46 +61,39 @@ func channelAnchor(channel string) (v1.Descriptor, []byte, error) {
 	return buildArtifact(artifactTypeChannelAnchor, nil, "", nil, map[string]string{AnnotationChannel: channel})
 }
 
-// Promote points the tag channel of ref's repository at ref's digest, after
-// recording the assignment (who, when, the previous digest) as a referrer
-// artifact, so ChannelHistory and Rollback work on any OCI registry. The
-// digest must exist and (unless o.AllowRevoked) carry no revocation.
-func Promote(ctx context.Context, ref Reference, channel string, o PromoteOptions) (Assignment, error) {
-	if ref.Digest == "" {
-		return Assignment{}, fmt.Errorf("promoting %s: %w (name the image as REF@sha256:…)", ref, ErrDigestRequired)
-	}
-	return assign(ctx, ref, channel, ref.Digest, "promote", "", o)
+// Promote points the tag channel of s at digest, after recording the
+// assignment (who, when, the previous digest) as a referrer artifact, so
+// ChannelHistory and Rollback work on any OCI registry. The digest must exist
+// and (unless o.AllowRevoked) carry no revocation (a *RevokedError).
+func Promote(ctx context.Context, s store.Store, digest, channel string, o PromoteOptions) (Assignment, error) {
+	return assign(ctx, s, channel, digest, "promote", "", o)
 }
 
-func assign(ctx context.Context, repo Reference, channel, digest, action, undoes string, o PromoteOptions) (Assignment, error) {
-	if err := checkChannel(channel); err != nil {
+func assign(ctx context.Context, e store.Store, channel, digest, action, undoes string, o PromoteOptions) (Assignment, error) {
+	if err := CheckChannel(channel); err != nil {
 		return Assignment{}, err
 	}
-	e, err := openEndpoint(ctx, repo, o.Options, true)
-	if err != nil {
-		return Assignment{}, err
-	}
-	d, err := e.resolve(ctx, "", digest)
+	d, err := e.Resolve(ctx, "", digest)
 	if err != nil {
 		return Assignment{}, err
 	}
 	if !o.AllowRevoked {
-		if err := checkRevoked(ctx, e, e.String(), d); err != nil {
+		if err := CheckRevoked(ctx, e, e.String(), d); err != nil {
 			return Assignment{}, err
 		}
 	}
-	raw, err := e.manifest(ctx, d)
+	raw, err := e.Manifest(ctx, d)
 	if err != nil {
 		return Assignment{}, err
 	}
 	a := Assignment{Channel: channel, Digest: d.Digest.String(), Action: action, Undoes: undoes, By: o.By, At: o.At}
-	if prev, err := e.resolve(ctx, channel, ""); err == nil {
+	if prev, err := e.Resolve(ctx, channel, ""); err == nil {
 		a.Previous = prev.Digest.String()
-	} else if !errors.Is(err, ErrNotFound) {
+	} else if !errors.Is(err, store.ErrNotFound) {
 		return Assignment{}, err
 	}
 	if a.By == "" {
-		a.By = Actor()
+		return Assignment{}, fmt.Errorf("promoting %s: %w", a.Digest, ErrNoActor)
 	}
 	if a.At.IsZero() {
 		a.At = time.Now()
@@ -128,35 +126,27 @@ func assign(ctx context.Context, repo Reference, channel, digest, action, undoes
 	// The record first, the tag last: a failure between the two leaves a
 	// record of a move that did not happen, which history shows as such
 	// (the tag is the truth), never a move without a record.
-	rd, err := pushArtifact(ctx, e, ArtifactTypeChannel, anchor, ArtifactTypeChannel, payload, ann)
+	rd, err := Push(ctx, e, ArtifactTypeChannel, anchor, ArtifactTypeChannel, payload, ann)
 	if err != nil {
 		return Assignment{}, fmt.Errorf("recording channel %s: %w", channel, err)
 	}
 	a.Record = rd.Digest.String()
-	if err := e.tag(ctx, d, raw, channel); err != nil {
+	if err := e.Tag(ctx, d, raw, channel); err != nil {
 		return Assignment{}, fmt.Errorf("moving channel %s to %s: %w", channel, a.Digest, err)
 	}
 	return a, nil
 }
 
-// ChannelHistory returns the channel's assignments in repo, newest first.
-func ChannelHistory(ctx context.Context, repo Reference, channel string, o Options) ([]Assignment, error) {
-	if err := checkChannel(channel); err != nil {
+// ChannelHistory returns the channel's assignments in e, newest first.
+func ChannelHistory(ctx context.Context, e store.Store, channel string) ([]Assignment, error) {
+	if err := CheckChannel(channel); err != nil {
 		return nil, err
 	}
-	e, err := openEndpoint(ctx, repo, o, false)
-	if err != nil {
-		return nil, err
-	}
-	return channelHistory(ctx, e, channel)
-}
-
-func channelHistory(ctx context.Context, e endpoint, channel string) ([]Assignment, error) {
 	anchor, _, err := channelAnchor(channel)
 	if err != nil {
 		return nil, err
 	}
-	rs, err := e.referrers(ctx, anchor, ArtifactTypeChannel)
+	rs, err := e.Referrers(ctx, anchor, ArtifactTypeChannel)
 	if err != nil {
 		return nil, fmt.Errorf("reading channel %s: %w", channel, err)
 	}
@@ -188,19 +178,15 @@ func channelHistory(ctx context.Context, e endpoint, channel string) ([]Assignme
 // Rollback undoes the promotion that put the channel on its current digest:
 // it points the channel back at that promotion's previous digest and records
 // the move. Repeated rollbacks walk further back, one promotion each.
-func Rollback(ctx context.Context, repo Reference, channel string, o PromoteOptions) (Assignment, error) {
-	if err := checkChannel(channel); err != nil {
+func Rollback(ctx context.Context, e store.Store, channel string, o PromoteOptions) (Assignment, error) {
+	if err := CheckChannel(channel); err != nil {
 		return Assignment{}, err
 	}
-	e, err := openEndpoint(ctx, repo, o.Options, false)
-	if err != nil {
-		return Assignment{}, err
-	}
-	cur, err := e.resolve(ctx, channel, "")
+	cur, err := e.Resolve(ctx, channel, "")
 	if err != nil {
 		return Assignment{}, fmt.Errorf("channel %s: %w", channel, err)
 	}
-	hist, err := channelHistory(ctx, e, channel)
+	hist, err := ChannelHistory(ctx, e, channel)
 	if err != nil {
 		return Assignment{}, err
 	}
@@ -217,7 +203,7 @@ func Rollback(ctx context.Context, repo Reference, channel string, o PromoteOpti
 		if a.Previous == "" {
 			return Assignment{}, fmt.Errorf("channel %s: %s was its first promotion; nothing to roll back to", channel, a.Digest)
 		}
-		return assign(ctx, repo, channel, a.Previous, "rollback", a.Record, o)
+		return assign(ctx, e, channel, a.Previous, "rollback", a.Record, o)
 	}
 	return Assignment{}, fmt.Errorf("channel %s points at %s, which no recorded promotion explains; promote a digest explicitly", channel, cur.Digest)
 }

@@ -1,14 +1,16 @@
-package registry
+package store
 
 import (
 	"os"
 	"path/filepath"
+
+	"github.com/prebake/prebake/registry/reference"
 )
 
-// DefaultStoreDir is $PREBAKE_STORE, else $XDG_DATA_HOME/prebake/store, else
+// DefaultDir is $PREBAKE_STORE, else $XDG_DATA_HOME/prebake/store, else
 // ~/.local/share/prebake/store. It is read when a store reference without a
 // directory is opened, never while parsing.
-func DefaultStoreDir() string {
+func DefaultDir() string {
 	if d := os.Getenv("PREBAKE_STORE"); d != "" {
 		return d
 	}
@@ -20,4 +22,13 @@ func DefaultStoreDir() string {
 		return filepath.Join(os.TempDir(), "prebake", "store")
 	}
 	return filepath.Join(home, ".local", "share", "prebake", "store")
+}
+
+// Dir is the directory of the OCI layout a layout or store reference names:
+// ref.Dir, or for the store without one, DefaultDir().
+func Dir(ref reference.Reference) string {
+	if ref.Transport == reference.TransportStore && ref.Dir == "" {
+		return DefaultDir()
+	}
+	return ref.Dir
 }

@@ -1,4 +1,4 @@
-package registry
+package records
 
 import (
 	"bytes"
@@ -11,12 +11,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/prebake/prebake/internal/artifact"
+	"github.com/prebake/prebake/registry/store"
 )
-
-// ociEmpty is the OCI 1.1 empty descriptor's media type ("{}").
-const ociEmpty = artifact.EmptyType
-
-var emptyJSON = artifact.Empty
 
 // buildArtifact returns the manifest of an artifact of artifactType whose one
 // layer is payload (of payloadType; none when payload is nil), pointing at
@@ -30,34 +26,34 @@ func buildArtifact(artifactType string, subject *v1.Descriptor, payloadType type
 	if err != nil {
 		return v1.Descriptor{}, nil, err
 	}
-	d := manifestDescriptor(raw, types.OCIManifestSchema1)
+	d := store.DescribeManifest(raw, types.OCIManifestSchema1)
 	d.Annotations = annotations
 	return d, raw, nil
 }
 
-// pushArtifact writes an artifact (blobs, manifest) to e and records it as a
+// Push writes an artifact (blobs, manifest) to e and records it as a
 // referrer of subject.
-func pushArtifact(ctx context.Context, e endpoint, artifactType string, subject v1.Descriptor, payloadType types.MediaType, payload []byte, annotations map[string]string) (v1.Descriptor, error) {
+func Push(ctx context.Context, e store.Store, artifactType string, subject v1.Descriptor, payloadType types.MediaType, payload []byte, annotations map[string]string) (v1.Descriptor, error) {
 	d, raw, err := buildArtifact(artifactType, &subject, payloadType, payload, annotations)
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	blobs := []smallBlob{{ociEmpty, emptyJSON}}
+	blobs := []smallBlob{{artifact.EmptyType, artifact.Empty}}
 	if payload != nil {
 		blobs = append(blobs, smallBlob{payloadType, payload})
 	}
 	if err := putWithBlobs(ctx, e, d, raw, blobs); err != nil {
 		return v1.Descriptor{}, fmt.Errorf("writing %s to %s: %w", artifactType, e, err)
 	}
-	if err := e.addReferrers(ctx, subject, []v1.Descriptor{d}); err != nil {
+	if err := e.AddReferrers(ctx, subject, []v1.Descriptor{d}); err != nil {
 		return v1.Descriptor{}, fmt.Errorf("recording %s as referrer of %s: %w", d.Digest, subject.Digest, err)
 	}
 	return d, nil
 }
 
 // putArtifactManifest writes a subject-less artifact (and its blobs).
-func putArtifactManifest(ctx context.Context, e endpoint, d v1.Descriptor, raw []byte) error {
-	return putWithBlobs(ctx, e, d, raw, []smallBlob{{ociEmpty, emptyJSON}})
+func putArtifactManifest(ctx context.Context, e store.Store, d v1.Descriptor, raw []byte) error {
+	return putWithBlobs(ctx, e, d, raw, []smallBlob{{artifact.EmptyType, artifact.Empty}})
 }
 
 // putWithBlobs uploads small blobs and then the manifest.
@@ -70,7 +66,7 @@ type smallBlob struct {
 	data      []byte
 }
 
-func putWithBlobs(ctx context.Context, e endpoint, d v1.Descriptor, raw []byte, blobs []smallBlob) error {
+func putWithBlobs(ctx context.Context, e store.Store, d v1.Descriptor, raw []byte, blobs []smallBlob) error {
 	var err error
 	for attempt := 0; attempt < 4; attempt++ {
 		if attempt > 0 {
@@ -86,7 +82,7 @@ func putWithBlobs(ctx context.Context, e endpoint, d v1.Descriptor, raw []byte, 
 			}
 		}
 		if err == nil {
-			if err = e.putManifest(ctx, d, raw); err == nil {
+			if err = e.PutManifest(ctx, d, raw); err == nil {
 				return nil
 			}
 		}
@@ -94,15 +90,15 @@ func putWithBlobs(ctx context.Context, e endpoint, d v1.Descriptor, raw []byte, 
 	return err
 }
 
-func putSmallBlob(ctx context.Context, e endpoint, mt types.MediaType, b []byte) error {
+func putSmallBlob(ctx context.Context, e store.Store, mt types.MediaType, b []byte) error {
 	d := artifact.Descriptor(mt, b)
-	has, err := e.hasBlob(ctx, d)
+	has, err := e.HasBlob(ctx, d)
 	if err != nil {
 		return err
 	}
 	if has {
 		return nil
 	}
-	_, err = e.putBlob(ctx, d, func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }, "")
+	_, err = e.PutBlob(ctx, d, func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }, "")
 	return err
 }

@@ -1,4 +1,10 @@
-package registry
+// Package unpack applies image layers: Unpack writes an image's root file
+// system into a new directory (pull to a directory, disk export), and Stage
+// downloads the layers of an image, verified, and lists the whiteouts each
+// one applies, for the Packer provisioner, which extracts them on a running
+// machine. Both refuse entries that would land outside the root
+// (ErrUnsafePath) and read gzip, zstd and plain tar layers.
+package unpack
 
 import (
 	"archive/tar"
@@ -22,10 +28,11 @@ import (
 
 	"github.com/prebake/prebake/internal/atomicfile"
 	"github.com/prebake/prebake/internal/progress"
+	"github.com/prebake/prebake/registry/store"
 )
 
-// UnpackOptions tune Unpack.
-type UnpackOptions struct {
+// Options tune Unpack.
+type Options struct {
 	// Progress receives "unpack" events per layer (compressed bytes read);
 	// nil is silent.
 	Progress progress.Func
@@ -39,9 +46,9 @@ type UnpackOptions struct {
 // temporary sibling of dir and renamed into place at the end, so dir either
 // appears complete or not at all; dir must not exist or be empty. File owners
 // are applied only when running as root.
-func Unpack(ctx context.Context, img v1.Image, dir string, o UnpackOptions) error {
+func Unpack(ctx context.Context, img v1.Image, dir string, o Options) error {
 	dir = filepath.Clean(dir)
-	if err := checkEmptyTarget(dir); err != nil {
+	if err := CheckEmpty(dir); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
@@ -70,8 +77,9 @@ func Unpack(ctx context.Context, img v1.Image, dir string, o UnpackOptions) erro
 	return atomicfile.SyncDir(filepath.Dir(dir))
 }
 
-// checkEmptyTarget accepts a missing path or an empty directory.
-func checkEmptyTarget(dir string) error {
+// CheckEmpty accepts a missing path or an empty directory: an output that
+// holds nothing yet.
+func CheckEmpty(dir string) error {
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -93,7 +101,7 @@ type unpacker struct {
 	layer   string
 }
 
-func unpackInto(ctx context.Context, img v1.Image, dir string, o UnpackOptions) error {
+func unpackInto(ctx context.Context, img v1.Image, dir string, o Options) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
@@ -118,7 +126,7 @@ func unpackInto(ctx context.Context, img v1.Image, dir string, o UnpackOptions) 
 			return fmt.Errorf("opening layer %s: %w", d, err)
 		}
 		u.layer = d.String()
-		vr := newVerifier(rc, v1.Descriptor{Digest: d, Size: size}, "layer", d.String())
+		vr := store.NewVerifier(rc, v1.Descriptor{Digest: d, Size: size}, "layer", d.String())
 		err = u.apply(ctx, o.Progress.Reader(vr, "unpack", d.String(), size))
 		if err == nil {
 			// Read what tar left (padding) so the digest is checked in full.
@@ -133,8 +141,9 @@ func unpackInto(ctx context.Context, img v1.Image, dir string, o UnpackOptions) 
 	return u.finishDirs()
 }
 
-// decompress detects gzip, zstd or a plain tar by magic number.
-func decompress(r io.Reader) (io.Reader, func(), error) {
+// Decompress reads r as gzip, zstd or plain (a tar), told apart by magic
+// number; done releases the decompressor.
+func Decompress(r io.Reader) (io.Reader, func(), error) {
 	br := bufio.NewReaderSize(r, 1<<20)
 	magic, _ := br.Peek(4)
 	switch {
@@ -155,7 +164,7 @@ func decompress(r io.Reader) (io.Reader, func(), error) {
 }
 
 func (u *unpacker) apply(ctx context.Context, r io.Reader) error {
-	dr, done, err := decompress(r)
+	dr, done, err := Decompress(r)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,135 @@
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sys/unix"
+
+	"github.com/prebake/prebake/registry/reference"
+)
+
+// cachedLayer is a layer kept in a file, as the builder's layer cache keeps
+// them: Compressed opens the file.
+type cachedLayer struct {
+	path   string
+	digest v1.Hash
+	size   int64
+}
+
+func (l *cachedLayer) Digest() (v1.Hash, error)            { return l.digest, nil }
+func (l *cachedLayer) DiffID() (v1.Hash, error)            { return l.digest, nil }
+func (l *cachedLayer) Size() (int64, error)                { return l.size, nil }
+func (l *cachedLayer) MediaType() (types.MediaType, error) { return types.OCILayer, nil }
+func (l *cachedLayer) Compressed() (io.ReadCloser, error)  { return os.Open(l.path) }
+func (l *cachedLayer) Uncompressed() (io.ReadCloser, error) {
+	return nil, errors.New("compressed only")
+}
+
+func cacheFile(t *testing.T, dir string, content []byte) *cachedLayer {
+	t.Helper()
+	sum := sha256.Sum256(content)
+	p := filepath.Join(dir, hex.EncodeToString(sum[:]))
+	if err := os.WriteFile(p, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return &cachedLayer{path: p, digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}, size: int64(len(content))}
+}
+
+// reflinks reports whether dir's file system clones files (then a layer is
+// reflinked, a new inode sharing the blocks, rather than hard-linked).
+func reflinks(t *testing.T, dir string) bool {
+	a, err := os.CreateTemp(dir, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	a.WriteString("x")
+	b, err := os.CreateTemp(dir, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	return unix.IoctlFileClone(int(b.Fd()), int(a.Fd())) == nil
+}
+
+// A layer from the build's cache is written into the layout once: linked
+// (or reflinked), not copied, and still checked against its digest.
+func TestPutLinksCachedLayers(t *testing.T) {
+	top := t.TempDir()
+	cache := filepath.Join(top, "cache")
+	os.Mkdir(cache, 0o755)
+	l1 := cacheFile(t, cache, []byte("layer one"))
+	img, err := mutate.AppendLayers(empty.Image, l1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lay, err := OpenLayout(filepath.Join(top, "oci"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lay.Put(t.Context(), "v1", img, nil, PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	src, _ := os.Stat(l1.path)
+	dst, err := os.Stat(lay.blobPath(l1.digest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(src, dst) && !reflinks(t, top) {
+		t.Errorf("the cached layer was copied into the layout, not linked")
+	}
+	// Nothing pending or temporary is left.
+	ents, _ := os.ReadDir(filepath.Join(top, "oci", "blobs", "sha256"))
+	for _, e := range ents {
+		if e.Name()[0] == '.' {
+			t.Errorf("left %s", e.Name())
+		}
+	}
+
+	// A cache file whose content no longer matches its digest fails the
+	// write, and the layout keeps nothing of it.
+	l2 := cacheFile(t, cache, []byte("layer two"))
+	if err := os.WriteFile(l2.path, []byte("layer 2!!"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img2, err := mutate.AppendLayers(empty.Image, l2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = lay.Put(t.Context(), "v2", img2, nil, PutOptions{})
+	if !errors.Is(err, ErrDigestMismatch) {
+		t.Fatalf("corrupt cache file: err = %v, want ErrDigestMismatch", err)
+	}
+	if lay.HasBlob(l2.digest, -1) {
+		t.Error("the corrupt layer is in the layout")
+	}
+	ents, _ = os.ReadDir(filepath.Join(top, "oci", "blobs", "sha256"))
+	for _, e := range ents {
+		if e.Name()[0] == '.' {
+			t.Errorf("a failed write left %s", e.Name())
+		}
+	}
+	if _, err := lay.Resolve(mustParse(t, fmt.Sprintf("oci:%s:v2", lay.Dir()))); !errors.Is(err, ErrNotFound) {
+		t.Errorf("v2 after a failed write: %v", err)
+	}
+}
+
+func mustParse(t *testing.T, s string) reference.Reference {
+	t.Helper()
+	r, err := reference.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
