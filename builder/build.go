@@ -62,8 +62,10 @@ type Options struct {
 // Result is a built image: the index over the platform images, and the SBOM
 // artifact whose subject is the index.
 type Result struct {
-	Index     v1.ImageIndex
-	SBOM      v1.Image
+	Index v1.ImageIndex
+	SBOM  v1.Image
+	// CycloneDX is the same SBOM as CycloneDX 1.5, also a referrer of Index.
+	CycloneDX v1.Image
 	Resolved  *recipes.Resolved
 	Platforms []PlatformResult
 }
@@ -219,6 +221,9 @@ func Build(ctx context.Context, res *recipes.Resolved, o Options) (*Result, erro
 		return nil, err
 	}
 	result.SBOM = sbom
+	if result.CycloneDX, err = b.cyclonedx(idx); err != nil {
+		return nil, err
+	}
 	return result, nil
 }
 

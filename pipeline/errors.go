@@ -54,3 +54,6 @@ func (e *DestinationError) Unwrap() error { return e.Err }
 
 // ErrCacheRef: a layer cache is named by a repository, not a tag or digest.
 var ErrCacheRef = errors.New("a layer cache is a repository (REGISTRY/REPO), without tag or digest")
+
+// ErrPromoteFailed: some images of a matrix could not be promoted.
+var ErrPromoteFailed = errors.New("promotion failed")

@@ -273,6 +273,8 @@ type MatrixResult struct {
 	// Uploaded is the blob bytes pushed, over every image.
 	Uploaded int64 `json:"uploaded,omitempty"`
 	Failed   int   `json:"failed,omitempty"`
+	// Promotion is set when the caller promoted the result (PromoteMatrix).
+	Promotion *PromotionReport `json:"promotion,omitempty"`
 }
 
 // LayerCounts count layers by origin (builder.LayerResult.From).

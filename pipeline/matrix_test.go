@@ -259,3 +259,52 @@ func TestRegistryCacheTwoRunners(t *testing.T) {
 		t.Errorf("cache with a tag: err = %v", err)
 	}
 }
+
+// Promoting a matrix result moves each image's CHANNEL-VERSION tag, records
+// it (history), and the report says what each channel named before and which
+// layers changed since.
+func TestPromoteMatrix(t *testing.T) {
+	testenv.Short(t, "builds images")
+	reg := fixture.Registry(t)
+	build := func(epoch int64) *pipeline.MatrixResult {
+		entries, err := pipeline.Plan(pipeline.MatrixOptions{Recipe: pipeline.RecipeOptions{Recipe: testenv.Quickstart(t), SourceDateEpoch: &epoch}, File: quickstartMatrix(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := runner(t, t.TempDir())
+		o.Push = reg + "/nodes"
+		r, err := pipeline.RunMatrix(t.Context(), entries, o, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	ro := registry.Options{Insecure: true}
+	first := build(1767225600)
+	rep, err := pipeline.PromoteMatrix(t.Context(), first, pipeline.PromoteOptions{Channel: "nightly", Registry: ro, By: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Images) != 2 || rep.Images[0].Channel != "nightly-1.36.5" || rep.Images[0].Previous != "" || len(rep.Images[0].Platforms) != 2 || rep.Images[0].Platforms[0].Size == 0 {
+		t.Fatalf("first promotion: %+v", rep.Images)
+	}
+	second := build(1767225601) // another epoch: every layer differs
+	rep, err = pipeline.PromoteMatrix(t.Context(), second, pipeline.PromoteOptions{Channel: "nightly", Registry: ro, By: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := rep.Images[1]
+	if p.Version != "1.36.4" || p.Previous != first.Images[1].Digest || p.Digest != second.Images[1].Digest || len(p.Changes) != 6 {
+		t.Errorf("second promotion of 1.36.4: %+v", p)
+	}
+	h, err := registry.ChannelHistory(t.Context(), registry.MustParse(reg+"/nodes"), "nightly-1.36.4", ro)
+	if err != nil || len(h) != 2 {
+		t.Errorf("history of nightly-1.36.4: %d entries, %v", len(h), err)
+	}
+	md := rep.Markdown()
+	for _, w := range []string{"| 1.36.5 | nightly-1.36.5 | `" + second.Images[0].Digest, "kubernetes linux/amd64 changed"} {
+		if !strings.Contains(md, w) {
+			t.Errorf("report lacks %q:\n%s", w, md)
+		}
+	}
+}

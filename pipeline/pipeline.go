@@ -185,6 +185,7 @@ type Result struct {
 	Version      string `json:"version"`
 	RecipeDigest string `json:"recipeDigest"`
 	SBOM         string `json:"sbom"`
+	CycloneDX    string `json:"cyclonedx,omitempty"`
 	Signatures   int    `json:"signatures,omitempty"`
 	Attestations int    `json:"attestations,omitempty"`
 	// Uploaded is the blob bytes the push sent (blobs the registry had are
@@ -225,7 +226,7 @@ func Run(ctx context.Context, res *recipes.Resolved, o Options) (*Result, error)
 		return nil, err
 	}
 	ropts := registry.Options{Insecure: o.Insecure, Jobs: o.Jobs, Progress: o.Progress}
-	sbom := []registry.Artifact{built.SBOM}
+	sbom := []registry.Artifact{built.SBOM, built.CycloneDX}
 	desc, err := registry.Write(ctx, dst.Output, built.Index, sbom, ropts)
 	if err != nil {
 		return nil, fmt.Errorf("writing %s: %w", dst.Output, err)
@@ -236,6 +237,9 @@ func Run(ctx context.Context, res *recipes.Resolved, o Options) (*Result, error)
 	}
 	if d, err := built.SBOM.Digest(); err == nil {
 		r.SBOM = d.String()
+	}
+	if d, err := built.CycloneDX.Digest(); err == nil {
+		r.CycloneDX = d.String()
 	}
 	if dst.Push == nil {
 		return r, nil

@@ -108,6 +108,9 @@ the matrix (contiguous, newest first), so N CI jobs build each image once;
 			if err != nil {
 				return err
 			}
+			if o.LayerCache, err = mf.layerCache(o); err != nil {
+				return err
+			}
 			if _, err := pipeline.Check(res, o); err != nil {
 				return buildFlagError(err)
 			}

@@ -6,8 +6,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/prebake/prebake/builder"
+	"github.com/prebake/prebake/internal/atomicfile"
 	"github.com/prebake/prebake/internal/progress"
 	"github.com/prebake/prebake/pipeline"
+	"github.com/prebake/prebake/registry"
 )
 
 // matrixFlags are build's flags for building many versions in one run.
@@ -19,6 +22,8 @@ type matrixFlags struct {
 	shard    string
 	parallel int
 	cache    string
+	promote  string
+	report   string
 }
 
 func (f *matrixFlags) register(cmd *cobra.Command) {
@@ -28,6 +33,8 @@ func (f *matrixFlags) register(cmd *cobra.Command) {
 	cmd.Flags().IntVar(&f.latest, "latest", 0, "only the N newest patch releases of each Kubernetes minor (implies --matrix)")
 	cmd.Flags().StringVar(&f.shard, "shard", "", "build part I of N of the matrix, I/N (implies --matrix)")
 	cmd.Flags().IntVar(&f.parallel, "parallel", 2, "images of a matrix built at once")
+	cmd.Flags().StringVar(&f.promote, "promote", "", "after a matrix build, promote each pushed image to the channel CHANNEL-VERSION (nightly-1.36.4), recorded with history")
+	cmd.Flags().StringVar(&f.report, "report", "", "write the matrix's promotion report (versions, digests, sizes, signatures, changed layers) to this Markdown file")
 	cmd.Flags().StringVar(&f.cache, "cache", "", "share layers through this registry repository, REGISTRY/REPO: take layers from it before building, push the ones built")
 }
 
@@ -75,12 +82,14 @@ func (f *matrixFlags) run(cmd *cobra.Command, a *app, rf *recipeFlags, ff *fetch
 	if err != nil {
 		return err
 	}
-	if f.cache != "" {
-		c, err := pipeline.NewRegistryCache(f.cache, pipeline.RegistryCacheOptions{Insecure: o.Insecure, Progress: prog})
-		if err != nil {
-			return fmt.Errorf("--cache: %w", err)
-		}
-		o.LayerCache = c
+	if o.LayerCache, err = f.layerCache(o); err != nil {
+		return err
+	}
+	if f.promote != "" && o.Push == "" {
+		return fmt.Errorf("--promote %s: channels are in a registry: give --push REPO", f.promote)
+	}
+	if f.report != "" && f.promote == "" {
+		return fmt.Errorf("--report: the report is the promotion's: give --promote CHANNEL")
 	}
 	out, runErr := pipeline.RunMatrix(cmd.Context(), entries, o, f.parallel)
 	done()
@@ -88,6 +97,20 @@ func (f *matrixFlags) run(cmd *cobra.Command, a *app, rf *recipeFlags, ff *fetch
 		return buildFlagError(runErr)
 	}
 	out.Shard = mo.Shard.String()
+	if f.promote != "" {
+		rep, err := pipeline.PromoteMatrix(cmd.Context(), out, pipeline.PromoteOptions{Channel: f.promote, Registry: registry.Options{Insecure: o.Insecure}})
+		if rep != nil {
+			out.Promotion = rep
+			if f.report != "" {
+				if werr := atomicfile.WriteFile(f.report, []byte(rep.Markdown()), 0o644); werr != nil {
+					return werr
+				}
+			}
+		}
+		if runErr == nil {
+			runErr = err
+		}
+	}
 	if asJSON {
 		if err := writeJSON(a, out); err != nil {
 			return err
@@ -125,7 +148,35 @@ func (f *matrixFlags) run(cmd *cobra.Command, a *app, rf *recipeFlags, ff *fetch
 	}
 	fmt.Fprintf(a.Out, "%d images%s, %d failed; layers: %d built, %d local cache, %d registry cache; uploaded %s\n",
 		len(out.Images), shard, out.Failed, out.Layers.Built, out.Layers.Cache, out.Layers.Registry, humanBytes(out.Uploaded))
+	if out.Promotion != nil {
+		for _, p := range out.Promotion.Images {
+			if p.Error != "" {
+				fmt.Fprintf(a.Out, "promotion of %s to %s FAILED: %s\n", p.Version, p.Channel, p.Error)
+				continue
+			}
+			fmt.Fprintf(a.Out, "promoted %s to %s (previous %s, %d components changed)\n", p.Digest, p.Channel, orFirst(p.Previous), len(p.Changes))
+		}
+	}
 	return runErr
+}
+
+// layerCache is the --cache registry cache, or nil.
+func (f *matrixFlags) layerCache(o pipeline.Options) (builder.LayerCache, error) {
+	if f.cache == "" {
+		return nil, nil
+	}
+	c, err := pipeline.NewRegistryCache(f.cache, pipeline.RegistryCacheOptions{Insecure: o.Insecure, Progress: o.Progress})
+	if err != nil {
+		return nil, fmt.Errorf("--cache: %w", err)
+	}
+	return c, nil
+}
+
+func orFirst(prev string) string {
+	if prev == "" {
+		return "none"
+	}
+	return prev
 }
 
 func rowLabel(vars map[string]string) string {
