@@ -31,11 +31,15 @@ type PromotedImage struct {
 	Version string `json:"version"`
 	// Channel is the tag promoted (CHANNEL-VERSION); Previous the digest it
 	// named before ("" the first time).
-	Channel    string             `json:"channel"`
-	Digest     string             `json:"digest"`
-	Previous   string             `json:"previous,omitempty"`
-	Signatures int                `json:"signatures"`
-	Platforms  []PromotedPlatform `json:"platforms"`
+	Channel    string `json:"channel"`
+	Digest     string `json:"digest"`
+	Previous   string `json:"previous,omitempty"`
+	Signatures int    `json:"signatures"`
+	// SBOM and CycloneDX are the digests of the image's SBOM referrers
+	// (package URLs and CPEs of every component, docs/nightly.md).
+	SBOM      string             `json:"sbom,omitempty"`
+	CycloneDX string             `json:"cyclonedx,omitempty"`
+	Platforms []PromotedPlatform `json:"platforms"`
 	// Changes are the components whose layers differ from Previous.
 	Changes []registry.ComponentChange `json:"changes,omitempty"`
 	Error   string                     `json:"error,omitempty"`
@@ -64,7 +68,7 @@ func PromoteMatrix(ctx context.Context, r *MatrixResult, o PromoteOptions) (*Pro
 		if err != nil {
 			return nil, err
 		}
-		p := PromotedImage{Version: img.Version, Channel: o.Channel + "-" + img.Version, Digest: img.Digest, Signatures: img.Signatures}
+		p := PromotedImage{Version: img.Version, Channel: o.Channel + "-" + img.Version, Digest: img.Digest, Signatures: img.Signatures, SBOM: img.SBOM, CycloneDX: img.Result.CycloneDX}
 		for _, pl := range img.Platforms {
 			var size int64
 			for _, l := range pl.Layers {
@@ -95,8 +99,8 @@ func PromoteMatrix(ctx context.Context, r *MatrixResult, o PromoteOptions) (*Pro
 func (r *PromotionReport) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Promotion to %s\n\n", r.Channel)
-	b.WriteString("| version | channel | digest | previous | signed | platforms (compressed size) | changed components |\n")
-	b.WriteString("| --- | --- | --- | --- | --- | --- | --- |\n")
+	b.WriteString("| version | channel | digest | previous | signed | platforms (compressed size) | changed components | SBOM (SPDX, CycloneDX) |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, p := range r.Images {
 		prev, signed := p.Previous, "no"
 		if prev == "" {
@@ -122,7 +126,7 @@ func (r *PromotionReport) Markdown() string {
 			}
 			changed = strings.Join(cs, ", ")
 		}
-		fmt.Fprintf(&b, "| %s | %s | `%s` | `%s` | %s | %s | %s |\n", p.Version, p.Channel, p.Digest, prev, signed, strings.Join(plats, ", "), changed)
+		fmt.Fprintf(&b, "| %s | %s | `%s` | `%s` | %s | %s | %s | `%s`, `%s` |\n", p.Version, p.Channel, p.Digest, prev, signed, strings.Join(plats, ", "), changed, p.SBOM, p.CycloneDX)
 	}
 	return b.String()
 }
