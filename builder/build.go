@@ -22,7 +22,6 @@ import (
 
 	"github.com/prebake/prebake/builder/archive"
 	"github.com/prebake/prebake/builder/fetch"
-	"github.com/prebake/prebake/internal/atomicfile"
 	"github.com/prebake/prebake/internal/progress"
 	"github.com/prebake/prebake/recipes"
 )
@@ -55,13 +54,18 @@ type Options struct {
 	// (127.0.0.1:5000 or mirror.example.com/k8s). Digests are unchanged, so
 	// a mirror cannot substitute content. Nil pulls from the named registry.
 	RegistryMirrors map[string]string
+	// LayerCache, when set, is asked for every layer the local cache lacks
+	// before it is built, and given every layer built (cache.go).
+	LayerCache LayerCache
 }
 
 // Result is a built image: the index over the platform images, and the SBOM
 // artifact whose subject is the index.
 type Result struct {
-	Index     v1.ImageIndex
-	SBOM      v1.Image
+	Index v1.ImageIndex
+	SBOM  v1.Image
+	// CycloneDX is the same SBOM as CycloneDX 1.5, also a referrer of Index.
+	CycloneDX v1.Image
 	Resolved  *recipes.Resolved
 	Platforms []PlatformResult
 }
@@ -83,6 +87,9 @@ type LayerResult struct {
 	DiffID    string `json:"diffID"`
 	Size      int64  `json:"size"`
 	Cached    bool   `json:"cached"`
+	// From is where the layer came from: FromBuild, FromCache or
+	// FromRegistry (cache.go).
+	From string `json:"from"`
 }
 
 type build struct {
@@ -120,14 +127,13 @@ func Build(ctx context.Context, res *recipes.Resolved, o Options) (*Result, erro
 	if b.cacheDir == "" {
 		b.cacheDir = b.fetcher.CacheDir()
 	}
-	if err := b.fetchAll(ctx); err != nil {
-		return nil, err
-	}
-
-	// Layers: every (platform, component) in parallel, each cached by its inputs.
+	// Layers: every (platform, component) in parallel, each cached by its
+	// inputs. First the caches (local, then o.LayerCache); then the sources
+	// of the layers no cache has are downloaded, and those layers built.
 	type slot struct {
-		layer  cachedLayer
-		cached bool
+		layer cachedLayer
+		from  string
+		ok    bool
 	}
 	slots := make([][]slot, len(res.Builds))
 	g, gctx := errgroup.WithContext(ctx)
@@ -136,11 +142,34 @@ func Build(ctx context.Context, res *recipes.Resolved, o Options) (*Result, erro
 		slots[pi] = make([]slot, len(pb.Components))
 		for ci, c := range pb.Components {
 			g.Go(func() error {
-				l, cached, err := b.layer(gctx, c, pb.Platform())
+				l, from, ok, err := b.lookup(gctx, c, pb.Platform())
 				if err != nil {
 					return fmt.Errorf("component %s (%s): %w", c.Name, pb.Platform(), err)
 				}
-				slots[pi][ci] = slot{l, cached}
+				slots[pi][ci] = slot{l, from, ok}
+				return nil
+			})
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if err := b.fetchAll(ctx, func(pi, ci int) bool { return !slots[pi][ci].ok }); err != nil {
+		return nil, err
+	}
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(o.Jobs)
+	for pi, pb := range res.Builds {
+		for ci, c := range pb.Components {
+			if slots[pi][ci].ok {
+				continue
+			}
+			g.Go(func() error {
+				l, from, err := b.layer(gctx, c, pb.Platform())
+				if err != nil {
+					return fmt.Errorf("component %s (%s): %w", c.Name, pb.Platform(), err)
+				}
+				slots[pi][ci] = slot{l, from, true}
 				return nil
 			})
 		}
@@ -165,7 +194,7 @@ func Build(ctx context.Context, res *recipes.Resolved, o Options) (*Result, erro
 				owner[f] = c.Name
 			}
 			layers = append(layers, l)
-			pr.Layers = append(pr.Layers, LayerResult{Component: c.Name, Version: c.Version, Digest: l.Digest, DiffID: l.DiffID, Size: l.Size, Cached: slots[pi][ci].cached})
+			pr.Layers = append(pr.Layers, LayerResult{Component: c.Name, Version: c.Version, Digest: l.Digest, DiffID: l.DiffID, Size: l.Size, Cached: slots[pi][ci].from != FromBuild, From: slots[pi][ci].from})
 		}
 		img, desc, err := b.image(pb, layers)
 		if err != nil {
@@ -192,14 +221,21 @@ func Build(ctx context.Context, res *recipes.Resolved, o Options) (*Result, erro
 		return nil, err
 	}
 	result.SBOM = sbom
+	if result.CycloneDX, err = b.cyclonedx(idx); err != nil {
+		return nil, err
+	}
 	return result, nil
 }
 
-func (b *build) fetchAll(ctx context.Context) error {
+// fetchAll downloads the sources of the components need says need them.
+func (b *build) fetchAll(ctx context.Context, need func(pi, ci int) bool) error {
 	var reqs []fetch.Request
 	seen := map[string]bool{}
-	for _, pb := range b.res.Builds {
-		for _, c := range pb.Components {
+	for pi, pb := range b.res.Builds {
+		for ci, c := range pb.Components {
+			if !need(pi, ci) {
+				continue
+			}
 			for _, s := range c.Sources {
 				if !seen[s.SHA256] {
 					seen[s.SHA256] = true
@@ -221,56 +257,79 @@ func (b *build) fetchAll(ctx context.Context) error {
 
 var stageMu sync.Mutex // serialises creating the staging parent
 
-// layer returns the component's layer from the cache, building it on a miss.
-func (b *build) layer(ctx context.Context, c recipes.ResolvedComponent, platform string) (cachedLayer, bool, error) {
+// layer returns the component's layer from the local cache, else from
+// o.LayerCache, else builds it (and offers it to o.LayerCache); it also says
+// which (FromCache, FromRegistry, FromBuild).
+func (b *build) layer(ctx context.Context, c recipes.ResolvedComponent, platform string) (cachedLayer, string, error) {
 	key := layerKey(c, b.res.Epoch, b.o.Compression)
+	defer lockKey(key)()
+	name := c.Name + " " + platform
 	index := filepath.Join(b.cacheDir, "layers", "keys", key+".json")
-	if raw, err := os.ReadFile(index); err == nil {
-		var cl cachedLayer
-		if json.Unmarshal(raw, &cl) == nil && strings.HasPrefix(cl.Digest, "sha256:") {
-			if fi, err := os.Stat(b.layerPath(cl.Digest)); err == nil && fi.Size() == cl.Size {
-				b.o.Progress.Report(progress.Event{Op: "compress", Name: c.Name + " " + platform, Done: cl.Size, Total: cl.Size, Finished: true, Skipped: true})
-				return cl, true, nil
-			}
-		}
+	if cl, from, ok, err := b.lookupLocked(ctx, key, index, name); err != nil || ok {
+		return cl, from, err
 	}
 	stageMu.Lock()
 	err := os.MkdirAll(filepath.Join(b.cacheDir, "tmp"), 0o755)
 	stageMu.Unlock()
 	if err != nil {
-		return cachedLayer{}, false, err
+		return cachedLayer{}, "", err
 	}
 	root, err := os.MkdirTemp(filepath.Join(b.cacheDir, "tmp"), "stage-")
 	if err != nil {
-		return cachedLayer{}, false, err
+		return cachedLayer{}, "", err
 	}
 	defer os.RemoveAll(root)
 	if err := os.Chmod(root, 0o755); err != nil {
-		return cachedLayer{}, false, err
+		return cachedLayer{}, "", err
 	}
 	modes, err := b.stageComponent(ctx, c, root)
 	if err != nil {
-		return cachedLayer{}, false, err
+		return cachedLayer{}, "", err
 	}
 	if err := normaliseDirs(root); err != nil {
-		return cachedLayer{}, false, err
+		return cachedLayer{}, "", err
 	}
-	cl, files, err := b.compressLayer(ctx, c.Name+" "+platform, root, modes)
+	cl, files, err := b.compressLayer(ctx, name, root, modes)
 	if err != nil {
-		return cachedLayer{}, false, err
+		return cachedLayer{}, "", err
 	}
 	cl.Files = files
-	raw, err := json.Marshal(cl)
-	if err != nil {
-		return cachedLayer{}, false, err
+	if err := b.writeIndex(index, cl); err != nil {
+		return cachedLayer{}, "", err
 	}
-	if err := os.MkdirAll(filepath.Dir(index), 0o755); err != nil {
-		return cachedLayer{}, false, err
+	if b.o.LayerCache != nil {
+		if err := b.o.LayerCache.Put(ctx, key, cl.entry(), b.layerPath(cl.Digest)); err != nil {
+			return cachedLayer{}, "", fmt.Errorf("layer cache: %w", err)
+		}
 	}
-	if err := atomicfile.WriteFile(index, raw, 0o644); err != nil {
-		return cachedLayer{}, false, err
+	return cl, FromBuild, nil
+}
+
+// lookup returns the component's layer from the local cache or
+// o.LayerCache, ok false when neither has it.
+func (b *build) lookup(ctx context.Context, c recipes.ResolvedComponent, platform string) (cachedLayer, string, bool, error) {
+	key := layerKey(c, b.res.Epoch, b.o.Compression)
+	defer lockKey(key)()
+	index := filepath.Join(b.cacheDir, "layers", "keys", key+".json")
+	return b.lookupLocked(ctx, key, index, c.Name+" "+platform)
+}
+
+// lookupLocked is lookup with the key's lock held.
+func (b *build) lookupLocked(ctx context.Context, key, index, name string) (cachedLayer, string, bool, error) {
+	if raw, err := os.ReadFile(index); err == nil {
+		var cl cachedLayer
+		if json.Unmarshal(raw, &cl) == nil && strings.HasPrefix(cl.Digest, "sha256:") {
+			if fi, err := os.Stat(b.layerPath(cl.Digest)); err == nil && fi.Size() == cl.Size {
+				b.o.Progress.Report(progress.Event{Op: "compress", Name: name, Done: cl.Size, Total: cl.Size, Finished: true, Skipped: true})
+				return cl, FromCache, true, nil
+			}
+		}
 	}
-	return cl, false, nil
+	if b.o.LayerCache != nil {
+		cl, ok, err := b.fromLayerCache(ctx, key, index, name)
+		return cl, FromRegistry, ok, err
+	}
+	return cachedLayer{}, "", false, nil
 }
 
 // normaliseDirs gives every directory mode 0755 unless an archive set it, so

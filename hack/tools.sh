@@ -28,6 +28,8 @@ declare -A GOTOOLS=(
   [oras]=oras.land/oras/cmd/oras@v1.3.6
   [cosign]=github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5
   [staticcheck]=honnef.co/go/tools/cmd/staticcheck@v0.8.2
+  [syft]=github.com/anchore/syft/cmd/syft@v1.57.1
+  [actionlint]=github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 )
 
 apt_updated=
@@ -41,7 +43,7 @@ apt_install() {
 }
 
 want=("$@")
-if [ ${#want[@]} -eq 0 ]; then want=("${!APT[@]}" crane oras cosign); fi
+if [ ${#want[@]} -eq 0 ]; then want=("${!APT[@]}" crane oras cosign syft actionlint); fi
 
 missing=()
 for t in "${want[@]}"; do

@@ -172,20 +172,26 @@ type Options struct {
 	// RegistryMirrors pull pre-pulled images from other registries
 	// (builder.Options.RegistryMirrors; Fetch.RegistryMirrors parses them).
 	RegistryMirrors map[string]string
+	// LayerCache shares layers beyond the local cache (RegistryCache).
+	LayerCache builder.LayerCache
 }
 
 // Result is what Run did; its JSON is `prebake build --json`'s output.
 type Result struct {
-	Digest       string                   `json:"digest"`
-	Reference    string                   `json:"reference"`
-	Pushed       string                   `json:"pushed,omitempty"`
-	Name         string                   `json:"name"`
-	Version      string                   `json:"version"`
-	RecipeDigest string                   `json:"recipeDigest"`
-	SBOM         string                   `json:"sbom"`
-	Signatures   int                      `json:"signatures,omitempty"`
-	Attestations int                      `json:"attestations,omitempty"`
-	Platforms    []builder.PlatformResult `json:"platforms"`
+	Digest       string `json:"digest"`
+	Reference    string `json:"reference"`
+	Pushed       string `json:"pushed,omitempty"`
+	Name         string `json:"name"`
+	Version      string `json:"version"`
+	RecipeDigest string `json:"recipeDigest"`
+	SBOM         string `json:"sbom"`
+	CycloneDX    string `json:"cyclonedx,omitempty"`
+	Signatures   int    `json:"signatures,omitempty"`
+	Attestations int    `json:"attestations,omitempty"`
+	// Uploaded is the blob bytes the push sent (blobs the registry had are
+	// not sent again).
+	Uploaded  int64                    `json:"uploaded,omitempty"`
+	Platforms []builder.PlatformResult `json:"platforms"`
 }
 
 // Check reports what Run would refuse in o before anything is built.
@@ -214,12 +220,13 @@ func Run(ctx context.Context, res *recipes.Resolved, o Options) (*Result, error)
 		Jobs:            o.Jobs,
 		Revision:        o.Revision,
 		Progress:        o.Progress,
+		LayerCache:      o.LayerCache,
 	})
 	if err != nil {
 		return nil, err
 	}
 	ropts := registry.Options{Insecure: o.Insecure, Jobs: o.Jobs, Progress: o.Progress}
-	sbom := []registry.Artifact{built.SBOM}
+	sbom := []registry.Artifact{built.SBOM, built.CycloneDX}
 	desc, err := registry.Write(ctx, dst.Output, built.Index, sbom, ropts)
 	if err != nil {
 		return nil, fmt.Errorf("writing %s: %w", dst.Output, err)
@@ -231,12 +238,17 @@ func Run(ctx context.Context, res *recipes.Resolved, o Options) (*Result, error)
 	if d, err := built.SBOM.Digest(); err == nil {
 		r.SBOM = d.String()
 	}
+	if d, err := built.CycloneDX.Digest(); err == nil {
+		r.CycloneDX = d.String()
+	}
 	if dst.Push == nil {
 		return r, nil
 	}
-	if _, err := registry.Write(ctx, *dst.Push, built.Index, sbom, ropts); err != nil {
+	cr, err := registry.Push(ctx, *dst.Push, built.Index, sbom, ropts)
+	if err != nil {
 		return nil, fmt.Errorf("pushing %s: %w", dst.Push, err)
 	}
+	r.Uploaded = cr.Uploaded
 	pushed := dst.Push.WithDigest(r.Digest)
 	r.Pushed = pushed.String()
 	if o.SignKey == "" {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prebake/prebake/builder"
 	"github.com/prebake/prebake/builder/fetch"
+	"github.com/prebake/prebake/internal/progress"
 	"github.com/prebake/prebake/pipeline"
 )
 
@@ -53,9 +54,10 @@ func newBuildCmd(a *app) *cobra.Command {
 		asJSON      bool
 		insecure    bool
 		signKey     string
+		mf          matrixFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "build RECIPE",
+		Use:   "build RECIPE|NAME",
 		Short: "Build a node image from a recipe",
 		Long: `Build fetches every source of the recipe (verifying its sha256 before use),
 lays each component out as one deterministic layer, and writes an OCI image
@@ -67,7 +69,15 @@ never recompressed.
 
 Output goes to the local store (an OCI layout under $XDG_DATA_HOME/prebake/store)
 tagged NAME:VERSION, or to -o oci:DIR[:TAG]; --push also copies the result to a
-registry.`,
+registry.
+
+--matrix builds one image per Kubernetes version in one run: every version a
+catalog recipe supports (or --versions RANGE, --latest N per minor), or the
+rows of --matrix-file; each image has every platform. Layers the images share
+(kernel, runtime, join) are built once, at most --parallel images at once, and
+each image is tagged its version. --shard I/N builds one deterministic part of
+the matrix (contiguous, newest first), so N CI jobs build each image once;
+--cache REGISTRY/REPO shares layers between them.`,
 		Example: `  # build the quickstart recipe into the local store
   prebake build examples/quickstart/recipe.yaml --mirror https://dl.k8s.io/=file://$PWD/testdata/mirror/dl.k8s.io/ ...
 
@@ -76,27 +86,30 @@ registry.`,
 
   # CI: machine-readable result, pushed to a registry, signed and attested
   SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) COSIGN_PASSWORD=… \
-    prebake build recipe.yaml --push registry.example.com/nodes --sign-key cosign.key --json`,
+    prebake build recipe.yaml --push registry.example.com/nodes --sign-key cosign.key --json
+
+  # nightly: the 3 newest patch releases of every supported minor, shard 2 of 4
+  prebake build kubernetes-node --matrix --latest 3 --shard 2/4 \
+    --push registry.example.com/nodes --cache registry.example.com/prebake-cache --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if mf.enabled(cmd) {
+				return mf.run(cmd, a, &rf, &ff, args[0], func(prog progress.Func) (pipeline.Options, error) {
+					return buildOptions(a, &ff, prog, compression, revision, output, push, insecure, signKey)
+				}, asJSON)
+			}
 			res, err := rf.load(args[0])
 			if err != nil {
 				return err
 			}
 			prog, done := a.newProgress()
 			defer done()
-			fetcher, err := ff.fetcher(a, fetch.WithProgress(prog))
+			o, err := buildOptions(a, &ff, prog, compression, revision, output, push, insecure, signKey)
 			if err != nil {
 				return err
 			}
-			regMirrors, err := ff.fetch().RegistryMirrors()
-			if err != nil {
+			if o.LayerCache, err = mf.layerCache(o); err != nil {
 				return err
-			}
-			o := pipeline.Options{
-				Fetcher: fetcher, Compression: builder.Compression(compression), Jobs: ff.jobs, Revision: revision,
-				Output: output, Push: push, Insecure: insecure, SignKey: signKey, Password: a.keyPassword(), Progress: prog,
-				RegistryMirrors: regMirrors,
 			}
 			if _, err := pipeline.Check(res, o); err != nil {
 				return buildFlagError(err)
@@ -132,6 +145,7 @@ registry.`,
 	}
 	rf.register(cmd)
 	ff.register(cmd)
+	mf.register(cmd)
 	cmd.Flags().StringVarP(&output, "output", "o", "", "where to write: oci:DIR[:TAG] or store:NAME[:TAG] (default: the local store, NAME:VERSION)")
 	cmd.Flags().StringVar(&push, "push", "", "also push the image and its SBOM to this registry repository (tag defaults to the version)")
 	cmd.Flags().StringVar(&compression, "compression", "gzip", "layer compression: gzip or zstd")
@@ -142,6 +156,23 @@ registry.`,
 	return cmd
 }
 
+// buildOptions are the pipeline options the flags of build give.
+func buildOptions(a *app, ff *fetchFlags, prog progress.Func, compression, revision, output, push string, insecure bool, signKey string) (pipeline.Options, error) {
+	fetcher, err := ff.fetcher(a, fetch.WithProgress(prog))
+	if err != nil {
+		return pipeline.Options{}, err
+	}
+	regMirrors, err := ff.fetch().RegistryMirrors()
+	if err != nil {
+		return pipeline.Options{}, err
+	}
+	return pipeline.Options{
+		Fetcher: fetcher, Compression: builder.Compression(compression), Jobs: ff.jobs, Revision: revision,
+		Output: output, Push: push, Insecure: insecure, SignKey: signKey, Password: a.keyPassword(), Progress: prog,
+		RegistryMirrors: regMirrors,
+	}, nil
+}
+
 // buildFlagError names the flag a pipeline error is about.
 func buildFlagError(err error) error {
 	var de *pipeline.DestinationError
@@ -150,6 +181,14 @@ func buildFlagError(err error) error {
 		return fmt.Errorf("--push %w", err)
 	case errors.As(err, &de):
 		return fmt.Errorf("-o %w", err)
+	case errors.Is(err, pipeline.ErrShard):
+		return fmt.Errorf("--shard: %w", err)
+	case errors.Is(err, pipeline.ErrVersionRange):
+		return fmt.Errorf("--versions: %w", err)
+	case errors.Is(err, pipeline.ErrNoMatrix):
+		return fmt.Errorf("--matrix: %w: give --matrix-file FILE", err)
+	case errors.Is(err, pipeline.ErrMatrixSet):
+		return fmt.Errorf("--set: %w", err)
 	case errors.Is(err, pipeline.ErrSignWithoutPush):
 		return fmt.Errorf("--sign-key: %w: give --push REF too (or run prebake sign on the output)", err)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/prebake/prebake/pipeline"
 	"github.com/prebake/prebake/recipes"
 	"github.com/prebake/prebake/recipes/catalog"
 )
@@ -28,17 +29,29 @@ from the catalog's version matrix. See docs/catalog.md.`,
 	return cmd
 }
 
+// catalogEntry is one recipe of `prebake catalog list --json`.
+type catalogEntry struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	// Versions are the supported Kubernetes versions, newest first;
+	// Ranges the same, one range per minor.
+	Versions []string `json:"versions"`
+	Ranges   []string `json:"ranges"`
+}
+
 func newCatalogListCmd(a *app) *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the catalog recipes and the Kubernetes versions they support",
 		Long: `List prints each catalog recipe with its description and the Kubernetes
-versions its lock covers (newest first).`,
-		Example: `  prebake catalog list`,
-		Args:    cobra.NoArgs,
+versions its lock covers, as one range per minor (newest first); --json lists
+every version.`,
+		Example: `  prebake catalog list
+  prebake catalog list --json | jq -r '.[0].versions[]'`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			tw := tabwriter.NewWriter(a.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tKUBERNETES\tDESCRIPTION")
+			var list []catalogEntry
 			for _, name := range catalog.List() {
 				e, err := catalog.Get(name)
 				if err != nil {
@@ -48,11 +61,21 @@ versions its lock covers (newest first).`,
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", name, strings.Join(vs, " "), e.Recipe.Metadata.Description)
+				list = append(list, catalogEntry{Name: name, Description: e.Recipe.Metadata.Description, Versions: vs, Ranges: pipeline.CompactVersions(vs)})
+			}
+			if asJSON {
+				return writeJSON(a, list)
+			}
+			tw := tabwriter.NewWriter(a.Out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tKUBERNETES\tDESCRIPTION")
+			for _, e := range list {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Name, strings.Join(e.Ranges, ", "), e.Description)
 			}
 			return tw.Flush()
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON: every recipe with every supported version")
+	return cmd
 }
 
 // catalogShow is what `prebake catalog show --json` prints.

@@ -12,10 +12,24 @@ func TestCatalogList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"kubernetes-node", "kubernetes-control-plane", "1.36.4", "1.35.2", "1.34.1"} {
+	for _, want := range []string{"kubernetes-node", "kubernetes-control-plane", "1.36.0-1.36.4, 1.35.0-1.35.8, 1.34.0-1.34.11"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("catalog list lacks %s:\n%s", want, out)
 		}
+	}
+	out, _, err = runPrebake(t, "catalog", "list", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []struct {
+		Name             string
+		Versions, Ranges []string
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[1].Name != "kubernetes-node" || len(list[1].Versions) != 26 || list[1].Versions[0] != "1.36.4" || len(list[1].Ranges) != 3 {
+		t.Errorf("catalog list --json: %+v", list)
 	}
 }
 

@@ -27,7 +27,7 @@ func (a *app) newProgress() (progress.Func, func()) {
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		verb := map[string]string{"download": "downloaded", "compress": "built layer", "write": "wrote", "upload": "uploaded"}[e.Op]
+		verb := map[string]string{"download": "downloaded", "compress": "built layer", "write": "wrote", "upload": "uploaded", "cache": "layer from the registry cache:"}[e.Op]
 		if verb == "" {
 			verb = e.Op
 		}

@@ -91,31 +91,85 @@ becomes one layer. See docs/recipes.md for the format.`,
 	return cmd
 }
 
+// validation is one recipe of `prebake recipe validate --json`.
+type validation struct {
+	File       string    `json:"file"`
+	Valid      bool      `json:"valid"`
+	Name       string    `json:"name,omitempty"`
+	Version    string    `json:"version,omitempty"`
+	Platforms  int       `json:"platforms,omitempty"`
+	Components int       `json:"components,omitempty"`
+	Problems   []problem `json:"problems,omitempty"`
+}
+
+type problem struct {
+	File    string `json:"file,omitempty"`
+	Line    int    `json:"line,omitempty"`
+	Column  int    `json:"column,omitempty"`
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
+}
+
+// problems lists err's problems: each of a *recipes.ValidationError, or err
+// itself.
+func problems(err error) []problem {
+	var ve *recipes.ValidationError
+	if !errors.As(err, &ve) {
+		return []problem{{Message: err.Error()}}
+	}
+	out := make([]problem, len(ve.Problems))
+	for i, p := range ve.Problems {
+		out[i] = problem{File: p.File, Line: p.Line, Column: p.Column, Field: p.Field, Message: p.Msg}
+	}
+	return out
+}
+
 func newRecipeValidateCmd(a *app) *cobra.Command {
-	var f recipeFlags
+	var (
+		f      recipeFlags
+		asJSON bool
+	)
 	cmd := &cobra.Command{
 		Use:   "validate RECIPE...",
 		Short: "Check recipes and report every problem with file:line:column",
 		Long: `Validate parses each recipe strictly (unknown fields are errors), expands its
 variables for every platform and checks checksums, paths, modes, units and
-duplicate destinations. Every problem is listed, not just the first.`,
+duplicate destinations. Every problem is listed, not just the first; --json
+lists them as objects (file, line, column, field, message).`,
 		Example: `  prebake recipe validate examples/quickstart/recipe.yaml
-  prebake recipe validate recipe.yaml --set kubernetes=1.36.5`,
+  prebake recipe validate recipe.yaml --set kubernetes=1.36.5
+  prebake recipe validate recipes/*.yaml --json | jq '.[] | select(.valid | not)'`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var failed error
+			var out []validation
 			for _, p := range args {
-				if res, err := f.load(p); err != nil {
-					fmt.Fprintln(a.Err, err)
+				res, err := f.load(p)
+				v := validation{File: p, Valid: err == nil}
+				if err != nil {
+					v.Problems = problems(err)
 					failed = fmt.Errorf("%d of %d recipes invalid", countInvalid(failed)+1, len(args))
-				} else if !a.quiet {
-					fmt.Fprintf(a.Out, "%s: ok (%s:%s, %d platforms, %d components)\n", p, res.Name, res.Version, len(res.Builds), len(res.Builds[0].Components))
+					if !asJSON {
+						fmt.Fprintln(a.Err, err)
+					}
+				} else {
+					v.Name, v.Version, v.Platforms, v.Components = res.Name, res.Version, len(res.Builds), len(res.Builds[0].Components)
+					if !asJSON && !a.quiet {
+						fmt.Fprintf(a.Out, "%s: ok (%s:%s, %d platforms, %d components)\n", p, res.Name, res.Version, len(res.Builds), len(res.Builds[0].Components))
+					}
+				}
+				out = append(out, v)
+			}
+			if asJSON {
+				if err := writeJSON(a, out); err != nil {
+					return err
 				}
 			}
 			return failed
 		},
 	}
 	f.register(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per recipe (a list), problems included")
 	return cmd
 }
 
