@@ -3,13 +3,10 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net/http"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/prebake/prebake/builder"
 	"github.com/prebake/prebake/internal/progress"
@@ -61,7 +58,7 @@ func (c *RegistryCache) ref(key string) registry.Reference {
 func (c *RegistryCache) Get(ctx context.Context, key string) (builder.CacheEntry, io.ReadCloser, bool, error) {
 	var e builder.CacheEntry
 	a, _, err := registry.Get(ctx, c.ref(key), c.o)
-	if isNotFound(err) {
+	if registry.IsNotFound(err) {
 		return e, nil, false, nil
 	}
 	if err != nil {
@@ -114,17 +111,4 @@ func (c *RegistryCache) Put(ctx context.Context, key string, e builder.CacheEntr
 		return fmt.Errorf("pushing layer %s to the cache: %w", e.Digest, err)
 	}
 	return nil
-}
-
-// isNotFound tells a cache miss from a failure: the tag is unknown to the
-// registry (404) or the layout.
-func isNotFound(err error) bool {
-	if err == nil {
-		return false
-	}
-	if errors.Is(err, registry.ErrNotFound) {
-		return true
-	}
-	var te *transport.Error
-	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
 }

@@ -2,6 +2,9 @@ package registry
 
 import (
 	"errors"
+	"net/http"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/prebake/prebake/registry/records"
 	"github.com/prebake/prebake/registry/store"
@@ -33,3 +36,17 @@ type DigestError = store.DigestError
 // RevokedError is returned (wrapping ErrRevoked) when a revoked digest is
 // pulled or promoted.
 type RevokedError = records.RevokedError
+
+// IsNotFound reports whether err says a reference, tag or blob does not
+// exist: ErrNotFound from a layout or the store, or a registry's 404 (a
+// cache miss, not a failure).
+func IsNotFound(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, ErrNotFound) {
+		return true
+	}
+	var te *transport.Error
+	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
+}

@@ -4,13 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
-	"net/http"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/prebake/prebake/registry"
 )
@@ -49,7 +46,7 @@ const maxLayers = 1000
 func readSignatures(ctx context.Context, ref registry.Reference, tag string, o registry.Options) ([]*sigLayer, error) {
 	at := ref.WithTag(tag)
 	a, _, err := registry.Get(ctx, at, o)
-	if isNotFound(err) {
+	if registry.IsNotFound(err) {
 		return nil, nil
 	}
 	if err != nil {
@@ -121,16 +118,4 @@ func checkDigest(what, source string, d v1.Descriptor, b []byte) error {
 		return &registry.DigestError{What: what, Source: source, Expected: d.Digest.String(), Actual: got, ExpectedSize: d.Size, ActualSize: int64(len(b))}
 	}
 	return nil
-}
-
-// isNotFound reports whether err says the reference does not exist.
-func isNotFound(err error) bool {
-	if err == nil {
-		return false
-	}
-	if errors.Is(err, registry.ErrNotFound) {
-		return true
-	}
-	var terr *transport.Error
-	return errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound
 }
