@@ -55,17 +55,25 @@ type initConfigurationV1beta4 struct {
 	NodeRegistration nodeRegistrationV1beta4 `json:"nodeRegistration,omitempty"`
 	LocalAPIEndpoint apiEndpoint             `json:"localAPIEndpoint,omitempty"`
 	CertificateKey   string                  `json:"certificateKey,omitempty"`
+	Timeouts         *timeoutsV1beta4        `json:"timeouts,omitempty"`
+}
+
+// apiServerV1beta3 carries v1beta3's control-plane wait (v1beta4 moved it
+// to InitConfiguration.timeouts).
+type apiServerV1beta3 struct {
+	TimeoutForControlPlane *string `json:"timeoutForControlPlane,omitempty"`
 }
 
 // clusterConfiguration has the same shape in v1beta3 and v1beta4 for the
 // fields prebake sets.
 type clusterConfiguration struct {
 	typeMeta             `json:",inline"`
-	ClusterName          string     `json:"clusterName,omitempty"`
-	KubernetesVersion    string     `json:"kubernetesVersion"`
-	ControlPlaneEndpoint string     `json:"controlPlaneEndpoint,omitempty"`
-	ImageRepository      string     `json:"imageRepository,omitempty"`
-	Networking           networking `json:"networking,omitempty"`
+	ClusterName          string            `json:"clusterName,omitempty"`
+	KubernetesVersion    string            `json:"kubernetesVersion"`
+	ControlPlaneEndpoint string            `json:"controlPlaneEndpoint,omitempty"`
+	ImageRepository      string            `json:"imageRepository,omitempty"`
+	Networking           networking        `json:"networking,omitempty"`
+	APIServer            *apiServerV1beta3 `json:"apiServer,omitempty"`
 }
 
 // initConfiguration marshals the InitConfiguration and the
@@ -105,12 +113,17 @@ func initConfiguration(apiVersion string, kv KubeVersion, nc *NodeConfig) ([]byt
 		for _, a := range args {
 			list = append(list, argV1beta4{Name: a[0], Value: a[1]})
 		}
+		var to *timeoutsV1beta4
+		if d := durationText(c.InitTimeout.Duration); d != nil {
+			to = &timeoutsV1beta4{ControlPlaneComponentHealthCheck: d, KubeletHealthCheck: d}
+		}
 		ic = &initConfigurationV1beta4{
 			typeMeta:         typeMeta{APIVersion: apiVersion, Kind: "InitConfiguration"},
 			BootstrapTokens:  tokens,
 			NodeRegistration: nodeRegistrationV1beta4{Name: n.Name, Taints: taints(n), KubeletExtraArgs: list},
 			LocalAPIEndpoint: ep,
 			CertificateKey:   n.CertificateKey,
+			Timeouts:         to,
 		}
 	default:
 		return nil, fmt.Errorf("%w: kubeadm API %s", ErrKubernetesVersion, apiVersion)
@@ -122,6 +135,9 @@ func initConfiguration(apiVersion string, kv KubeVersion, nc *NodeConfig) ([]byt
 		ControlPlaneEndpoint: c.APIServerEndpoint,
 		ImageRepository:      c.ImageRepository,
 		Networking:           networking{ServiceSubnet: c.ServiceSubnet, PodSubnet: c.PodSubnet, DNSDomain: c.ClusterDomain},
+	}
+	if d := durationText(c.InitTimeout.Duration); d != nil && apiVersion == kubeadmV1beta3 {
+		cc.APIServer = &apiServerV1beta3{TimeoutForControlPlane: d}
 	}
 	var b bytes.Buffer
 	b.Grow(2048)

@@ -61,6 +61,7 @@ cluster:
   caKeyFile: ca.key
   bootstrapToken: abcdef.0123456789abcdef
   podSubnet: 10.244.0.0/16
+  initTimeout: 20m
 node:
   name: cp-1
   advertiseAddress: 192.0.2.10
@@ -121,7 +122,7 @@ func TestRenderInit(t *testing.T) {
 			t.Errorf("%s: permissions %q", InitConfigPath, ic["permissions"])
 		}
 		for _, want := range []string{"kind: InitConfiguration", "kind: ClusterConfiguration", "kubernetesVersion: v1.36.3",
-			`controlPlaneEndpoint: "192.0.2.10:6443"`, "token: abcdef.0123456789abcdef", "advertiseAddress: 192.0.2.10", `podSubnet: "10.244.0.0/16"`} {
+			`controlPlaneEndpoint: "192.0.2.10:6443"`, "token: abcdef.0123456789abcdef", "advertiseAddress: 192.0.2.10", `podSubnet: "10.244.0.0/16"`, `controlPlaneComponentHealthCheck: "20m0s"`, `kubeletHealthCheck: "20m0s"`} {
 			if !strings.Contains(ic["content"], want) {
 				t.Errorf("init configuration lacks %q:\n%s", want, ic["content"])
 			}
@@ -160,7 +161,7 @@ func TestRenderInit(t *testing.T) {
 			t.Fatal(err)
 		}
 		files, _ := writtenFiles(t, out)
-		if c := files[InitConfigPath]["content"]; strings.Count(c, "apiVersion: kubeadm.k8s.io/v1beta3") != 2 {
+		if c := files[InitConfigPath]["content"]; strings.Count(c, "apiVersion: kubeadm.k8s.io/v1beta3") != 2 || !strings.Contains(c, `timeoutForControlPlane: "20m0s"`) {
 			t.Errorf("want two v1beta3 documents:\n%s", c)
 		}
 	})

@@ -110,9 +110,13 @@ type Cluster struct {
 	// PodSubnet, ServiceSubnet and ImageRepository go into the first
 	// control plane's ClusterConfiguration (render --init); kubeadm's
 	// defaults when empty.
-	PodSubnet       string `yaml:"podSubnet,omitempty"`
-	ServiceSubnet   string `yaml:"serviceSubnet,omitempty"`
-	ImageRepository string `yaml:"imageRepository,omitempty"`
+	PodSubnet string `yaml:"podSubnet,omitempty"`
+	// InitTimeout is how long kubeadm init waits for the kubelet and the
+	// control-plane components to be healthy (render --init; kubeadm's
+	// default is 4m, short for slow or emulated machines).
+	InitTimeout     Duration `yaml:"initTimeout,omitempty"`
+	ServiceSubnet   string   `yaml:"serviceSubnet,omitempty"`
+	ImageRepository string   `yaml:"imageRepository,omitempty"`
 
 	// CACert is the PEM of the CA certificate(s). Load fills it from
 	// CACertFile; Go callers may set it directly.

@@ -75,10 +75,14 @@ func validate(nc *NodeConfig, ps *problems) (caHashes []string) {
 	caHashes = validateCluster(&nc.Cluster, nc.init, ps)
 	validateNode(&nc.Node, nc.init, ps)
 	validateJoinMode(nc, ps)
-	if nc.init {
+	switch {
+	case nc.init:
 		validateInit(nc, ps)
-	} else if nc.Cluster.CAKeyFile != "" || len(nc.Cluster.CAKey) > 0 {
+	case nc.Cluster.CAKeyFile != "" || len(nc.Cluster.CAKey) > 0:
 		ps.add("cluster.caKeyFile", ErrPrivateKey, "only the first control plane (render --init) receives the CA key; a join pins the CA with caCertFile or caCertHashes")
+	}
+	if !nc.init && nc.Cluster.InitTimeout.Duration != 0 {
+		ps.add("cluster.initTimeout", ErrInvalidValue, "only the first control plane (render --init) runs kubeadm init")
 	}
 	if p := nc.Proxy; p != nil {
 		if p.HTTP == "" && p.HTTPS == "" {
