@@ -55,6 +55,11 @@ type Options struct {
 	// (127.0.0.1:5000 or mirror.example.com/k8s). Digests are unchanged, so
 	// a mirror cannot substitute content. Nil pulls from the named registry.
 	RegistryMirrors map[string]string
+	// Offline (prebake build --offline) pulls pre-pulled images only from
+	// RegistryMirrors (a local mirror): an image whose registry has no
+	// mirror fails, naming it, instead of reaching the registry it names.
+	// Images already in a cached layer need no pull at all.
+	Offline bool
 }
 
 // Result is a built image: the index over the platform images, and the SBOM

@@ -172,6 +172,8 @@ type Options struct {
 	// RegistryMirrors pull pre-pulled images from other registries
 	// (builder.Options.RegistryMirrors; Fetch.RegistryMirrors parses them).
 	RegistryMirrors map[string]string
+	// Offline pulls images only from RegistryMirrors (builder.Options.Offline).
+	Offline bool
 }
 
 // Result is what Run did; its JSON is `prebake build --json`'s output.
@@ -208,6 +210,7 @@ func Run(ctx context.Context, res *recipes.Resolved, o Options) (*Result, error)
 	}
 	built, err := builder.Build(ctx, res, builder.Options{
 		RegistryMirrors: o.RegistryMirrors,
+		Offline:         o.Offline,
 		Fetcher:         o.Fetcher,
 		CacheDir:        o.CacheDir,
 		Compression:     o.Compression,
