@@ -115,7 +115,7 @@ func initConfiguration(apiVersion string, kv KubeVersion, nc *NodeConfig) ([]byt
 		}
 		var to *timeoutsV1beta4
 		if d := durationText(c.InitTimeout.Duration); d != nil {
-			to = &timeoutsV1beta4{ControlPlaneComponentHealthCheck: d, KubeletHealthCheck: d}
+			to = &timeoutsV1beta4{ControlPlaneComponentHealthCheck: d, KubeletHealthCheck: d, KubernetesAPICall: d}
 		}
 		ic = &initConfigurationV1beta4{
 			typeMeta:         typeMeta{APIVersion: apiVersion, Kind: "InitConfiguration"},

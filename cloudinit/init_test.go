@@ -122,7 +122,7 @@ func TestRenderInit(t *testing.T) {
 			t.Errorf("%s: permissions %q", InitConfigPath, ic["permissions"])
 		}
 		for _, want := range []string{"kind: InitConfiguration", "kind: ClusterConfiguration", "kubernetesVersion: v1.36.3",
-			`controlPlaneEndpoint: "192.0.2.10:6443"`, "token: abcdef.0123456789abcdef", "advertiseAddress: 192.0.2.10", `podSubnet: "10.244.0.0/16"`, `controlPlaneComponentHealthCheck: "20m0s"`, `kubeletHealthCheck: "20m0s"`} {
+			`controlPlaneEndpoint: "192.0.2.10:6443"`, "token: abcdef.0123456789abcdef", "advertiseAddress: 192.0.2.10", `podSubnet: "10.244.0.0/16"`, `controlPlaneComponentHealthCheck: "20m0s"`, `kubeletHealthCheck: "20m0s"`, `kubernetesAPICall: "20m0s"`} {
 			if !strings.Contains(ic["content"], want) {
 				t.Errorf("init configuration lacks %q:\n%s", want, ic["content"])
 			}

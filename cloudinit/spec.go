@@ -112,8 +112,9 @@ type Cluster struct {
 	// defaults when empty.
 	PodSubnet string `yaml:"podSubnet,omitempty"`
 	// InitTimeout is how long kubeadm init waits for the kubelet and the
-	// control-plane components to be healthy (render --init; kubeadm's
-	// default is 4m, short for slow or emulated machines).
+	// control-plane components to be healthy and for each API call
+	// (render --init; kubeadm's defaults are 4m and 1m, short for slow or
+	// emulated machines).
 	InitTimeout     Duration `yaml:"initTimeout,omitempty"`
 	ServiceSubnet   string   `yaml:"serviceSubnet,omitempty"`
 	ImageRepository string   `yaml:"imageRepository,omitempty"`

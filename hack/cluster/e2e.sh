@@ -211,7 +211,10 @@ umask 022
 
 log "user-data: render --init (control plane), render (worker)"
 "$PREBAKE" render "$W/cp.yaml" --init --image "$CP_IMAGE" -o "$W/user-data.cp"
-"$PREBAKE" render "$W/worker.yaml" --image "$WK_IMAGE" -o "$W/user-data.worker"
+# The worker joins through the image's cloud-init join unit (--join-unit,
+# no --agent): under TCG on a loaded host the agent's early join reached
+# kubeadm's CRI check before containerd answered (docs/cluster.md).
+"$PREBAKE" render "$W/worker.yaml" --kubernetes "$K8S_VERSION" --join-unit prebake-join.path -o "$W/user-data.worker"
 for v in cp worker; do
   ip=$CP_IP mac=52:54:00:12:00:10; [ $v = worker ] && { ip=$WK_IP; mac=52:54:00:12:00:11; }
   printf 'instance-id: e2e-cluster-%s\nlocal-hostname: %s\n' "$v" "$v" >"$W/meta-data.$v"
