@@ -57,6 +57,11 @@ type Options struct {
 	// LayerCache, when set, is asked for every layer the local cache lacks
 	// before it is built, and given every layer built (cache.go).
 	LayerCache LayerCache
+	// Offline (prebake build --offline) pulls pre-pulled images only from
+	// RegistryMirrors (a local mirror): an image whose registry has no
+	// mirror fails, naming it, instead of reaching the registry it names.
+	// Images already in a cached layer need no pull at all.
+	Offline bool
 }
 
 // Result is a built image: the index over the platform images, and the SBOM

@@ -43,7 +43,7 @@ func (b *build) stageImages(ctx context.Context, c recipes.ResolvedComponent, ro
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return err
 		}
-		from, err := pullRepository(im.Ref, b.o.RegistryMirrors)
+		from, err := pullRepository(im.Ref, b.o.RegistryMirrors, b.o.Offline)
 		if err != nil {
 			return fmt.Errorf("component %s: image %s: %w", c.Name, im.Ref, err)
 		}
@@ -56,13 +56,16 @@ func (b *build) stageImages(ctx context.Context, c recipes.ResolvedComponent, ro
 }
 
 // pullRepository is the repository im is pulled from: its own, or its
-// registry's mirror with the same repository path.
-func pullRepository(ref string, mirrors map[string]string) (name.Repository, error) {
+// registry's mirror with the same repository path. Offline, only a mirror.
+func pullRepository(ref string, mirrors map[string]string, offline bool) (name.Repository, error) {
 	tag, err := name.NewTag(ref, name.StrictValidation)
 	if err != nil {
 		return name.Repository{}, err
 	}
 	m, ok := mirrors[tag.RegistryStr()]
+	if !ok && offline {
+		return name.Repository{}, fmt.Errorf("%w: offline, and no --mirror %s=HOST[/prefix] to pull it from", ErrOfflineImage, tag.RegistryStr())
+	}
 	if !ok {
 		return tag.Context(), nil
 	}

@@ -3,14 +3,17 @@ package builder_test
 import (
 	"archive/tar"
 	"encoding/json"
+	"errors"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -401,5 +404,42 @@ func TestImagesRegistryMirror(t *testing.T) {
 	err = build(map[string]string{"registry.invalid": host + "/other"})
 	if err == nil || !strings.Contains(err.Error(), "from "+host+"/other/pause") {
 		t.Fatalf("mirror without the digest: %v", err)
+	}
+}
+
+// TestImagesOffline: an offline build pulls images only from a registry
+// mirror (a local one), and names the registry when it has none, without
+// asking it.
+func TestImagesOffline(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	pauseDigest, _ := pushIndex(t, host+"/mirror/pause:3.10.1")
+	corednsDigest, _ := pushIndex(t, host+"/mirror/coredns/coredns:v1.12.1")
+	// The named registry must not be asked: it records any request.
+	var asked atomic.Int32
+	named := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { asked.Add(1); http.NotFound(w, r) }))
+	defer named.Close()
+	res := imagesRecipe(t, strings.TrimPrefix(named.URL, "http://"), pauseDigest, corednsDigest)
+	build := func(mirrors map[string]string) error {
+		f, err := fetch.New(fetch.WithCacheDir(t.TempDir()), fetch.WithOffline(true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = builder.Build(t.Context(), res, builder.Options{Fetcher: f, RegistryMirrors: mirrors, Offline: true})
+		return err
+	}
+	err := build(nil)
+	if !errors.Is(err, builder.ErrOfflineImage) || !strings.Contains(err.Error(), "--mirror "+strings.TrimPrefix(named.URL, "http://")+"=") {
+		t.Fatalf("offline without a mirror: %v", err)
+	}
+	if n := asked.Load(); n != 0 {
+		t.Fatalf("offline: the named registry was asked %d times", n)
+	}
+	if err := build(map[string]string{strings.TrimPrefix(named.URL, "http://"): host + "/mirror"}); err != nil {
+		t.Fatalf("offline with a local mirror: %v", err)
+	}
+	if n := asked.Load(); n != 0 {
+		t.Fatalf("offline with a mirror: the named registry was asked %d times", n)
 	}
 }

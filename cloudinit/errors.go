@@ -42,6 +42,9 @@ var (
 	ErrPrivateKey = errors.New("private key not allowed")
 	// ErrTokenFile: the bootstrap token file cannot be read.
 	ErrTokenFile = errors.New("unreadable bootstrap token file")
+	// ErrCAKey: cluster.caKeyFile is unreadable or not the CA certificate's
+	// private key (render --init).
+	ErrCAKey = errors.New("invalid CA key")
 	// ErrInvalidValue: any other value that fails validation (labels, taints,
 	// paths, modes, addresses, proxies, keys).
 	ErrInvalidValue = errors.New("invalid value")

@@ -21,6 +21,17 @@ const maxRefFile = 1 << 20
 // and validates every node. All problems, each with file:line:column, come
 // back together in one *SpecError.
 func Load(path string) ([]*NodeConfig, error) {
+	return load(path, false)
+}
+
+// LoadInit is Load for the first control plane (prebake render --init): the
+// spec needs no bootstrap token or CA pin, and may name the CA's key
+// (cluster.caKeyFile). Render it with Options.Init.
+func LoadInit(path string) ([]*NodeConfig, error) {
+	return load(path, true)
+}
+
+func load(path string, init bool) ([]*NodeConfig, error) {
 	data, err := readLimited(path, MaxSpecSize)
 	if err != nil {
 		return nil, &SpecError{Problems: []Problem{{File: path, Err: ErrSyntax, Detail: err.Error()}}}
@@ -37,6 +48,7 @@ func Load(path string) ([]*NodeConfig, error) {
 	reported := map[string]bool{}
 	for _, nc := range specs {
 		nc.source.dir = dir
+		nc.init = init
 		ps := &problems{src: nc.source}
 		loadRefs(nc, dir, cache, ps)
 		validate(nc, ps)
@@ -121,6 +133,14 @@ func loadRefs(nc *NodeConfig, dir string, cache map[string]fileResult, ps *probl
 			ps.add("cluster.caCertFile", ErrCAFile, "%v", err)
 		} else {
 			c.CACert = data
+		}
+	}
+	if c.CAKeyFile != "" && len(c.CAKey) == 0 {
+		data, err := readRef(dir, c.CAKeyFile, cache)
+		if err != nil {
+			ps.add("cluster.caKeyFile", ErrCAKey, "%v", err)
+		} else {
+			c.CAKey = data
 		}
 	}
 	if c.BootstrapTokenFile != "" && c.tokenFromFile == "" {

@@ -25,7 +25,11 @@ func (d *doc) mime() ([]byte, error) {
 	}
 	parts := []mimePart{{contentType: "text/cloud-config", filename: "cloud-config.yaml", body: cc}}
 	if d.joinScript != nil {
-		parts = append(parts, mimePart{contentType: "text/x-shellscript", filename: "kubeadm-join.sh", body: d.joinScript})
+		name := "kubeadm-join.sh"
+		if d.scriptPath == initScriptPath {
+			name = "kubeadm-init.sh"
+		}
+		parts = append(parts, mimePart{contentType: "text/x-shellscript", filename: name, body: d.joinScript})
 	}
 	return mimeDocument(parts)
 }

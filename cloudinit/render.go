@@ -68,6 +68,15 @@ type Options struct {
 	// document stays valid cloud-init and joins without the agent too;
 	// Ignition ignores it. See docs/agent.md.
 	Agent bool
+	// Init renders the first control plane: kubeadm init with an
+	// InitConfiguration and ClusterConfiguration (the spec is read with
+	// LoadInit). The cloud-init formats only; never with Agent.
+	Init bool
+	// InitUnit is the image's init unit (annotation dev.prebake.init-unit,
+	// e.g. "prebake-init.path"): with Init, only files are written and the
+	// unit runs kubeadm init when InitConfigPath appears. When empty, a
+	// script run by runcmd does.
+	InitUnit string
 }
 
 // Render validates nc and renders its user-data. It is pure: no file system,
@@ -86,6 +95,14 @@ func Render(nc *NodeConfig, opts Options) ([]byte, error) {
 	if _, err := ParseFormat(string(format)); err != nil {
 		return nil, err
 	}
+	if opts.Init {
+		if format == FormatIgnition {
+			return nil, fmt.Errorf("%w: --init renders cloud-config or mime (an Ignition first control plane is not supported)", ErrFormat)
+		}
+		c := *nc
+		c.init = true
+		nc = &c
+	}
 	ps := &problems{src: nc.source}
 	caHashes := validate(nc, ps)
 	if nc.Cluster.UnsafeSkipCAVerification && !opts.AllowUnsafeSkipCAVerification {
@@ -94,11 +111,16 @@ func Render(nc *NodeConfig, opts Options) ([]byte, error) {
 	if len(ps.list) > 0 {
 		return nil, &SpecError{Problems: ps.list}
 	}
-	d, err := build(nc, caHashes, kv, opts.JoinUnit)
+	var d *doc
+	if nc.init {
+		d, err = buildInit(nc, kv, opts.InitUnit)
+	} else {
+		d, err = build(nc, caHashes, kv, opts.JoinUnit)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if opts.Agent && format != FormatIgnition {
+	if opts.Agent && format != FormatIgnition && !nc.init {
 		if d.agentBlock, err = d.renderAgentBlock(); err != nil {
 			return nil, err
 		}
@@ -308,6 +330,8 @@ type doc struct {
 	files        []outFile // in write order; the join configuration is last
 	joinConfig   []byte
 	joinScript   []byte // nil when the image's join unit joins
+	configPath   string // where joinConfig goes: JoinConfigPath, or InitConfigPath for init
+	scriptPath   string // where joinScript goes
 	proxyConf    []byte // systemd drop-in for containerd and kubelet; nil without proxy
 	kubeVersion  KubeVersion
 	joinMode     string    // JoinModeKubeadm or JoinModeKubelet
@@ -350,6 +374,8 @@ func build(nc *NodeConfig, caHashes []string, kv KubeVersion, joinUnit string) (
 		sshKeys:     nc.SSHAuthorizedKeys,
 		ntp:         nc.NTP,
 		joinConfig:  jc,
+		configPath:  JoinConfigPath,
+		scriptPath:  joinScriptPath,
 		kubeVersion: kv,
 	}
 	d.header = fmt.Sprintf("rendered by prebake for %s node %s: Kubernetes %s, %s", node.Role, node.Name, kv, api)
@@ -357,6 +383,24 @@ func build(nc *NodeConfig, caHashes []string, kv KubeVersion, joinUnit string) (
 	if joinUnit != "" {
 		d.joinBy = "joined by the image's " + joinUnit
 	}
+	d.addFiles(nc)
+	d.joinMode = JoinModeKubeadm
+	switch {
+	case node.JoinMode == JoinModeKubelet:
+		// No kubeadm: a script installs the kubelet's files and starts it,
+		// with or without a join unit in the image.
+		d.joinMode = JoinModeKubelet
+		d.kubeletFiles = kubeletFiles(nc)
+		d.joinScript = kubeletJoinScript(node.Name, d.kubeletFiles, nc.Proxy != nil)
+		d.joinBy = "joined by the kubelet join script"
+	case joinUnit == "":
+		d.joinScript = joinScript(nc.Proxy != nil, JoinConfigPath)
+	}
+	return d, nil
+}
+
+// addFiles adds the proxy drop-ins and the spec's extra files.
+func (d *doc) addFiles(nc *NodeConfig) {
 	if p := nc.Proxy; p != nil {
 		d.proxyConf = proxyDropIn(p)
 		d.files = append(d.files,
@@ -371,17 +415,49 @@ func build(nc *NodeConfig, caHashes []string, kv KubeVersion, joinUnit string) (
 		}
 		d.files = append(d.files, outFile{path: f.Path, content: []byte(f.Content), mode: fileMode(f), owner: owner})
 	}
-	d.joinMode = JoinModeKubeadm
-	switch {
-	case node.JoinMode == JoinModeKubelet:
-		// No kubeadm: a script installs the kubelet's files and starts it,
-		// with or without a join unit in the image.
-		d.joinMode = JoinModeKubelet
-		d.kubeletFiles = kubeletFiles(nc)
-		d.joinScript = kubeletJoinScript(node.Name, d.kubeletFiles, nc.Proxy != nil)
-		d.joinBy = "joined by the kubelet join script"
-	case joinUnit == "":
-		d.joinScript = joinScript(nc.Proxy != nil, JoinConfigPath)
+}
+
+// buildInit is build for the first control plane: the CA (when given), the
+// init unit's flags, and the kubeadm init configuration, written last.
+func buildInit(nc *NodeConfig, kv KubeVersion, initUnit string) (*doc, error) {
+	api := KubeadmAPIVersion(kv)
+	node := nc.Node
+	node.Role = RoleControlPlane
+	c := *nc
+	c.Node = node
+	ic, err := initConfiguration(api, kv, &c)
+	if err != nil {
+		return nil, err
+	}
+	d := &doc{
+		name:        node.Name,
+		hostname:    node.Hostname,
+		sshKeys:     nc.SSHAuthorizedKeys,
+		ntp:         nc.NTP,
+		joinConfig:  ic,
+		configPath:  InitConfigPath,
+		scriptPath:  initScriptPath,
+		kubeVersion: kv,
+		joinMode:    JoinModeKubeadm,
+	}
+	d.header = fmt.Sprintf("rendered by prebake for the first control plane %s: Kubernetes %s, %s", node.Name, kv, api)
+	d.addFiles(nc)
+	if len(nc.Cluster.CAKey) > 0 {
+		d.files = append(d.files,
+			outFile{path: caCertPath, content: nc.Cluster.CACert, mode: "0644", owner: "root:root"},
+			outFile{path: caKeyPath, content: nc.Cluster.CAKey, mode: "0600", owner: "root:root"})
+	}
+	upload := node.CertificateKey != ""
+	if initUnit != "" {
+		d.joinBy = "initialized by the image's " + initUnit
+		env := "KUBEADM_INIT_FLAGS=\n"
+		if upload {
+			env = "KUBEADM_INIT_FLAGS=--upload-certs\n"
+		}
+		d.files = append(d.files, outFile{path: InitEnvPath, content: []byte("# rendered by prebake\n" + env), mode: "0644", owner: "root:root"})
+	} else {
+		d.joinBy = "initialized by runcmd"
+		d.joinScript = initScript(nc.Proxy != nil, upload)
 	}
 	return d, nil
 }
@@ -505,17 +581,17 @@ func (d *doc) cloudConfig(withJoin bool) ([]byte, error) {
 		file(f)
 	}
 	if withJoin && d.joinScript != nil {
-		file(outFile{path: joinScriptPath, content: d.joinScript, mode: "0700", owner: "root:root"})
+		file(outFile{path: d.scriptPath, content: d.joinScript, mode: "0700", owner: "root:root"})
 	}
 	// Last, so that everything else is in place when a join unit sees it.
 	// The kubelet join mode has no kubeadm configuration (and must not
 	// trigger the image's kubeadm join unit).
 	if d.joinMode != JoinModeKubelet {
-		file(outFile{path: JoinConfigPath, content: d.joinConfig, mode: "0600", owner: "root:root"})
+		file(outFile{path: d.configPath, content: d.joinConfig, mode: "0600", owner: "root:root"})
 	}
 	add("write_files", wf)
 	if withJoin && d.joinScript != nil {
-		add("runcmd", yseq(yflow(ystr("/bin/sh"), ystr(joinScriptPath))))
+		add("runcmd", yseq(yflow(ystr("/bin/sh"), ystr(d.scriptPath))))
 	}
 	var b bytes.Buffer
 	b.WriteString("#cloud-config\n# ")

@@ -56,6 +56,8 @@ type NodeConfig struct {
 
 	// source locates fields for error messages; nil for specs built in Go.
 	source *source
+	// init: the spec is the first control plane's (LoadInit, Options.Init).
+	init bool
 }
 
 // NodeConfigList is a fleet: the shared parts once, then one entry per node.
@@ -98,9 +100,30 @@ type Cluster struct {
 	ClusterDNS    []string `yaml:"clusterDNS,omitempty"`
 	ClusterDomain string   `yaml:"clusterDomain,omitempty"`
 
+	// CAKeyFile is a PEM file with the CA's private key, relative to the
+	// spec file: only for the first control plane (render --init), which
+	// then signs with this CA instead of generating one, so that joins can
+	// be rendered with its pin before it boots. Written 0600 to
+	// /etc/kubernetes/pki/ca.key; never logged. Deliver such user-data
+	// through the one-time bootstrap documents (--bootstrap-url).
+	CAKeyFile string `yaml:"caKeyFile,omitempty"`
+	// PodSubnet, ServiceSubnet and ImageRepository go into the first
+	// control plane's ClusterConfiguration (render --init); kubeadm's
+	// defaults when empty.
+	PodSubnet string `yaml:"podSubnet,omitempty"`
+	// InitTimeout is how long kubeadm init waits for the kubelet and the
+	// control-plane components to be healthy and for each API call
+	// (render --init; kubeadm's defaults are 4m and 1m, short for slow or
+	// emulated machines).
+	InitTimeout     Duration `yaml:"initTimeout,omitempty"`
+	ServiceSubnet   string   `yaml:"serviceSubnet,omitempty"`
+	ImageRepository string   `yaml:"imageRepository,omitempty"`
+
 	// CACert is the PEM of the CA certificate(s). Load fills it from
 	// CACertFile; Go callers may set it directly.
 	CACert []byte `yaml:"-"`
+	// CAKey is the PEM of the CA's private key (CAKeyFile).
+	CAKey []byte `yaml:"-"`
 
 	tokenFromFile string // BootstrapToken was read from BootstrapTokenFile
 }

@@ -72,9 +72,18 @@ func validate(nc *NodeConfig, ps *problems) (caHashes []string) {
 	if nc.Kind != "" && nc.Kind != KindNodeConfig {
 		ps.add("kind", ErrAPIVersion, "got %q, want %s", nc.Kind, KindNodeConfig)
 	}
-	caHashes = validateCluster(&nc.Cluster, ps)
-	validateNode(&nc.Node, ps)
+	caHashes = validateCluster(&nc.Cluster, nc.init, ps)
+	validateNode(&nc.Node, nc.init, ps)
 	validateJoinMode(nc, ps)
+	switch {
+	case nc.init:
+		validateInit(nc, ps)
+	case nc.Cluster.CAKeyFile != "" || len(nc.Cluster.CAKey) > 0:
+		ps.add("cluster.caKeyFile", ErrPrivateKey, "only the first control plane (render --init) receives the CA key; a join pins the CA with caCertFile or caCertHashes")
+	}
+	if !nc.init && nc.Cluster.InitTimeout.Duration != 0 {
+		ps.add("cluster.initTimeout", ErrInvalidValue, "only the first control plane (render --init) runs kubeadm init")
+	}
 	if p := nc.Proxy; p != nil {
 		if p.HTTP == "" && p.HTTPS == "" {
 			ps.add("proxy", ErrRequired, "give http, https or both")
@@ -116,7 +125,7 @@ func validate(nc *NodeConfig, ps *problems) (caHashes []string) {
 	return caHashes
 }
 
-func validateCluster(c *Cluster, ps *problems) []string {
+func validateCluster(c *Cluster, init bool, ps *problems) []string {
 	if c.Name != "" && (!dnsLabelRE.MatchString(c.Name) || len(c.Name) > 63) {
 		ps.add("cluster.name", ErrInvalidValue, "%q: want a DNS label (lowercase letters, digits, '-')", c.Name)
 	}
@@ -129,6 +138,8 @@ func validateCluster(c *Cluster, ps *problems) []string {
 		}
 	}
 	switch {
+	case c.BootstrapToken == "" && c.BootstrapTokenFile == "" && init:
+		// kubeadm init creates a token of its own.
 	case c.BootstrapToken == "" && c.BootstrapTokenFile == "":
 		ps.add("cluster.bootstrapToken", ErrRequired, "give bootstrapToken or bootstrapTokenFile")
 	case c.BootstrapToken != "" && c.BootstrapTokenFile != "" && c.tokenFromFile == "":
@@ -175,7 +186,7 @@ func validateCluster(c *Cluster, ps *problems) []string {
 	}
 	pinned := len(computed) > 0 || len(c.CACertHashes) > 0
 	switch {
-	case !pinned && !c.UnsafeSkipCAVerification && c.CACertFile == "" && len(c.CACert) == 0:
+	case !pinned && !c.UnsafeSkipCAVerification && c.CACertFile == "" && len(c.CACert) == 0 && !init:
 		ps.add("cluster.caCertFile", ErrNoCAPinning, "give caCertFile or caCertHashes so the node can verify the cluster it joins")
 	case pinned && c.UnsafeSkipCAVerification:
 		ps.add("cluster.unsafeSkipCAVerification", ErrInvalidValue, "contradicts the CA pins given")
@@ -259,7 +270,7 @@ func caCertHashes(pemData []byte) ([]string, string, error) {
 	return out, "", nil
 }
 
-func validateNode(n *Node, ps *problems) {
+func validateNode(n *Node, init bool, ps *problems) {
 	switch {
 	case n.Name == "":
 		ps.add("node.name", ErrRequired, "the Kubernetes node name")
@@ -272,6 +283,9 @@ func validateNode(n *Node, ps *problems) {
 	role := n.Role
 	if role == "" {
 		role = RoleWorker
+		if init {
+			role = RoleControlPlane
+		}
 	}
 	switch role {
 	case RoleWorker:
@@ -286,6 +300,8 @@ func validateNode(n *Node, ps *problems) {
 		}
 	case RoleControlPlane:
 		switch {
+		case n.CertificateKey == "" && init:
+			// Optional: with it, kubeadm init uploads the certificates.
 		case n.CertificateKey == "":
 			ps.add("node.certificateKey", ErrCertificateKey, "required for a control-plane join (from `kubeadm init phase upload-certs --upload-certs`)")
 		case !certKeyRE.MatchString(n.CertificateKey):

@@ -96,3 +96,42 @@ components:
 		t.Error("a run that adds nothing changed the lock")
 	}
 }
+
+// TestUpdateResolvesImagesThroughMirror: an air-gapped lock resolves the
+// tags of registry.k8s.io's images at a local mirror; the lock keeps the
+// upstream reference with the mirror's digest.
+func TestUpdateResolvesImagesThroughMirror(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	img, err := random.Image(1024, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.ParseReference(host + "/k8s/kube-apiserver:v1.36.3")
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := img.Digest()
+	dir := t.TempDir()
+	recipe := filepath.Join(dir, "recipe.yaml")
+	y := "apiVersion: prebake.dev/v1alpha1\nkind: Recipe\nmetadata: {name: cp}\nplatforms: [linux/amd64]\ncomponents:\n  - name: images\n    images:\n      - ref: registry.k8s.io/kube-apiserver:v1.36.3\n"
+	if err := os.WriteFile(recipe, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := recipes.Load(recipe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := fetch.New(fetch.WithCacheDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Update(t.Context(), r, Options{Fetcher: f, RegistryMirrors: map[string]string{"registry.k8s.io": host + "/k8s"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.AddedImages) != 1 || res.AddedImages[0].Ref != "registry.k8s.io/kube-apiserver:v1.36.3" || res.AddedImages[0].Digest != want.String() {
+		t.Fatalf("result %+v, want registry.k8s.io/kube-apiserver:v1.36.3@%s", res.AddedImages, want)
+	}
+}

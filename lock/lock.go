@@ -78,6 +78,12 @@ type Options struct {
 	// ImageTransport carries registry requests that resolve image tags.
 	// Default: remote.DefaultTransport (credentials from the Docker config).
 	ImageTransport http.RoundTripper
+	// RegistryMirrors resolve the tags of a registry's images at another
+	// registry (and optional repository prefix) with the same repository
+	// paths: registry.k8s.io -> 127.0.0.1:5000 for an air-gapped mirror.
+	// The lock keeps the upstream reference; the digest is what the mirror
+	// says the tag points to (builds pull by that digest).
+	RegistryMirrors map[string]string
 	// Jobs is how many URLs are worked on at once. Default: DefaultJobs.
 	Jobs int
 	// Progress receives events: Op "checksum", Name the source URL. Default:
@@ -320,6 +326,13 @@ func lockImage(ctx context.Context, o Options, ref string) (ImageEntry, error) {
 	tag, err := name.NewTag(ref, name.StrictValidation)
 	if err != nil {
 		return e, err
+	}
+	if m, ok := o.RegistryMirrors[tag.RegistryStr()]; ok {
+		mt, err := name.NewTag(strings.TrimSuffix(m, "/")+"/"+tag.RepositoryStr()+":"+tag.TagStr(), name.StrictValidation)
+		if err != nil {
+			return e, fmt.Errorf("registry mirror %s=%s: %w", tag.RegistryStr(), m, err)
+		}
+		tag = mt
 	}
 	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}
 	if o.ImageTransport != nil {

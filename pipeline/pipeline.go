@@ -174,6 +174,8 @@ type Options struct {
 	RegistryMirrors map[string]string
 	// LayerCache shares layers beyond the local cache (RegistryCache).
 	LayerCache builder.LayerCache
+	// Offline pulls images only from RegistryMirrors (builder.Options.Offline).
+	Offline bool
 }
 
 // Result is what Run did; its JSON is `prebake build --json`'s output.
@@ -214,6 +216,7 @@ func Run(ctx context.Context, res *recipes.Resolved, o Options) (*Result, error)
 	}
 	built, err := builder.Build(ctx, res, builder.Options{
 		RegistryMirrors: o.RegistryMirrors,
+		Offline:         o.Offline,
 		Fetcher:         o.Fetcher,
 		CacheDir:        o.CacheDir,
 		Compression:     o.Compression,

@@ -13,6 +13,10 @@ const (
 	// image that starts `kubeadm join` as soon as the rendered join file appears
 	// under /run/prebake/ (value: the unit name, e.g. "prebake-join.path").
 	AnnotationJoinUnit = "dev.prebake.join-unit"
+	// AnnotationInitUnit, when set, names the systemd path unit that runs
+	// `kubeadm init` as soon as `prebake render --init`'s configuration
+	// appears (a control-plane image; e.g. "prebake-init.path").
+	AnnotationInitUnit = "dev.prebake.init-unit"
 	// AnnotationOSPackages lists, comma-separated, the packages the base OS
 	// must provide (conntrack, socat, …).
 	AnnotationOSPackages = "dev.prebake.os-packages"

@@ -5,11 +5,12 @@
 #
 # Usage: hack/real/build.sh [NAME...]     (default: all)
 # Names: kubeadm kubelet kubectl kube-apiserver kube-controller-manager
-#        kube-scheduler etcd containerd runc cni crictl
+#        kube-scheduler kube-proxy etcd coredns containerd runc cni crictl
 # Prints nothing on stdout but the cache directory of each NAME, one a line.
 #
 # Versions (environment): K8S_VERSION=1.36.3 ETCD_VERSION=3.6.8
 # CONTAINERD_VERSION=2.3.4 RUNC_VERSION=1.4.3 CNI_VERSION=1.9.1 CRICTL_VERSION=1.36.0
+# COREDNS_VERSION=1.14.2
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -20,13 +21,14 @@ CONTAINERD_VERSION=${CONTAINERD_VERSION:-2.3.4}
 RUNC_VERSION=${RUNC_VERSION:-1.4.3}
 CNI_VERSION=${CNI_VERSION:-1.9.1}
 CRICTL_VERSION=${CRICTL_VERSION:-1.36.0}
+COREDNS_VERSION=${COREDNS_VERSION:-1.14.2}
 # Fixed build date: the same sources give the same bytes on every machine.
 BUILD_DATE=2026-01-01T00:00:00Z
 export GOFLAGS=-buildvcs=false CGO_ENABLED=0
 mkdir -p "$CACHE"
 log() { echo "real: $*" >&2; }
 
-K8S_CMDS=(kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler)
+K8S_CMDS=(kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler kube-proxy)
 CNI_PLUGINS=(main/bridge main/loopback main/ptp main/host-device main/macvlan main/ipvlan main/vlan
   ipam/host-local ipam/static ipam/dhcp meta/portmap meta/bandwidth meta/firewall meta/tuning meta/sbr)
 
@@ -72,8 +74,9 @@ k8s_ldflags() {
 build_one() {
   local name=$1 out tmp
   case $name in
-    kubeadm|kubelet|kubectl|kube-apiserver|kube-controller-manager|kube-scheduler)
+    kubeadm|kubelet|kubectl|kube-apiserver|kube-controller-manager|kube-scheduler|kube-proxy)
       out=$CACHE/$name-v$K8S_VERSION ;;
+    coredns) out=$CACHE/coredns-v$COREDNS_VERSION ;;
     etcd) out=$CACHE/etcd-v$ETCD_VERSION ;;
     containerd) out=$CACHE/containerd-v$CONTAINERD_VERSION ;;
     runc) out=$CACHE/runc-v$RUNC_VERSION ;;
@@ -130,6 +133,12 @@ build_one() {
       (cd "$dir" && GOFLAGS="$GOFLAGS -mod=mod" go build -trimpath \
         -ldflags "-s -w -buildid= -X sigs.k8s.io/cri-tools/pkg/version.Version=v$CRICTL_VERSION" \
         -o "$tmp/crictl" sigs.k8s.io/cri-tools/cmd/crictl) ;;
+    coredns)
+      local dir=$CACHE/src/coredns-v$COREDNS_VERSION
+      wrapper "$dir" "github.com/coredns/coredns@v$COREDNS_VERSION"
+      (cd "$dir" && GOFLAGS="$GOFLAGS -mod=mod" go build -trimpath \
+        -ldflags "-s -w -buildid= -X github.com/coredns/coredns/coremain.GitCommit=v$COREDNS_VERSION" \
+        -o "$tmp/coredns" github.com/coredns/coredns) ;;
   esac
   touch "$tmp/.done"
   rm -rf "$out" && mv "$tmp" "$out"
@@ -140,4 +149,6 @@ build_one() {
 
 names=("$@")
 [ ${#names[@]} -eq 0 ] && names=(kubeadm containerd runc cni crictl kubelet kubectl etcd kube-apiserver kube-controller-manager kube-scheduler)
+# `hack/real/build.sh all`: also what only a control-plane image needs.
+[ "${names[*]}" = all ] && names=(kubeadm containerd runc cni crictl kubelet kubectl etcd kube-apiserver kube-controller-manager kube-scheduler kube-proxy coredns)
 for n in "${names[@]}"; do build_one "$n"; done

@@ -27,7 +27,7 @@ type fetchFlags struct {
 func (f *fetchFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.cacheDir, "cache-dir", "", "download and layer cache (default $XDG_CACHE_HOME/prebake)")
 	cmd.Flags().StringArrayVar(&f.mirrors, "mirror", nil, "rewrite source URLs starting with FROM to start with TO, FROM=TO (repeatable); without a scheme, FROM and TO are registries: pre-pulled images of registry FROM are pulled from TO (registry.k8s.io=127.0.0.1:5000)")
-	cmd.Flags().BoolVar(&f.offline, "offline", false, "use only the cache; fail on anything not in it")
+	cmd.Flags().BoolVar(&f.offline, "offline", false, "use only the cache; fail on anything not in it (pre-pulled images: only from a registry --mirror)")
 	cmd.Flags().IntVar(&f.jobs, "jobs", 0, "parallel downloads and layer builds (0: the number of CPUs)")
 	cmd.Flags().BoolVar(&f.allowFileSources, "allow-file-sources", false, "let file:// source URLs that no --mirror rewrites read local files")
 	cmd.Flags().DurationVar(&f.stallTimeout, "stall-timeout", fetch.DefaultStallTimeout, "retry a download that receives no byte for this long")
@@ -169,7 +169,7 @@ func buildOptions(a *app, ff *fetchFlags, prog progress.Func, compression, revis
 	return pipeline.Options{
 		Fetcher: fetcher, Compression: builder.Compression(compression), Jobs: ff.jobs, Revision: revision,
 		Output: output, Push: push, Insecure: insecure, SignKey: signKey, Password: a.keyPassword(), Progress: prog,
-		RegistryMirrors: regMirrors,
+		RegistryMirrors: regMirrors, Offline: ff.offline,
 	}, nil
 }
 

@@ -72,8 +72,12 @@ by hack/genlock; to lock other versions of one, copy its directory
 			if err != nil {
 				return err
 			}
+			regMirrors, err := ff.fetch().RegistryMirrors()
+			if err != nil {
+				return err
+			}
 			res, err := lock.Update(cmd.Context(), r, lock.Options{
-				Set: set, LockPath: lockFile, Fetcher: fetcher, Verify: verify, Jobs: ff.jobs, Progress: prog,
+				Set: set, LockPath: lockFile, Fetcher: fetcher, Verify: verify, Jobs: ff.jobs, Progress: prog, RegistryMirrors: regMirrors,
 			})
 			if err != nil {
 				return err
@@ -113,7 +117,7 @@ by hack/genlock; to lock other versions of one, copy its directory
 	cmd.Flags().BoolVar(&verify, "verify-downloads", true, "also download each new source and check it against its checksum file")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as one JSON object")
 	cmd.Flags().StringVar(&ff.cacheDir, "cache-dir", "", "download cache, shared with build (default $XDG_CACHE_HOME/prebake)")
-	cmd.Flags().StringArrayVar(&ff.mirrors, "mirror", nil, "rewrite source and checksum file URLs starting with FROM to start with TO, FROM=TO (repeatable)")
+	cmd.Flags().StringArrayVar(&ff.mirrors, "mirror", nil, "rewrite source and checksum file URLs starting with FROM to start with TO, FROM=TO (repeatable); without a scheme, FROM and TO are registries: image tags of registry FROM are resolved at TO (registry.k8s.io=127.0.0.1:5000)")
 	cmd.Flags().IntVar(&ff.jobs, "jobs", 0, "parallel lookups and downloads (0: 4)")
 	cmd.Flags().BoolVar(&ff.allowFileSources, "allow-file-sources", false, "let file:// source URLs that no --mirror rewrites read local files")
 	return cmd

@@ -21,6 +21,8 @@ type renderFlags struct {
 	image         string
 	kubernetes    string
 	joinUnit      string
+	initUnit      string
+	init          bool
 	agent         bool
 	platform      string
 	format        string
@@ -55,6 +57,18 @@ joins early in boot and cloud-init stands down; without the agent, cloud-init
 joins from the same document (docs/agent.md). Either way /run/cluster-api/bootstrap-success.complete is
 written when the join succeeds.
 
+With --init the spec is the first control plane's: the output runs kubeadm
+init with an InitConfiguration and a ClusterConfiguration (same API versions)
+instead of joining. It needs no bootstrap token or CA pin (a token given is
+created by the init, so that joins rendered with it work); cluster.caKeyFile
+with caCertFile makes it use that CA (written 0600 under /etc/kubernetes/pki,
+so render the joins' pins before it boots), and node.certificateKey uploads
+the control-plane certificates for control-plane joins. When the image declares
+an init unit (dev.prebake.init-unit) only files are written and the unit runs
+kubeadm init as soon as /run/prebake/kubeadm-init.yaml appears; otherwise a
+runcmd script does. cloud-config and mime only. Such user-data holds the CA
+key: deliver it with --bootstrap-url (docs/cluster.md).
+
 Formats: cloud-config (default), mime (multipart: the cloud-config plus the
 join script), ignition (spec 3.3.0, for Flatcar). --gzip compresses
 deterministically. The same input always gives the same bytes.
@@ -82,6 +96,9 @@ URL/TOKEN (cloud-init #include; Ignition config.replace). Serve DIR with
   # a fleet, gzipped, checked against the AWS user-data limit
   prebake render fleet.yaml --kubernetes 1.36.4 --gzip --max-size aws -o out/
 
+  # the first control plane, with a CA of your own (its joins' pins known in advance)
+  prebake render cp-1.yaml --init --image registry.example.com/nodes/k8s-cp@sha256:… -o cp-1.yaml
+
   # Flatcar
   prebake render node.yaml --kubernetes 1.36.4 --format ignition -o node.ign
 
@@ -98,6 +115,8 @@ URL/TOKEN (cloud-init #include; Ignition config.replace). Serve DIR with
 	fl.StringVar(&f.image, "image", "", "the image the nodes boot, REF@sha256:…; its annotations give the Kubernetes version and join unit (overrides the spec's image)")
 	fl.StringVar(&f.kubernetes, "kubernetes", "", "Kubernetes version X.Y.Z, instead of reading it from the image")
 	fl.StringVar(&f.joinUnit, "join-unit", "", "with --kubernetes: the image's join unit (e.g. prebake-join.path); empty joins through runcmd")
+	fl.BoolVar(&f.init, "init", false, "render the first control plane: kubeadm init (InitConfiguration + ClusterConfiguration) instead of a join")
+	fl.StringVar(&f.initUnit, "init-unit", "", "with --init and --kubernetes: the image's init unit (e.g. prebake-init.path); empty runs kubeadm init through runcmd")
 	fl.BoolVar(&f.agent, "agent", false, "with --kubernetes: add the prebake-agent block (the image bakes prebake-agent; with an image, read from its dev.prebake.agent annotation)")
 	fl.StringVar(&f.platform, "platform", "", "os/arch of the image to read annotations from when --image is an index (default: its first image)")
 	fl.StringVar(&f.format, "format", string(cloudinit.FormatCloudConfig), "output format: cloud-config, mime or ignition")
@@ -113,8 +132,8 @@ URL/TOKEN (cloud-init #include; Ignition config.replace). Serve DIR with
 
 // imageInfo is what the renderer needs from an image's annotations.
 type imageInfo struct {
-	kubernetes, joinUnit string
-	agent                bool
+	kubernetes, joinUnit, initUnit string
+	agent                          bool
 }
 
 func runRender(cmd *cobra.Command, a *app, f *renderFlags, args []string) error {
@@ -138,6 +157,12 @@ func runRender(cmd *cobra.Command, a *app, f *renderFlags, args []string) error 
 	if f.joinUnit != "" && f.kubernetes == "" {
 		return fmt.Errorf("--join-unit goes with --kubernetes (with an image, the join unit is read from its annotations)")
 	}
+	if f.initUnit != "" && (!f.init || f.kubernetes == "") {
+		return fmt.Errorf("--init-unit goes with --init and --kubernetes (with an image, the init unit is read from its annotations)")
+	}
+	if f.init && f.agent {
+		return fmt.Errorf("--agent joins; --init initializes the first control plane (give one)")
+	}
 	if (f.bootstrapURL == "") != (f.bootstrapDir == "") {
 		return fmt.Errorf("--bootstrap-url and --bootstrap-dir go together")
 	}
@@ -151,7 +176,11 @@ func runRender(cmd *cobra.Command, a *app, f *renderFlags, args []string) error 
 	var specs []*cloudinit.NodeConfig
 	var problems []cloudinit.Problem
 	for _, p := range args {
-		s, err := cloudinit.Load(p)
+		load := cloudinit.Load
+		if f.init {
+			load = cloudinit.LoadInit
+		}
+		s, err := load(p)
 		if err != nil {
 			var se *cloudinit.SpecError
 			if errors.As(err, &se) {
@@ -175,6 +204,9 @@ func runRender(cmd *cobra.Command, a *app, f *renderFlags, args []string) error 
 		}
 		seen[s.Node.Name] = true
 	}
+	if f.init && len(specs) > 1 {
+		return fmt.Errorf("--init renders one node, the first control plane; got %d (render the others as joins)", len(specs))
+	}
 	if len(specs) > 1 && f.output == "" {
 		return fmt.Errorf("%d nodes: give -o DIR to write one file per node", len(specs))
 	}
@@ -196,7 +228,8 @@ func runRender(cmd *cobra.Command, a *app, f *renderFlags, args []string) error 
 		if err != nil {
 			return imageInfo{}, fmt.Errorf("reading annotations of %s: %w", ref, err)
 		}
-		ii := imageInfo{kubernetes: ann[recipes.AnnotationKubernetesVersion], joinUnit: ann[recipes.AnnotationJoinUnit], agent: ann[cloudinit.AnnotationAgent] != ""}
+		ii := imageInfo{kubernetes: ann[recipes.AnnotationKubernetesVersion], joinUnit: ann[recipes.AnnotationJoinUnit],
+			initUnit: ann[recipes.AnnotationInitUnit], agent: ann[cloudinit.AnnotationAgent] != ""}
 		if ii.kubernetes == "" {
 			return imageInfo{}, fmt.Errorf("image %s has no %s annotation: pass --kubernetes", ref, recipes.AnnotationKubernetesVersion)
 		}
@@ -208,6 +241,7 @@ func runRender(cmd *cobra.Command, a *app, f *renderFlags, args []string) error 
 		Gzip:                          f.gzip,
 		MaxSize:                       limit,
 		AllowUnsafeSkipCAVerification: f.allowUnsafeCA,
+		Init:                          f.init,
 	}
 	if f.bootstrapURL != "" {
 		// The full document is fetched at boot: stored uncompressed and
@@ -219,7 +253,7 @@ func runRender(cmd *cobra.Command, a *app, f *renderFlags, args []string) error 
 		o := base
 		switch {
 		case f.kubernetes != "":
-			o.KubernetesVersion, o.JoinUnit, o.Agent = f.kubernetes, f.joinUnit, f.agent
+			o.KubernetesVersion, o.JoinUnit, o.Agent, o.InitUnit = f.kubernetes, f.joinUnit, f.agent, f.initUnit
 		case f.image != "" || s.Image != "":
 			ref := f.image
 			if ref == "" {
@@ -230,6 +264,9 @@ func runRender(cmd *cobra.Command, a *app, f *renderFlags, args []string) error 
 				return err
 			}
 			o.KubernetesVersion, o.JoinUnit, o.Agent = ii.kubernetes, ii.joinUnit, ii.agent
+			if f.init {
+				o.JoinUnit, o.Agent, o.InitUnit = "", false, ii.initUnit
+			}
 		default:
 			return fmt.Errorf("node %s: no Kubernetes version: pass --image REF@DIGEST or --kubernetes X.Y.Z, or set image in the spec", s.Node.Name)
 		}
