@@ -73,11 +73,15 @@ prebake / baseline for Node Ready.
 | date | accelerator | kernel | join start | Node created | Node Ready | Pod Running | ratio (Ready) | fetched at boot (prebake / baseline) | load (1 min) | run |
 |---|---|---|---|---|---|---|---|---|---|---|
 """
-    i = text.index(head)
-    j = text.find("\n## ", i + 1)
-    end = len(text) if j < 0 else j
-    section = text[i:end].rstrip("\n") + "\n" + row
-    text = text[:i] + section + ("\n" + text[end:].lstrip("\n") if j >= 0 else "")
+    # The row goes after the last row of the section's table (other
+    # sections, such as e2e-boot's, may follow the table under this heading).
+    i = text.index("| date | accelerator |", text.index(head))
+    lines = text[i:].split("\n")
+    n = 0
+    while n < len(lines) and lines[n].startswith("|"):
+        n += 1
+    at = i + sum(len(l) + 1 for l in lines[:n])
+    text = text[:at] + row + text[at:]
     with open(bench + ".tmp", "w") as f:
         f.write(text)
     os.replace(bench + ".tmp", bench)
