@@ -94,13 +94,7 @@ func initConfiguration(apiVersion string, kv KubeVersion, nc *NodeConfig) ([]byt
 	var ic any
 	switch apiVersion {
 	case kubeadmV1beta3:
-		var m map[string]string
-		if len(args) > 0 {
-			m = make(map[string]string, len(args))
-			for _, a := range args {
-				m[a[0]] = a[1]
-			}
-		}
+		m := argsMap(args)
 		ic = &initConfigurationV1beta3{
 			typeMeta:         typeMeta{APIVersion: apiVersion, Kind: "InitConfiguration"},
 			BootstrapTokens:  tokens,

@@ -196,6 +196,18 @@ type joinInput struct {
 	unsafeCA bool
 }
 
+// argsMap is kubeletArgs as v1beta3's kubeletExtraArgs map (nil when empty).
+func argsMap(args [][2]string) map[string]string {
+	if len(args) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(args))
+	for _, a := range args {
+		m[a[0]] = a[1]
+	}
+	return m
+}
+
 // kubeletArgs returns the kubelet flags a node needs, sorted by name.
 func kubeletArgs(n *Node) [][2]string {
 	args := make([][2]string, 0, len(n.KubeletExtraArgs)+2)
@@ -272,13 +284,7 @@ func joinObject(apiVersion string, in joinInput) (any, error) {
 	var v any
 	switch apiVersion {
 	case kubeadmV1beta3:
-		var m map[string]string
-		if len(args) > 0 {
-			m = make(map[string]string, len(args))
-			for _, a := range args {
-				m[a[0]] = a[1]
-			}
-		}
+		m := argsMap(args)
 		v = &joinConfigurationV1beta3{
 			typeMeta: typeMeta{APIVersion: apiVersion, Kind: "JoinConfiguration"},
 			NodeRegistration: nodeRegistrationV1beta3{
