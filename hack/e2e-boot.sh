@@ -27,32 +27,9 @@
 # BOOT_TIMEOUT=900 (seconds per boot), BENCH_APPEND=1 (append to docs/benchmarks.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
-START=$(date +%s)
-OUT=$ROOT/_out/boot
-CACHE=$ROOT/.cache/boot
+NAME=boot
+. hack/e2e-setup.sh
 SCALE=${STANDIN_SCALE:-100}
-mkdir -p "$OUT" "$CACHE"
-export PATH="$ROOT/.cache/tools/bin:$PATH" GOFLAGS=-buildvcs=false
-log() { printf '\n\033[1m== %s\033[0m (%ss)\n' "$*" "$(( $(date +%s) - START ))" >&2; }
-
-log "tools"
-hack/tools.sh sgdisk mcopy mmd mkfs.vfat mkfs.ext4 debugfs qemu-img objcopy
-need=()
-command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
-command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
-[ -e /usr/share/OVMF/OVMF_CODE_4M.fd ] || need+=(ovmf)
-command -v cloud-localds >/dev/null || need+=(cloud-image-utils)
-if [ ${#need[@]} -gt 0 ]; then
-  sudo=; [ "$(id -u)" -ne 0 ] && sudo=sudo
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
-# A private copy of the binary: `make clean` elsewhere must not pull it away
-# mid-run (the same goes for _out/boot, recreated before each write).
-make -s build >/dev/null
-mkdir -p "$CACHE/bin" && cp bin/prebake bin/prebake-serve "$CACHE/bin/"   # serve runs prebake-serve from beside prebake
-PREBAKE=${PREBAKE:-$CACHE/bin/prebake}
 
 log "Debian 12 base with the image's osPackages"
 BASE=$(BASE_PACKAGES="$(hack/boot/ospackages.py recipes/catalog/kubernetes-node/recipe.yaml)" hack/boot/base.sh)

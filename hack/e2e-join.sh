@@ -21,30 +21,9 @@
 # Environment: K8S_VERSION=1.36.3 BOOT_TIMEOUT=900 BENCH_APPEND=1 (table in docs/benchmarks.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
-START=$(date +%s)
-OUT=$ROOT/_out/join
-CACHE=$ROOT/.cache/join
+NAME=join
+. hack/e2e-setup.sh
 export K8S_VERSION=${K8S_VERSION:-1.36.3}
-mkdir -p "$OUT" "$CACHE"
-export PATH="$ROOT/.cache/tools/bin:$PATH" GOFLAGS=-buildvcs=false
-log() { printf '\n\033[1m== %s\033[0m (%ss)\n' "$*" "$(( $(date +%s) - START ))" >&2; }
-
-log "tools"
-hack/tools.sh sgdisk mcopy mmd mkfs.vfat mkfs.ext4 debugfs qemu-img objcopy openssl
-need=()
-command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
-command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
-[ -e /usr/share/OVMF/OVMF_CODE_4M.fd ] || need+=(ovmf)
-command -v cloud-localds >/dev/null || need+=(cloud-image-utils)
-if [ ${#need[@]} -gt 0 ]; then
-  sudo=; [ "$(id -u)" -ne 0 ] && sudo=sudo
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
-make -s build >/dev/null
-mkdir -p "$CACHE/bin" && cp bin/prebake bin/prebake-serve "$CACHE/bin/"   # serve runs prebake-serve from beside prebake
-PREBAKE=$CACHE/bin/prebake
 
 log "real binaries (source builds, cached by version)"
 t=$(date +%s)
