@@ -190,7 +190,7 @@ func TestImagesComponent(t *testing.T) {
 		files := layerFiles(t, layers[1])
 		unit := string(files["/etc/systemd/system/prebake-images.service"])
 		for _, w := range []string{"Before=kubelet.service", "After=containerd.service",
-			"ExecStart=ctr -n k8s.io images import /var/lib/prebake/images/" + strings.ReplaceAll(host, ":", "_") + "_pause_3.10.1.tar"} {
+			"ctr -n k8s.io images import /var/lib/prebake/images/" + strings.ReplaceAll(host, ":", "_") + "_pause_3.10.1.tar & p0=$$!"} {
 			if !strings.Contains(unit, w) {
 				t.Errorf("%s: unit lacks %q:\n%s", p.Platform, w, unit)
 			}
@@ -278,7 +278,8 @@ func archiveIndex(t *testing.T, b []byte) v1.IndexManifest {
 }
 
 // The archives import into a real containerd with the command the unit
-// runs (ctr -n k8s.io images import FILE), under the image's reference.
+// runs (every `ctr -n k8s.io images import FILE` at once), under the image's
+// reference; a missing archive fails the unit.
 func TestImagesImportIntoContainerd(t *testing.T) {
 	containerd, ctr := testenv.Tool(t, "containerd"), testenv.Tool(t, "ctr")
 	testenv.Root(t, "containerd")
@@ -344,19 +345,42 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 	if !ready {
 		t.Fatalf("containerd did not start:\n%s", logs.String())
 	}
+	// The unit's own command, as systemd would run it: its archives under a
+	// copy of the images directory, ctr pointed at this containerd.
+	script := importScript(t, string(files["/etc/systemd/system/"+recipes.ImagesUnit]))
+	images := filepath.Join(dir, "images")
+	bin := filepath.Join(dir, "bin")
+	for _, d := range []string{images, bin} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(bin, "ctr"), []byte("#!/bin/sh\nexec "+ctr+" --address "+sock+" \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	runUnit := func() ([]byte, error) {
+		c := exec.Command("/bin/sh", "-ec", strings.ReplaceAll(script, recipes.ImagesDir, images))
+		c.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+		return c.CombinedOutput()
+	}
+	// One archive missing: the unit fails, though the other import succeeds.
+	if out, err := runUnit(); err == nil {
+		t.Fatalf("the import unit succeeded with no archives on disk:\n%s", out)
+	}
+	for _, ref := range []string{host + "/pause:3.10.1", host + "/coredns/coredns:v1.12.1"} {
+		name := recipes.ImageArchiveName(ref)
+		if err := os.WriteFile(filepath.Join(images, name), files[recipes.ImagesDir+"/"+name], 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := runUnit(); err != nil {
+		t.Fatalf("the import unit: %v\n%s\ncontainerd:\n%s", err, out, logs.String())
+	}
 	for _, im := range []struct{ ref, child string }{
 		{host + "/pause:3.10.1", pauseChildren[arch]},
 		{host + "/coredns/coredns:v1.12.1", corednsChildren[arch]},
 	} {
-		file := filepath.Join(dir, "image.tar")
-		if err := os.WriteFile(file, files[recipes.ImagesDir+"/"+recipes.ImageArchiveName(im.ref)], 0o644); err != nil {
-			t.Fatal(err)
-		}
-		out, err := exec.Command(ctr, "--address", sock, "-n", "k8s.io", "images", "import", file).CombinedOutput()
-		if err != nil {
-			t.Fatalf("ctr images import %s: %v\n%s\ncontainerd:\n%s", im.ref, err, out, logs.String())
-		}
-		out, err = exec.Command(ctr, "--address", sock, "-n", "k8s.io", "images", "ls").CombinedOutput()
+		out, err := exec.Command(ctr, "--address", sock, "-n", "k8s.io", "images", "ls").CombinedOutput()
 		if err != nil {
 			t.Fatalf("ctr images ls: %v\n%s", err, out)
 		}
@@ -442,4 +466,17 @@ func TestImagesOffline(t *testing.T) {
 	if n := asked.Load(); n != 0 {
 		t.Fatalf("offline with a mirror: the named registry was asked %d times", n)
 	}
+}
+
+// importScript is the shell script of the images unit's ExecStart, with
+// systemd's $$ escapes undone.
+func importScript(t *testing.T, unit string) string {
+	t.Helper()
+	for _, line := range strings.Split(unit, "\n") {
+		if rest, ok := strings.CutPrefix(line, "ExecStart=/bin/sh -ec '"); ok && strings.HasSuffix(rest, "'") {
+			return strings.ReplaceAll(strings.TrimSuffix(rest, "'"), "$$", "$")
+		}
+	}
+	t.Fatalf("no ExecStart=/bin/sh -ec '…' in the unit:\n%s", unit)
+	return ""
 }

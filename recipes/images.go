@@ -95,23 +95,34 @@ func (r *Recipe) resolveImages(cf string, c Component, rc *ResolvedComponent, os
 			p.add(f+".digest", "missing digest for image %s: add digest or a lock images entry", ref)
 		}
 		rc.Images = append(rc.Images, ri)
-		exec = append(exec, "ExecStart=ctr -n k8s.io images import "+ri.Path)
+		exec = append(exec, fmt.Sprintf("ctr -n k8s.io images import %s & p%d=$$!", ri.Path, len(exec)))
+	}
+	var wait []string
+	for i := range exec {
+		wait = append(wait, fmt.Sprintf("wait $$p%d", i))
 	}
 	unit := fmt.Sprintf(`# installed by prebake, component %s
 [Unit]
 Description=Import the container images prebake pre-pulled into containerd
+# Early boot, like containerd.service: on a cloud-init base the default
+# dependencies (sysinit.target, basic.target) wait for cloud-init's first
+# stages, and the import needs only containerd and the disk.
+DefaultDependencies=no
 Requires=containerd.service
-After=containerd.service
-Before=kubelet.service
+After=containerd.service local-fs.target
+Before=kubelet.service shutdown.target
+Conflicts=shutdown.target
 
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-%s
+# Every archive at once (an import is decompression and hashing, one core
+# each); the unit fails if any import fails.
+ExecStart=/bin/sh -ec '%s; %s'
 
 [Install]
 WantedBy=multi-user.target
-`, c.Name, strings.Join(exec, "\n"))
+`, c.Name, strings.Join(exec, "; "), strings.Join(wait, "; "))
 	rc.Files = append(rc.Files,
 		ResolvedFile{Path: "/etc/systemd/system/" + ImagesUnit, Mode: 0o644, Content: unit},
 		ResolvedFile{Path: "/etc/systemd/system/multi-user.target.wants/" + ImagesUnit, Target: "/etc/systemd/system/" + ImagesUnit},

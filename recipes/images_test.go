@@ -42,8 +42,10 @@ func TestImagesResolve(t *testing.T) {
 		t.Fatalf("files %+v", c.Files)
 	}
 	unit := c.Files[1].Content
-	for _, w := range []string{"Before=kubelet.service", "After=containerd.service", "Type=oneshot",
-		"ExecStart=ctr -n k8s.io images import /var/lib/prebake/images/registry.k8s.io_pause_3.10.1.tar\nExecStart=ctr -n k8s.io images import /var/lib/prebake/images/registry.k8s.io_coredns_coredns_v1.12.1.tar\n"} {
+	for _, w := range []string{"Before=kubelet.service shutdown.target", "After=containerd.service local-fs.target", "Type=oneshot",
+		"DefaultDependencies=no",
+		"ExecStart=/bin/sh -ec 'ctr -n k8s.io images import /var/lib/prebake/images/registry.k8s.io_pause_3.10.1.tar & p0=$$!; " +
+			"ctr -n k8s.io images import /var/lib/prebake/images/registry.k8s.io_coredns_coredns_v1.12.1.tar & p1=$$!; wait $$p0; wait $$p1'\n"} {
 		if !strings.Contains(unit, w) {
 			t.Errorf("unit lacks %q:\n%s", w, unit)
 		}
