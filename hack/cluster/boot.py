@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
 """Boots the two machines of `make e2e-cluster` under qemu (UEFI, NoCloud
-seeds) at the same time and records, per machine, in seconds since its qemu
-started: the kernel, the init or join unit's start (serial console, then the
+seeds) and records, per machine, in seconds since its qemu started: the kernel, the init or join unit's start (serial console, then the
 journal), and from the API server (polled every 0.5 s through a loopback port
 forward to the control plane): the API server healthy (/readyz), the Node
 object, Node Ready; and the test Pod (created as soon as the API answers,
 nodeSelector on the worker) Running.
+
+The worker starts when the control plane's API server first answers
+(--worker-after api), or together with it (--worker-after 0): with two
+emulated machines on two host cores, a worker booting beside `kubeadm init`
+only slows the init down, and it cannot join before the API answers anyway.
+Disk writes go to a throw-away overlay (snapshot=on) with cache=unsafe:
+etcd's fsyncs reach no host disk (the machines are discarded at the end).
 
 Networks: each machine has a user network with restrict=on (no route out of
 the machine: nothing can be downloaded) and a private qemu socket network
@@ -26,6 +32,7 @@ for a in ["--cp-disk", "--worker-disk", "--cp-seed", "--worker-seed", "--ca", "-
     ap.add_argument(a, required=True)
 ap.add_argument("--timeout", type=float, default=1800)
 ap.add_argument("--diagnose-after", type=float, default=600)
+ap.add_argument("--worker-after", default="api", choices=["api", "0"])
 args = ap.parse_args()
 
 OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
@@ -98,7 +105,7 @@ class Machine:
                     "-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
                     "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
                     "-drive", f"if=pflash,format=raw,file={vars_fd}",
-                    "-drive", f"file={m['disk']},if=virtio,format=qcow2,snapshot=on",
+                    "-drive", f"file={m['disk']},if=virtio,format=qcow2,snapshot=on,cache=unsafe",
                     "-drive", f"file={m['seed']},if=virtio,format=raw,readonly=on",
                     "-netdev", m["user"], "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56",
                     "-netdev", m["sock"], "-device", f"virtio-net-pci,netdev=n1,mac={m['mac']}"]
@@ -160,9 +167,10 @@ class Machine:
 
 machines = {n: Machine(n, m) for n, m in MACHINES.items()}
 machines["cp"].start()
-time.sleep(1)  # the socket network's listening end first
-machines["worker"].start()
 cp, wk = machines["cp"], machines["worker"]
+if args.worker_after == "0":
+    time.sleep(1)  # the socket network's listening end first
+    wk.start()
 
 POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hello", "namespace": "default"},
        "spec": {"nodeSelector": {"kubernetes.io/hostname": "worker-1"}, "automountServiceAccountToken": False,
@@ -170,18 +178,24 @@ POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hello", "namespa
 pod_created = False
 deadline = time.time() + args.timeout
 ok = False
-while time.time() < deadline and all(m.proc.poll() is None for m in machines.values()):
+def started():
+    return [m for m in machines.values() if hasattr(m, "proc")]
+
+while time.time() < deadline and all(m.proc.poll() is None for m in started()):
     now = time.time()
     status, body = api("/readyz")
     if status == 200:
         cp.events.setdefault("apiServerHealthy", cp.at(now))
+    if not hasattr(wk, "proc") and (status is not None or "apiServerHealthy" in cp.events):
+        wk.start()
+        cp.events.setdefault("workerStarted", cp.at(wk.t0))
     if "apiServerHealthy" in cp.events:
         if not pod_created:
             st, _ = api("/api/v1/namespaces/default/pods", POD)
             pod_created = st in (201, 409)
             if pod_created:
                 cp.events.setdefault("podCreated", cp.at(now))
-        for m in machines.values():
+        for m in started():
             st, node = api(f"/api/v1/nodes/{m.m['node']}")
             if st == 200 and node:
                 m.events.setdefault("nodeCreated", m.at(now))
@@ -212,13 +226,13 @@ nodes_summary = [{"name": n["metadata"]["name"], "kubelet": n["status"]["nodeInf
                   "ready": any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))}
                  for n in (nodes or {}).get("items", [])]
 pulls_k8s = len((pull_events or {}).get("items", [])) if isinstance(pull_events, dict) else None
-threads = [threading.Thread(target=m.journal) for m in machines.values() if m.proc.poll() is None]
+threads = [threading.Thread(target=m.journal) for m in started() if m.proc.poll() is None]
 for th in threads:
     th.start()
 for th in threads:
     th.join()
 done.set()
-for m in machines.values():
+for m in started():
     m.proc.kill()
     m.proc.wait()
 shutil.rmtree(work, ignore_errors=True)
@@ -251,7 +265,7 @@ for n, m in machines.items():
     if starts and (key not in ev or min(starts) < ev[key]):
         ev[key] = min(starts)
     res["machines"][n] = {"disk": os.path.basename(m.m["disk"]), "memoryMiB": int(m.m["memory"]), "node": m.m["node"],
-                          "secondsSinceQemuStart": ev, "journalPullLines": m.pull_lines, "qemuExit": m.proc.returncode}
+                          "secondsSinceQemuStart": ev, "journalPullLines": m.pull_lines, "qemuExit": m.proc.returncode if hasattr(m, "proc") else None}
 with open(os.path.join(args.out, "cluster.json"), "w") as f:
     json.dump(res, f, indent=2)
     f.write("\n")

@@ -15,7 +15,8 @@
 #   4. prebake export of both over a Debian base
 #   5. a CA, a token and user-data: `prebake render --init` for the control
 #      plane, `prebake render` (pinned to the CA) for the worker
-#   6. both machines under qemu (hack/cluster/boot.py): guest to guest on a
+#   6. both machines under qemu (hack/cluster/boot.py; the worker starts when
+#      the control plane's API server answers): guest to guest on a
 #      private qemu socket network (192.0.2.0/24, TEST-NET-1), each machine's
 #      user network `restrict=on` (no way out), the API server reached by the
 #      host through a loopback port forward; results
@@ -190,10 +191,9 @@ umask 022
 
 log "user-data: render --init (control plane), render (worker)"
 "$PREBAKE" render "$W/cp.yaml" --init --image "$CP_IMAGE" -o "$W/user-data.cp"
-# The worker joins through the image's cloud-init join unit (--join-unit,
-# no --agent): under TCG on a loaded host the agent's early join reached
-# kubeadm's CRI check before containerd answered (docs/cluster.md).
-"$PREBAKE" render "$W/worker.yaml" --kubernetes "$K8S_VERSION" --join-unit prebake-join.path -o "$W/user-data.worker"
+# The worker's user-data as a provisioner writes it: read from its image
+# (join unit and prebake-agent from the annotations), so the agent joins.
+"$PREBAKE" render "$W/worker.yaml" --image "$WK_IMAGE" -o "$W/user-data.worker"
 for v in cp worker; do
   ip=$CP_IP mac=52:54:00:12:00:10; [ $v = worker ] && { ip=$WK_IP; mac=52:54:00:12:00:11; }
   printf 'instance-id: e2e-cluster-%s\nlocal-hostname: %s\n' "$v" "$v" >"$W/meta-data.$v"
