@@ -47,6 +47,7 @@ type initConfigurationV1beta3 struct {
 	NodeRegistration nodeRegistrationV1beta3 `json:"nodeRegistration,omitempty"`
 	LocalAPIEndpoint apiEndpoint             `json:"localAPIEndpoint,omitempty"`
 	CertificateKey   string                  `json:"certificateKey,omitempty"`
+	Patches          *patches                `json:"patches,omitempty"`
 }
 
 type initConfigurationV1beta4 struct {
@@ -55,6 +56,7 @@ type initConfigurationV1beta4 struct {
 	NodeRegistration nodeRegistrationV1beta4 `json:"nodeRegistration,omitempty"`
 	LocalAPIEndpoint apiEndpoint             `json:"localAPIEndpoint,omitempty"`
 	CertificateKey   string                  `json:"certificateKey,omitempty"`
+	Patches          *patches                `json:"patches,omitempty"`
 	Timeouts         *timeoutsV1beta4        `json:"timeouts,omitempty"`
 }
 
@@ -101,6 +103,7 @@ func initConfiguration(apiVersion string, kv KubeVersion, nc *NodeConfig) ([]byt
 			NodeRegistration: nodeRegistrationV1beta3{Name: n.Name, Taints: taints(n), KubeletExtraArgs: m},
 			LocalAPIEndpoint: ep,
 			CertificateKey:   n.CertificateKey,
+			Patches:          patchesConfig(n),
 		}
 	case kubeadmV1beta4:
 		var list []argV1beta4
@@ -117,6 +120,7 @@ func initConfiguration(apiVersion string, kv KubeVersion, nc *NodeConfig) ([]byt
 			NodeRegistration: nodeRegistrationV1beta4{Name: n.Name, Taints: taints(n), KubeletExtraArgs: list},
 			LocalAPIEndpoint: ep,
 			CertificateKey:   n.CertificateKey,
+			Patches:          patchesConfig(n),
 			Timeouts:         to,
 		}
 	default:

@@ -83,6 +83,7 @@ func TestInitConfigurationRealKubeadm(t *testing.T) {
 		"no-taints-labels-subnets": strings.Replace(strings.Replace(initSpec, "  podSubnet: 10.244.0.0/16\n",
 			"  podSubnet: 10.244.0.0/16\n  serviceSubnet: 10.112.0.0/12\n  clusterDomain: example.internal\n  imageRepository: registry.example.test/k8s\n", 1),
 			"  name: cp-1\n", "  name: cp-1\n  taints: []\n  labels: {node.kubernetes.io/pool: control}\n  maxPods: 64\n  bindPort: 8443\n  kubeletExtraArgs: {node-ip: 192.0.2.10}\n", 1),
+		"patches": initSpec + patchesSpec,
 	}
 	for minor, version := range catalogMinors(t) {
 		kubeadm := kubeadmFor(t, minor)
@@ -108,6 +109,9 @@ func TestInitConfigurationRealKubeadm(t *testing.T) {
 				res, err := exec.Command(kubeadm, "config", "validate", "--config", cfg).CombinedOutput()
 				if err != nil || strings.TrimSpace(string(res)) != "ok" {
 					t.Fatalf("kubeadm config validate: %v\n%s\n--- %s:\n%s", err, res, cfg, files[InitConfigPath]["content"])
+				}
+				if name == "patches" {
+					checkPatchApplied(t, kubeadm, files, cfg)
 				}
 			})
 		}
@@ -139,4 +143,64 @@ func mustVersion(t *testing.T, s string) KubeVersion {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// checkPatchApplied has the real kubeadm write the API server's static Pod
+// manifest (a dry run, into a temporary directory) with the rendered
+// patches, from a copy of the patch files: patchesSpec's startup probe must
+// be in it.
+func checkPatchApplied(t *testing.T, kubeadm string, files map[string]map[string]string, cfg string) {
+	t.Helper()
+	dir := t.TempDir()
+	patches, dry := filepath.Join(dir, "patches"), filepath.Join(dir, "dry")
+	for _, d := range []string{patches, dry} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	for path, f := range files {
+		if rest, ok := strings.CutPrefix(path, PatchesDir+"/"); ok {
+			if err := os.WriteFile(filepath.Join(patches, rest), []byte(f["content"]), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+	}
+	if n != 2 {
+		t.Fatalf("%d patch files under %s, want 2", n, PatchesDir)
+	}
+	data, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := filepath.Join(dir, "init.yaml")
+	if err := os.WriteFile(local, []byte(strings.Replace(string(data), "directory: "+PatchesDir, "directory: "+patches, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(kubeadm, "init", "phase", "control-plane", "apiserver", "--config", local, "--dry-run")
+	cmd.Env = append(os.Environ(), "KUBEADM_INIT_DRYRUN_DIR="+dry)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubeadm init phase control-plane apiserver --dry-run: %v\n%s", err, out)
+	}
+	manifest, err := os.ReadFile(filepath.Join(dry, "kube-apiserver.yaml"))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var pod struct {
+		Spec struct {
+			Containers []struct {
+				StartupProbe struct {
+					FailureThreshold int `yaml:"failureThreshold"`
+				} `yaml:"startupProbe"`
+			} `yaml:"containers"`
+		} `yaml:"spec"`
+	}
+	if err := yaml.Unmarshal(manifest, &pod); err != nil || len(pod.Spec.Containers) != 1 {
+		t.Fatalf("manifest: %v\n%s", err, manifest)
+	}
+	if got := pod.Spec.Containers[0].StartupProbe.FailureThreshold; got != 120 {
+		t.Errorf("startupProbe.failureThreshold %d, want the patch's 120; kubeadm said:\n%s", got, out)
+	}
 }

@@ -68,6 +68,20 @@ node:
   certificateKey: 0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f
 `
 
+// patchesSpec is initSpec's node.kubeadmPatches (appended to it): a longer
+// startup probe for the API server and a kubelet setting.
+const patchesSpec = `  kubeadmPatches:
+    - target: kube-apiserver
+      patch: |
+        spec:
+          containers:
+            - name: kube-apiserver
+              startupProbe: {failureThreshold: 120}
+    - target: kubeletconfiguration
+      type: merge
+      patch: '{"serializeImagePulls": false}'
+`
+
 // writtenFiles decodes a cloud-config's write_files by path.
 func writtenFiles(t testing.TB, doc []byte) (map[string]map[string]string, []string) {
 	t.Helper()
@@ -190,6 +204,11 @@ func TestRenderInitProblems(t *testing.T) {
 		"key-no-cert":  {strings.Replace(initSpec, "  caCertFile: ca.crt\n", "", 1), "cluster.caKeyFile", ErrRequired},
 		"bad-subnet":   {strings.Replace(initSpec, "10.244.0.0/16", "10.244.0.0", 1), "cluster.podSubnet", ErrInvalidValue},
 		"kubelet-mode": {strings.Replace(initSpec, "  name: cp-1\n", "  name: cp-1\n  joinMode: kubelet\n", 1), "node.joinMode", ErrInvalidValue},
+		"patch-target": {initSpec + "  kubeadmPatches: [{target: kube-proxy, patch: 'a: 1'}]\n", "node.kubeadmPatches[0].target", ErrInvalidValue},
+		"patch-type":   {initSpec + "  kubeadmPatches: [{target: etcd, type: jsonpatch, patch: 'a: 1'}]\n", "node.kubeadmPatches[0].type", ErrInvalidValue},
+		"patch-empty":  {initSpec + "  kubeadmPatches: [{target: etcd}]\n", "node.kubeadmPatches[0].patch", ErrRequired},
+		"patch-json":   {initSpec + "  kubeadmPatches: [{target: etcd, type: json, patch: 'a: 1'}]\n", "node.kubeadmPatches[0].patch", ErrInvalidValue},
+		"patch-yaml":   {initSpec + "  kubeadmPatches: [{target: etcd, patch: 'a: [1'}]\n", "node.kubeadmPatches[0].patch", ErrInvalidValue},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -232,5 +251,72 @@ func TestRenderInitProblems(t *testing.T) {
 	}
 	if strings.Contains(string(out), "--upload-certs") || strings.Contains(string(out), "/etc/kubernetes/pki") || strings.Contains(string(out), "bootstrapTokens") {
 		t.Errorf("minimal init:\n%s", out)
+	}
+}
+
+// Patches: files under PatchesDir in the spec's order, the directory in the
+// init and join configurations; a worker's join refuses control-plane
+// targets.
+func TestRenderKubeadmPatches(t *testing.T) {
+	dir := t.TempDir()
+	testCA(t, dir)
+	p := filepath.Join(dir, "cp.yaml")
+	if err := os.WriteFile(p, []byte(initSpec+patchesSpec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	specs, err := LoadInit(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"1.30.14", "1.36.3"} {
+		out, err := Render(specs[0], Options{KubernetesVersion: v, Init: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, _ := writtenFiles(t, out)
+		api := files[PatchesDir+"/kube-apiserver000+strategic.yaml"]
+		kubelet := files[PatchesDir+"/kubeletconfiguration001+merge.yaml"]
+		if !strings.Contains(api["content"], "failureThreshold: 120") || kubelet["content"] != "{\"serializeImagePulls\": false}\n" {
+			t.Errorf("%s: patch files %v %v", v, api, kubelet)
+		}
+		if !strings.Contains(files[InitConfigPath]["content"], "patches:\n  directory: "+PatchesDir+"\n") {
+			t.Errorf("%s: init configuration without the patches directory:\n%s", v, files[InitConfigPath]["content"])
+		}
+	}
+
+	worker := "apiVersion: prebake.dev/v1alpha1\nkind: NodeConfig\ncluster: {apiServerEndpoint: 192.0.2.10:6443, caCertFile: ca.crt, bootstrapToken: abcdef.0123456789abcdef}\nnode:\n  name: worker-1\n"
+	for name, c := range map[string]struct {
+		patches string
+		problem string
+	}{
+		"kubelet":       {"  kubeadmPatches: [{target: kubeletconfiguration, type: merge, patch: '{\"maxPods\": 50}'}]\n", ""},
+		"control-plane": {"  kubeadmPatches: [{target: etcd, patch: 'spec: {}'}]\n", "node.kubeadmPatches[0].target"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(dir, name+".yaml")
+			if err := os.WriteFile(p, []byte(worker+c.patches), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			specs, err := Load(p)
+			if c.problem != "" {
+				var se *SpecError
+				if !errors.As(err, &se) || !strings.Contains(err.Error(), c.problem) {
+					t.Fatalf("got %v, want a problem at %s", err, c.problem)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := Render(specs[0], Options{KubernetesVersion: "1.36.3"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			files, _ := writtenFiles(t, out)
+			if files[PatchesDir+"/kubeletconfiguration000+merge.yaml"] == nil ||
+				!strings.Contains(files[JoinConfigPath]["content"], "patches:\n  directory: "+PatchesDir+"\n") {
+				t.Errorf("join with patches:\n%s", out)
+			}
+		})
 	}
 }

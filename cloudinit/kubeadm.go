@@ -294,6 +294,7 @@ func joinObject(apiVersion string, in joinInput) (any, error) {
 			},
 			Discovery:    discoveryV1beta3{BootstrapToken: bt, Timeout: durationText(c.DiscoveryTimeout.Duration)},
 			ControlPlane: cp,
+			Patches:      patchesConfig(n),
 		}
 	case kubeadmV1beta4:
 		var list []argV1beta4
@@ -313,6 +314,7 @@ func joinObject(apiVersion string, in joinInput) (any, error) {
 			},
 			Discovery:    discoveryV1beta4{BootstrapToken: bt},
 			ControlPlane: cp,
+			Patches:      patchesConfig(n),
 			Timeouts:     to,
 		}
 	default:

@@ -415,6 +415,7 @@ func (d *doc) addFiles(nc *NodeConfig) {
 		}
 		d.files = append(d.files, outFile{path: f.Path, content: []byte(f.Content), mode: fileMode(f), owner: owner})
 	}
+	d.files = append(d.files, patchFiles(&nc.Node)...)
 }
 
 // buildInit is build for the first control plane: the CA (when given), the

@@ -158,6 +158,10 @@ type Node struct {
 	// kubelet's configuration and a bootstrap kubeconfig are written and
 	// the kubelet started; needs cluster.caCertFile). See docs/agent.md.
 	JoinMode string `yaml:"joinMode,omitempty"`
+	// KubeadmPatches are kubeadm patches for this node (the static Pod
+	// manifests, the kubelet's configuration, CoreDNS), kubeadm join and
+	// init only.
+	KubeadmPatches []KubeadmPatch `yaml:"kubeadmPatches,omitempty"`
 
 	taintsSet bool // taints key present (distinguishes [] from unset)
 }

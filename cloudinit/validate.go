@@ -74,6 +74,7 @@ func validate(nc *NodeConfig, ps *problems) (caHashes []string) {
 	}
 	caHashes = validateCluster(&nc.Cluster, nc.init, ps)
 	validateNode(&nc.Node, nc.init, ps)
+	validatePatches(&nc.Node, nc.init, ps)
 	validateJoinMode(nc, ps)
 	switch {
 	case nc.init:
