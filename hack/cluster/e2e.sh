@@ -164,13 +164,28 @@ cluster:
   caKeyFile: ca.key
   bootstrapToken: $TOKEN
   podSubnet: 10.244.0.0/16
-  initTimeout: 20m
+  initTimeout: 30m
 node:
   name: cp-1
   hostname: cp-1
   advertiseAddress: $CP_IP
   certificateKey: $CERT_KEY
   kubeletExtraArgs: {node-ip: $CP_IP}
+  # Under emulation the API server takes longer to answer than kubeadm's
+  # probes allow (startup ~4 min, liveness 80 s); killed and restarted, it
+  # starts over and never answers (seen here). Longer probes, through
+  # kubeadm patches (docs/render.md).
+  kubeadmPatches:
+$(for c in kube-apiserver kube-controller-manager kube-scheduler etcd; do cat <<PATCH
+    - target: $c
+      patch: |
+        spec:
+          containers:
+            - name: $c
+              startupProbe: {failureThreshold: 180, timeoutSeconds: 30}
+              livenessProbe: {failureThreshold: 30, timeoutSeconds: 30}
+PATCH
+done)
 YAML
 cat >"$W/worker.yaml" <<YAML
 apiVersion: prebake.dev/v1alpha1
