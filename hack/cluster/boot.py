@@ -67,7 +67,7 @@ def api(path, body=None):
         return None, None
 
 MACHINES = {
-    "cp": dict(disk=args.cp_disk, seed=args.cp_seed, memory="3072", mac="52:54:00:12:00:10",
+    "cp": dict(disk=args.cp_disk, seed=args.cp_seed, memory="4096", mac="52:54:00:12:00:10",
                user=f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{api_port}-:6443",
                sock=f"socket,id=n1,listen=127.0.0.1:{sock_port}", node="cp-1"),
     "worker": dict(disk=args.worker_disk, seed=args.worker_seed, memory="2048", mac="52:54:00:12:00:11",
@@ -87,7 +87,9 @@ done = threading.Event()
 DIAG = ("systemctl --no-pager --full status prebake-init.service prebake-join.service prebake-agent-join.service "
         "prebake-images.service containerd.service kubelet.service 2>&1 | cat; "
         "journalctl --no-pager -b -n 80 -u prebake-init.service -u prebake-join.service -u prebake-agent-join.service "
-        "-u kubelet.service 2>&1 | cat; crictl ps -a 2>&1 | cat; ip -br addr | cat\n")
+        "-u kubelet.service 2>&1 | cat; crictl ps -a 2>&1 | cat; ip -br addr | cat; free -m; cat /proc/loadavg; "
+        "top -b -n1 -o %CPU -w 200 | head -16; for c in kube-apiserver etcd; do i=$(crictl ps -q --name $c | head -1); "
+        "[ -n \"$i\" ] && crictl logs --tail 12 $i 2>&1 | cut -c1-240; done\n")
 JOURNAL = ("journalctl -o short-unix --no-pager -b | grep -E 'Starting prebake-init.service|Starting prebake-join.service|"
            "Starting prebake-agent-join.service|Running pre-flight checks' | sed 's/^/PREBAKE-JOURNAL /'; "
            "journalctl --no-pager -b | grep -c 'PullImage' | sed 's/^/PREBAKE-PULLS /'; echo PREBAKE-JOURNAL-END\n")
