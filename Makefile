@@ -108,10 +108,13 @@ clean:
 # its go-cty replace stay out of the CLI's dependency graph. -mod=mod lets its
 # go.sum pick up modules the root adds (it requires the root through replace).
 PACKER_GO := cd packer && GOFLAGS='$(GOFLAGS) -mod=mod' $(GO)
-.PHONY: plugin test-packer e2e-packer
+.PHONY: plugin plugin-kms test-packer e2e-packer
 
 plugin: ## build bin/packer-plugin-prebake (Packer plugin, module packer/)
 	$(PACKER_GO) build -trimpath -ldflags '-buildid= -s -w' -o $(CURDIR)/bin/packer-plugin-prebake .
+
+plugin-kms: ## build bin/packer-plugin-prebake with the cloud KMS providers (sign_key/public_key = awskms://, gcpkms://, azurekms://, hashivault://)
+	$(PACKER_GO) build -tags kms -trimpath -ldflags '-buildid= -s -w' -o $(CURDIR)/bin/packer-plugin-prebake .
 
 test-packer: ## the Packer plugin's unit and in-process tests
 	$(PACKER_GO) vet ./...

@@ -88,7 +88,7 @@ is refused unless --allow-revoked.`,
 			if err != nil {
 				return err
 			}
-			as, err := registry.Rollback(cmd.Context(), repo, args[1], registry.PromoteOptions{Options: rf.options(), AllowRevoked: allowRevoked})
+			as, err := registry.Rollback(cmd.Context(), repo, args[1], registry.PromoteOptions{Options: rf.options(), By: actor(), AllowRevoked: allowRevoked})
 			if err != nil {
 				return err
 			}

@@ -79,7 +79,7 @@ var allowed = map[string]struct {
 	"packer/internal/pluginutil": {[]string{"registry", "signing"}, "shared option parsing only"},
 	"packer/builder/prebake":     {[]string{"pipeline", "recipes", "builder", "registry", "signing", "packer/internal/pluginutil"}, "the builder is pipeline.Run"},
 	"packer/provisioner/prebake": {[]string{"registry", "signing", "recipes", "builder", "packer/internal/pluginutil"}, "the provisioner applies a verified image"},
-	"packer/post-processor/push": {[]string{"registry", "signing", "recipes", "packer/internal/pluginutil"}, "the post-processor publishes files"},
+	"packer/post-processor/push": {[]string{"registry", "signing", "recipes", "disk", "packer/internal/pluginutil"}, "the post-processor publishes disk files"},
 	"packer/datasource/image":    {[]string{"registry", "signing", "recipes", "packer/internal/pluginutil"}, "the data source resolves a channel"},
 	// Developer tools: free to use anything but the plugin.
 	"hack/gendocs":        {[]string{"internal/cli"}, "generates docs/cli"},
