@@ -27,6 +27,14 @@ func (f *registryFlags) options() registry.Options {
 	return registry.Options{Insecure: f.insecure, Jobs: f.jobs}
 }
 
+// progressOptions are options with the command's progress display; done
+// ends the display.
+func (f *registryFlags) progressOptions(a *app) (o registry.Options, done func()) {
+	o = f.options()
+	o.Progress, done = a.newProgress()
+	return o, done
+}
+
 // copyOutput is what push/copy --json print.
 type copyOutput struct {
 	Source      string   `json:"source"`
@@ -113,10 +121,8 @@ func newCopyLikeCmd(a *app, use, short, long, example string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			prog, done := a.newProgress()
+			o, done := rf.progressOptions(a)
 			defer done()
-			o := rf.options()
-			o.Progress = prog
 			res, err := registry.Copy(cmd.Context(), src, dst, o)
 			done()
 			if err != nil {
@@ -200,10 +206,8 @@ func pushFiles(a *app, cmd *cobra.Command, paths []string, dst, artifactType str
 	if err != nil {
 		return err
 	}
-	prog, done := a.newProgress()
+	o, done := rf.progressOptions(a)
 	defer done()
-	o := rf.options()
-	o.Progress = prog
 	desc, err := registry.Write(cmd.Context(), ref, img, nil, o)
 	done()
 	if err != nil {
