@@ -12,6 +12,7 @@ import (
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
 	"github.com/prebake/prebake/disk"
+	"github.com/prebake/prebake/internal/testenv"
 	"github.com/prebake/prebake/internal/testenv/fixture"
 	"github.com/prebake/prebake/registry"
 	"github.com/prebake/prebake/signing"
@@ -43,20 +44,7 @@ func TestPrepareProblems(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var p PostProcessor
 			err := p.Configure(tc.raw)
-			if tc.want == nil {
-				if err != nil {
-					t.Fatalf("Configure: %v", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("Configure accepted %v", tc.raw)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %q", err, w)
-				}
-			}
+			testenv.CheckError(t, tc.raw, err, tc.want...)
 		})
 	}
 }
