@@ -90,8 +90,8 @@ e2e-boot: build ## boot the agent path, the cloud-init path and a download-at-bo
 lint: ## gofmt, go vet, staticcheck on both modules (the root and packer/)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
-	$(PACKER_GO) vet ./...
-	hack/tools.sh staticcheck && staticcheck ./... && (cd packer && GOFLAGS='$(GOFLAGS) -mod=mod' staticcheck ./...)
+	$(PACKER_GO) vet -tags e2e ./...
+	hack/tools.sh staticcheck && staticcheck ./... && (cd packer && GOFLAGS='$(GOFLAGS) -mod=mod' staticcheck -tags e2e ./...)
 
 verify: lint ## lint plus generated files (CLI reference, packer HCL2 specs) up to date
 	$(GO) run ./hack/gendocs -check docs/cli
@@ -123,5 +123,5 @@ test-packer: ## the Packer plugin's unit and in-process tests
 e2e-packer: build plugin ## real packer v1.11.2 runs the plugin against prebake serve and a local sshd
 	packer/hack/tools.sh
 	$(PACKER_GO) generate ./... && git diff --exit-code -- '*.hcl2spec.go'
-	cd packer && GOFLAGS='$(GOFLAGS) -mod=mod' PACKER_ACC=1 PREBAKE_BIN=$(CURDIR)/bin/prebake PACKER_PLUGIN_BIN=$(CURDIR)/bin/packer-plugin-prebake \
-		$(GO) test -count=1 -timeout 30m -run TestE2E -v ./e2e/
+	cd packer && GOFLAGS='$(GOFLAGS) -mod=mod' PREBAKE_BIN=$(CURDIR)/bin/prebake PACKER_PLUGIN_BIN=$(CURDIR)/bin/packer-plugin-prebake \
+		$(GO) test -tags e2e -count=1 -timeout 30m -run TestE2E -v ./e2e/
