@@ -90,8 +90,8 @@ e2e-boot: build ## boot the agent path, the cloud-init path and a download-at-bo
 lint: ## gofmt, go vet, staticcheck on both modules (the root and packer/)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
-	$(PACKER_GO) vet ./...
-	hack/tools.sh staticcheck && staticcheck ./... && (cd packer && GOFLAGS='$(GOFLAGS) -mod=mod' staticcheck ./...)
+	$(PACKER_GO) vet -tags e2e ./...
+	hack/tools.sh staticcheck && staticcheck ./... && (cd packer && GOFLAGS='$(GOFLAGS) -mod=mod' staticcheck -tags e2e ./...)
 
 verify: lint ## lint plus generated files (CLI reference, packer HCL2 specs) up to date
 	$(GO) run ./hack/gendocs -check docs/cli
@@ -108,10 +108,13 @@ clean:
 # its go-cty replace stay out of the CLI's dependency graph. -mod=mod lets its
 # go.sum pick up modules the root adds (it requires the root through replace).
 PACKER_GO := cd packer && GOFLAGS='$(GOFLAGS) -mod=mod' $(GO)
-.PHONY: plugin test-packer e2e-packer
+.PHONY: plugin plugin-kms test-packer e2e-packer
 
 plugin: ## build bin/packer-plugin-prebake (Packer plugin, module packer/)
 	$(PACKER_GO) build -trimpath -ldflags '-buildid= -s -w' -o $(CURDIR)/bin/packer-plugin-prebake .
+
+plugin-kms: ## build bin/packer-plugin-prebake with the cloud KMS providers (sign_key/public_key = awskms://, gcpkms://, azurekms://, hashivault://)
+	$(PACKER_GO) build -tags kms -trimpath -ldflags '-buildid= -s -w' -o $(CURDIR)/bin/packer-plugin-prebake .
 
 test-packer: ## the Packer plugin's unit and in-process tests
 	$(PACKER_GO) vet ./...
@@ -120,5 +123,5 @@ test-packer: ## the Packer plugin's unit and in-process tests
 e2e-packer: build plugin ## real packer v1.11.2 runs the plugin against prebake serve and a local sshd
 	packer/hack/tools.sh
 	$(PACKER_GO) generate ./... && git diff --exit-code -- '*.hcl2spec.go'
-	cd packer && GOFLAGS='$(GOFLAGS) -mod=mod' PACKER_ACC=1 PREBAKE_BIN=$(CURDIR)/bin/prebake PACKER_PLUGIN_BIN=$(CURDIR)/bin/packer-plugin-prebake \
-		$(GO) test -count=1 -timeout 30m -run TestE2E -v ./e2e/
+	cd packer && GOFLAGS='$(GOFLAGS) -mod=mod' PREBAKE_BIN=$(CURDIR)/bin/prebake PACKER_PLUGIN_BIN=$(CURDIR)/bin/packer-plugin-prebake \
+		$(GO) test -tags e2e -count=1 -timeout 30m -run TestE2E -v ./e2e/

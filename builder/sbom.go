@@ -71,15 +71,35 @@ type spdxRelationship struct {
 
 var spdxIDUnsafe = regexp.MustCompile(`[^A-Za-z0-9.-]+`)
 
-// sbom builds the SPDX document of the resolved components and wraps it in
-// an OCI 1.1 artifact manifest whose subject is the index; cyclonedx
-// (cyclonedx.go) does the same for CycloneDX from the same packages.
-func (b *build) sbom(idx v1.ImageIndex) (v1.Image, error) {
+// bomArtifact wraps the document doc returns (given the index digest and
+// the creation time, SOURCE_DATE_EPOCH) as JSON in an OCI 1.1 artifact
+// manifest of artifactType whose subject is the index: the SPDX and
+// CycloneDX SBOMs of the same packages.
+func (b *build) bomArtifact(idx v1.ImageIndex, artifactType string, doc func(idx v1.Hash, created string) any) (v1.Image, error) {
 	idxDigest, err := idx.Digest()
 	if err != nil {
 		return nil, err
 	}
 	created := time.Unix(b.res.Epoch, 0).UTC().Format(time.RFC3339)
+	body, err := json.MarshalIndent(doc(idxDigest, created), "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	idxManifest, err := idx.RawManifest()
+	if err != nil {
+		return nil, err
+	}
+	return Artifact(artifactType, body, map[string]string{"org.opencontainers.image.created": created},
+		&v1.Descriptor{MediaType: types.OCIImageIndex, Digest: idxDigest, Size: int64(len(idxManifest))})
+}
+
+// sbom is the SPDX SBOM of the resolved components (bomArtifact).
+func (b *build) sbom(idx v1.ImageIndex) (v1.Image, error) {
+	return b.bomArtifact(idx, SBOMArtifactType, b.spdx)
+}
+
+// spdx is the SPDX document of the resolved components.
+func (b *build) spdx(idxDigest v1.Hash, created string) any {
 	doc := spdxDocument{
 		SPDXVersion:       "SPDX-2.3",
 		DataLicense:       "CC0-1.0",
@@ -112,16 +132,7 @@ func (b *build) sbom(idx v1.ImageIndex) (v1.Image, error) {
 		})
 		doc.Relationships = append(doc.Relationships, spdxRelationship{imageID, "CONTAINS", "SPDXRef-" + p.ID})
 	}
-	body, err := json.MarshalIndent(doc, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	idxManifest, err := idx.RawManifest()
-	if err != nil {
-		return nil, err
-	}
-	return Artifact(SBOMArtifactType, body, map[string]string{"org.opencontainers.image.created": created},
-		&v1.Descriptor{MediaType: types.OCIImageIndex, Digest: idxDigest, Size: int64(len(idxManifest))})
+	return doc
 }
 
 func spdxRefs(purl, cpe string) []spdxRef {
@@ -355,14 +366,14 @@ type cdxDep struct {
 	DependsOn []string `json:"dependsOn"`
 }
 
-// cyclonedx is the CycloneDX document of the same packages as sbom, wrapped
+// cyclonedx is the CycloneDX SBOM of the same packages as sbom, wrapped
 // like it.
 func (b *build) cyclonedx(idx v1.ImageIndex) (v1.Image, error) {
-	idxDigest, err := idx.Digest()
-	if err != nil {
-		return nil, err
-	}
-	created := time.Unix(b.res.Epoch, 0).UTC().Format(time.RFC3339)
+	return b.bomArtifact(idx, CycloneDXArtifactType, b.cdx)
+}
+
+// cdx is the CycloneDX document of the resolved components.
+func (b *build) cdx(idxDigest v1.Hash, created string) any {
 	h := idxDigest.Hex
 	image := cdxComponent{
 		Type: "container", BOMRef: "image", Name: b.res.Name, Version: b.res.Version,
@@ -390,14 +401,5 @@ func (b *build) cyclonedx(idx v1.ImageIndex) (v1.Image, error) {
 		dep.DependsOn = append(dep.DependsOn, p.ID)
 	}
 	bom.Dependencies = []cdxDep{dep}
-	body, err := json.MarshalIndent(bom, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	idxManifest, err := idx.RawManifest()
-	if err != nil {
-		return nil, err
-	}
-	return Artifact(CycloneDXArtifactType, body, map[string]string{"org.opencontainers.image.created": created},
-		&v1.Descriptor{MediaType: types.OCIImageIndex, Digest: idxDigest, Size: int64(len(idxManifest))})
+	return bom
 }

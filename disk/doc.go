@@ -13,5 +13,8 @@
 //
 // The package does not build images (builder) or move them (registry: it
 // reads them through registry.Get and unpacks them with registry.Unpack), and
-// it never boots anything.
+// it never boots anything. It names what a published disk is (ArtifactType,
+// MediaTypes, PublishedFile), which `prebake push DISK… REF` and the Packer
+// post-processor publish through registry.FileArtifact; the registry packages
+// know nothing of disks.
 package disk

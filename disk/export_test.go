@@ -62,15 +62,30 @@ func ociImage(t *testing.T, layers ...v1.Layer) registry.Reference {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return inLayout(t, img)
+}
+
+// inLayout writes a (a v1.Image or v1.ImageIndex) to a fresh OCI layout and
+// returns its reference by digest.
+func inLayout(t *testing.T, a interface{ Digest() (v1.Hash, error) }) registry.Reference {
+	t.Helper()
 	dir := t.TempDir()
 	p, err := layout.Write(dir, empty.Index)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.AppendImage(img); err != nil {
+	switch v := a.(type) {
+	case v1.ImageIndex:
+		err = p.AppendIndex(v)
+	case v1.Image:
+		err = p.AppendImage(v)
+	default:
+		t.Fatalf("inLayout: %T is neither an image nor an index", a)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := img.Digest()
+	d, err := a.Digest()
 	if err != nil {
 		t.Fatal(err)
 	}

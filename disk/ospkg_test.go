@@ -13,7 +13,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/prebake/prebake/ospkg"
@@ -37,20 +36,7 @@ func declaringImage(t *testing.T, pkgs string) registry.Reference {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img = mutate.Annotations(img, map[string]string{recipes.AnnotationOSPackages: pkgs}).(v1.Image)
-	dir := t.TempDir()
-	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.AppendImage(img); err != nil {
-		t.Fatal(err)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return registry.MustParse("oci:" + dir + "@" + d.String())
+	return inLayout(t, mutate.Annotations(img, map[string]string{recipes.AnnotationOSPackages: pkgs}).(v1.Image))
 }
 
 // debianBase is fakeBase with a real dpkg database, plus extra stanzas.

@@ -27,12 +27,12 @@ import (
 	"path"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/prebake/prebake/builder/fetch"
 	"github.com/prebake/prebake/internal/atomicfile"
@@ -193,37 +193,31 @@ func Update(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) 
 	entries := make([]Entry, len(todo))
 	images := make([]ImageEntry, len(refs))
 	errs := make([]error, len(todo)+len(refs))
-	sem := make(chan struct{}, jobs)
-	var wg sync.WaitGroup
+	// Every item reports its own error (all are joined), so the group's
+	// goroutines return nil and only bound the concurrency.
+	var g errgroup.Group
+	g.SetLimit(jobs)
 	for i, u := range todo {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				errs[i] = fmt.Errorf("locking %s: %w", u, ctx.Err())
-				return
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				errs[i] = fmt.Errorf("locking %s: %w", u, err)
+				return nil
 			}
-			defer func() { <-sem }()
 			entries[i], errs[i] = lockOne(ctx, client, o, u)
-		}()
+			return nil
+		})
 	}
 	for i, ref := range refs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				errs[len(todo)+i] = fmt.Errorf("locking %s: %w", ref, ctx.Err())
-				return
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				errs[len(todo)+i] = fmt.Errorf("locking %s: %w", ref, err)
+				return nil
 			}
-			defer func() { <-sem }()
 			images[i], errs[len(todo)+i] = lockImage(ctx, o, ref)
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	g.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}

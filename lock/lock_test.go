@@ -2,21 +2,16 @@ package lock
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/prebake/prebake/builder/fetch"
+	"github.com/prebake/prebake/internal/testenv"
 	"github.com/prebake/prebake/recipes"
 )
 
@@ -25,95 +20,19 @@ func repoRoot() string {
 	return filepath.Join(filepath.Dir(file), "..")
 }
 
-// upstream serves testdata/mirror laid out like dl.k8s.io and GitHub
-// releases, with the checksum files each publishes: URL.sha256 with the bare
-// hex for dl.k8s.io, URL.sha256sum with "hex  name" for GitHub.
-type upstream struct {
-	srv *httptest.Server
-
-	mu       sync.Mutex
-	files    map[string][]byte // path -> content
-	requests map[string]int
+// newUpstream serves the stand-in mirror like dl.k8s.io and GitHub, with
+// their checksum files (testenv.Upstream).
+func newUpstream(t *testing.T) *testenv.Upstream {
+	return testenv.NewUpstream(t, testenv.MirrorFiles(t))
 }
 
-func newUpstream(t *testing.T) *upstream {
-	t.Helper()
-	u := &upstream{files: map[string][]byte{}, requests: map[string]int{}}
-	root := filepath.Join(repoRoot(), "testdata", "mirror")
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		rel = "/" + filepath.ToSlash(rel)
-		u.files[rel] = b
-		sum := sha256.Sum256(b)
-		switch {
-		case strings.HasPrefix(rel, "/dl.k8s.io/"):
-			u.files[rel+".sha256"] = []byte(hex.EncodeToString(sum[:]))
-		case strings.HasPrefix(rel, "/github.com/opencontainers/runc/"):
-			// runc publishes one runc.sha256sum for every architecture.
-			dir := rel[:strings.LastIndex(rel, "/")+1]
-			u.files[dir+"runc.sha256sum"] = append(u.files[dir+"runc.sha256sum"], hex.EncodeToString(sum[:])+"  "+filepath.Base(p)+"\n"...)
-		default:
-			u.files[rel+".sha256sum"] = []byte(hex.EncodeToString(sum[:]) + "  " + filepath.Base(p) + "\n")
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u.mu.Lock()
-		b, ok := u.files[r.URL.Path]
-		u.requests[r.URL.Path]++
-		u.mu.Unlock()
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		w.Write(b)
-	}))
-	t.Cleanup(u.srv.Close)
-	return u
-}
-
-func (u *upstream) set(path string, b []byte) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if b == nil {
-		delete(u.files, path)
-	} else {
-		u.files[path] = b
-	}
-}
-
-func (u *upstream) count(path string) int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.requests[path]
-}
-
-func (u *upstream) sha(t *testing.T, path string) string {
-	t.Helper()
-	b, ok := u.files[path]
-	if !ok {
-		t.Fatalf("no stand-in %s", path)
-	}
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
-
-func (u *upstream) fetcher(t *testing.T) *fetch.Fetcher {
+// fetcher downloads through up, without retries.
+func fetcher(t *testing.T, up *testenv.Upstream) *fetch.Fetcher {
 	t.Helper()
 	f, err := fetch.New(fetch.WithCacheDir(t.TempDir()), fetch.WithRetries(0),
 		fetch.WithMirrors(
-			fetch.Mirror{From: "https://dl.k8s.io/", To: u.srv.URL + "/dl.k8s.io/"},
-			fetch.Mirror{From: "https://github.com/", To: u.srv.URL + "/github.com/"},
+			fetch.Mirror{From: "https://dl.k8s.io/", To: up.URL + "/dl.k8s.io/"},
+			fetch.Mirror{From: "https://github.com/", To: up.URL + "/github.com/"},
 		))
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +95,7 @@ func TestUpdatePicksUpNewPatchVersion(t *testing.T) {
 	if err := resolveLocked(t, r, lockPath, "1.36.5"); err == nil || !strings.Contains(err.Error(), "v1.36.5") || !strings.Contains(err.Error(), "not in the lock file") {
 		t.Fatalf("1.36.5 resolves --locked before prebake lock: %v", err)
 	}
-	f := up.fetcher(t)
+	f := fetcher(t, up)
 	res, err := Update(t.Context(), r, Options{Set: map[string]string{"kubernetes": "1.36.5"}, Fetcher: f, Verify: true})
 	if err != nil {
 		t.Fatal(err)
@@ -192,19 +111,19 @@ func TestUpdatePicksUpNewPatchVersion(t *testing.T) {
 		for _, bin := range []string{"kubeadm", "kubectl", "kubelet"} {
 			p := fmt.Sprintf("/dl.k8s.io/release/v1.36.5/bin/linux/%s/%s", arch, bin)
 			u := "https://" + p[1:]
-			want := up.sha(t, p)
+			want := up.SHA256(t, p)
 			if got, ok := l.SHA256(u); !ok || got != want {
 				t.Errorf("lock has %s = %q (%v), want %s", u, got, ok, want)
 			}
-			if up.count(p+".sha256") != 1 || up.count(p) != 1 {
-				t.Errorf("%s: %d checksum file and %d binary requests, want 1 and 1", p, up.count(p+".sha256"), up.count(p))
+			if up.Count(p+".sha256") != 1 || up.Count(p) != 1 {
+				t.Errorf("%s: %d checksum file and %d binary requests, want 1 and 1", p, up.Count(p+".sha256"), up.Count(p))
 			}
 			// Verified downloads are in the fetch cache for the build.
 			if _, ok := f.Path(want); !ok {
 				t.Errorf("%s is not in the fetch cache", u)
 			}
 			// and their size is locked: it caps the build's download.
-			if got, want := l.Size(u), int64(len(up.files[p])); got != want || got == 0 {
+			if got, want := l.Size(u), int64(len(up.File(t, p))); got != want || got == 0 {
 				t.Errorf("lock has size %d for %s, want %d", got, u, want)
 			}
 		}
@@ -240,7 +159,7 @@ func TestUpdatePicksUpNewPatchVersion(t *testing.T) {
 func TestUpdateCreatesLock(t *testing.T) {
 	up := newUpstream(t)
 	r, lockPath := quickstart(t, false)
-	res, err := Update(t.Context(), r, Options{Fetcher: up.fetcher(t), Verify: false, Jobs: 2})
+	res, err := Update(t.Context(), r, Options{Fetcher: fetcher(t, up), Verify: false, Jobs: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,26 +168,26 @@ func TestUpdateCreatesLock(t *testing.T) {
 	}
 	for _, e := range res.Added {
 		p := strings.TrimPrefix(e.URL, "https:/")
-		if e.SHA256 != up.sha(t, p) || e.Verified {
-			t.Errorf("%s: %+v, want sha256 %s, not verified", e.URL, e, up.sha(t, p))
+		if e.SHA256 != up.SHA256(t, p) || e.Verified {
+			t.Errorf("%s: %+v, want sha256 %s, not verified", e.URL, e, up.SHA256(t, p))
 		}
 		want := e.URL + ".sha256"
 		switch {
 		case strings.Contains(e.URL, "/runc/"):
 			want = e.URL[:strings.LastIndex(e.URL, "/")+1] + "runc.sha256sum"
-			if up.count(p+".sha256") != 1 || up.count(p+".sha256sum") != 1 {
+			if up.Count(p+".sha256") != 1 || up.Count(p+".sha256sum") != 1 {
 				t.Errorf("%s: per-file checksums were not tried first", e.URL)
 			}
 		case strings.HasPrefix(e.URL, "https://github.com/"):
 			want = e.URL + ".sha256sum"
-			if up.count(p+".sha256") != 1 {
+			if up.Count(p+".sha256") != 1 {
 				t.Errorf("%s.sha256 was not tried first", e.URL)
 			}
 		}
 		if e.ChecksumURL != want {
 			t.Errorf("%s: checksum from %s, want %s", e.URL, e.ChecksumURL, want)
 		}
-		if up.count(p) != 0 {
+		if up.Count(p) != 0 {
 			t.Errorf("%s downloaded without Verify", e.URL)
 		}
 	}
@@ -301,17 +220,17 @@ func TestUpdateMismatchLeavesLockUnchanged(t *testing.T) {
 	}
 	const p = "/dl.k8s.io/release/v1.36.5/bin/linux/arm64/kubelet"
 	bogus := strings.Repeat("ab", 32)
-	up.set(p+".sha256", []byte(bogus+"\n"))
-	_, err = Update(t.Context(), r, Options{Set: map[string]string{"kubernetes": "1.36.5"}, Fetcher: up.fetcher(t), Verify: true})
+	up.Set(p+".sha256", []byte(bogus+"\n"))
+	_, err = Update(t.Context(), r, Options{Set: map[string]string{"kubernetes": "1.36.5"}, Fetcher: fetcher(t, up), Verify: true})
 	var me *MismatchError
 	if !errors.As(err, &me) || !errors.Is(err, ErrMismatch) || !errors.Is(err, fetch.ErrChecksumMismatch) {
 		t.Fatalf("got %v, want a MismatchError", err)
 	}
 	url := "https://dl.k8s.io/release/v1.36.5/bin/linux/arm64/kubelet"
-	if me.URL != url || me.ChecksumURL != url+".sha256" || me.Expected != bogus || me.Actual != up.sha(t, p) {
+	if me.URL != url || me.ChecksumURL != url+".sha256" || me.Expected != bogus || me.Actual != up.SHA256(t, p) {
 		t.Errorf("mismatch error %+v", me)
 	}
-	for _, want := range []string{url, url + ".sha256", bogus, up.sha(t, p)} {
+	for _, want := range []string{url, url + ".sha256", bogus, up.SHA256(t, p)} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %s", err, want)
 		}
@@ -334,13 +253,13 @@ func TestUpdateReportsEveryMissingChecksumFile(t *testing.T) {
 	before, _ := os.ReadFile(lockPath)
 	a := "/dl.k8s.io/release/v1.36.5/bin/linux/amd64/kubeadm"
 	b := "/dl.k8s.io/release/v1.36.5/bin/linux/arm64/kubectl"
-	up.set(a+".sha256", nil)
-	up.set(b+".sha256", []byte("not a checksum\n"))
-	_, err := Update(t.Context(), r, Options{Set: map[string]string{"kubernetes": "1.36.5"}, Fetcher: up.fetcher(t)})
+	up.Set(a+".sha256", nil)
+	up.Set(b+".sha256", []byte("not a checksum\n"))
+	_, err := Update(t.Context(), r, Options{Set: map[string]string{"kubernetes": "1.36.5"}, Fetcher: fetcher(t, up)})
 	if !errors.Is(err, ErrNoChecksumFile) || !errors.Is(err, ErrBadChecksumFile) {
 		t.Fatalf("got %v, want both problems", err)
 	}
-	for _, want := range []string{"https:/" + a, up.srv.URL + a + ".sha256sum", up.srv.URL + b + ".sha256"} {
+	for _, want := range []string{"https:/" + a, up.URL + a + ".sha256sum", up.URL + b + ".sha256"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %s", err, want)
 		}
@@ -354,7 +273,7 @@ func TestUpdateReportsEveryMissingChecksumFile(t *testing.T) {
 func TestUpdateUnknownVariable(t *testing.T) {
 	up := newUpstream(t)
 	r, _ := quickstart(t, true)
-	_, err := Update(t.Context(), r, Options{Set: map[string]string{"kubernets": "1.36.5"}, Fetcher: up.fetcher(t)})
+	_, err := Update(t.Context(), r, Options{Set: map[string]string{"kubernets": "1.36.5"}, Fetcher: fetcher(t, up)})
 	if err == nil || !strings.Contains(err.Error(), `unknown variable "kubernets"`) {
 		t.Fatalf("got %v", err)
 	}

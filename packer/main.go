@@ -4,7 +4,8 @@
 // as signed OCI artifacts, and a data source that resolves a channel to a
 // verified digest. It speaks Packer's plugin protocol (including `describe`,
 // which `packer plugins install --path` runs) and nothing else: all the work
-// is done by prebake's libraries.
+// is done by prebake's libraries. The cloud KMS providers are linked only
+// into the kms build (kms.go, `make plugin-kms`), as in cmd/prebake.
 package main
 
 import (
@@ -18,8 +19,6 @@ import (
 	"github.com/prebake/prebake/packer/datasource/image"
 	"github.com/prebake/prebake/packer/post-processor/push"
 	provisioner "github.com/prebake/prebake/packer/provisioner/prebake"
-	// The cloud KMS providers for sign_key/key = awskms://, gcpkms://, …
-	_ "github.com/prebake/prebake/signing/kms"
 )
 
 // Version and VersionPrerelease are set with -ldflags -X at release time.

@@ -12,6 +12,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -319,6 +320,38 @@ func (f Fetch) Fetcher(opts ...fetch.Option) (*fetch.Fetcher, error) {
 		opts = append(opts, fetch.WithCacheDir(f.CacheDir))
 	}
 	return fetch.New(opts...)
+}
+
+// Configure sets o's Fetcher (made with opts), RegistryMirrors and Offline
+// from f: how `prebake build` and the Packer builder turn their download
+// options into Run's.
+func (f Fetch) Configure(o *Options, opts ...fetch.Option) error {
+	fetcher, err := f.Fetcher(opts...)
+	if err != nil {
+		return err
+	}
+	rm, err := f.RegistryMirrors()
+	if err != nil {
+		return err
+	}
+	o.Fetcher, o.RegistryMirrors, o.Offline = fetcher, rm, f.Offline
+	return nil
+}
+
+// Check reports every mirror of f that Fetcher or RegistryMirrors would
+// refuse, without making anything (for validating options up front).
+func (f Fetch) Check() error {
+	var errs []error
+	for _, s := range f.Mirrors {
+		var err error
+		if isRegistryMirror(s) {
+			_, err = Fetch{Mirrors: []string{s}}.RegistryMirrors()
+		} else {
+			_, err = fetch.ParseMirror(s)
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // RegistryMirrors are the Mirrors that name registries: registry -> the

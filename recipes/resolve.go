@@ -729,13 +729,17 @@ func trimTemplateErr(err error) string {
 	return s
 }
 
-// ParseEpoch parses a SOURCE_DATE_EPOCH value.
-func ParseEpoch(s string) (int64, error) {
+// ParseEpoch parses a SOURCE_DATE_EPOCH value (ResolveOptions.SourceDateEpoch);
+// an empty one is unset: nil, the recipe's own epoch.
+func ParseEpoch(s string) (*int64, error) {
+	if s == "" {
+		return nil, nil
+	}
 	v, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
 	if err != nil || v < 0 {
-		return 0, fmt.Errorf("SOURCE_DATE_EPOCH=%q: want seconds since 1970 (a non-negative integer)", s)
+		return nil, fmt.Errorf("SOURCE_DATE_EPOCH=%q: want seconds since 1970 (a non-negative integer)", s)
 	}
-	return v, nil
+	return &v, nil
 }
 
 // checkConfig validates the image run configuration and returns it (nil

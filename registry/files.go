@@ -17,43 +17,6 @@ import (
 	"github.com/prebake/prebake/internal/artifact"
 )
 
-// Disk artifacts: exported node disks published next to their images
-// (`prebake push FILE REF`, the Packer post-processor).
-const (
-	// DiskArtifactType is the artifactType of a published disk.
-	DiskArtifactType = "application/vnd.prebake.disk.v1"
-	// AnnotationDiskFormat is each disk layer's format (qcow2, raw, vmdk).
-	AnnotationDiskFormat = "dev.prebake.disk.format"
-)
-
-// DiskMediaTypes maps a disk format to its layer media type.
-var DiskMediaTypes = map[string]types.MediaType{
-	"qcow2": "application/vnd.prebake.disk.layer.v1.qcow2",
-	"raw":   "application/vnd.prebake.disk.layer.v1.raw",
-	"vmdk":  "application/vnd.prebake.disk.layer.v1.vmdk",
-}
-
-// DiskFormat is the disk format a file name says (by extension), or "".
-func DiskFormat(name string) string {
-	switch filepath.Ext(name) {
-	case ".qcow2", ".QCOW2":
-		return "qcow2"
-	case ".raw", ".img", ".RAW", ".IMG":
-		return "raw"
-	case ".vmdk", ".VMDK":
-		return "vmdk"
-	}
-	return ""
-}
-
-// DiskFile is the layer that publishes the disk at path, of format (qcow2,
-// raw, vmdk), in a DiskArtifactType artifact: the format's media type and
-// AnnotationDiskFormat. `prebake push DISK… REF` and the Packer
-// post-processor both publish disks through it.
-func DiskFile(path, format string) File {
-	return File{Path: path, MediaType: DiskMediaTypes[format], Annotations: map[string]string{AnnotationDiskFormat: format}}
-}
-
 // File is one file published as a layer of a file artifact.
 type File struct {
 	Path      string

@@ -35,7 +35,8 @@ type Revocation = records.Revocation
 // PromoteOptions configure Promote and Rollback.
 type PromoteOptions struct {
 	Options
-	// By names who promotes; empty means Actor().
+	// By names who promotes; empty means LocalActor(). Callers that honour
+	// $PREBAKE_ACTOR read it and pass it here.
 	By string
 	// At is the time recorded; zero means now.
 	At time.Time
@@ -46,7 +47,7 @@ type PromoteOptions struct {
 func (o PromoteOptions) records() records.PromoteOptions {
 	by := o.By
 	if by == "" {
-		by = Actor()
+		by = LocalActor()
 	}
 	return records.PromoteOptions{By: by, At: o.At, AllowRevoked: o.AllowRevoked}
 }
@@ -56,18 +57,16 @@ type RevokeOptions struct {
 	Options
 	// Reason is required.
 	Reason string
-	// By names who revokes; empty means Actor().
+	// By names who revokes; empty means LocalActor().
 	By string
 	// At is the revocation time; zero means now.
 	At time.Time
 }
 
-// Actor is who prebake records as having promoted or revoked when the
-// caller names no one: $PREBAKE_ACTOR, else user@host.
-func Actor() string {
-	if a := os.Getenv("PREBAKE_ACTOR"); a != "" {
-		return a
-	}
+// LocalActor is who prebake records as having promoted or revoked when the
+// caller names no one: this process's user@host. It reads no environment
+// variable; the CLI's $PREBAKE_ACTOR is read by the CLI and passed as By.
+func LocalActor() string {
 	name := "unknown"
 	if u, err := user.Current(); err == nil {
 		name = u.Username
@@ -134,7 +133,7 @@ func Revoke(ctx context.Context, ref Reference, o RevokeOptions) (Revocation, er
 	}
 	by := o.By
 	if by == "" {
-		by = Actor()
+		by = LocalActor()
 	}
 	r, err := records.Revoke(ctx, s, ref.Digest, records.RevokeOptions{Reason: o.Reason, By: by, At: o.At})
 	if err != nil {

@@ -113,18 +113,11 @@ func Attest(ctx context.Context, ref registry.Reference, o AttestOptions) ([]Att
 	if len(todo) == 0 {
 		return nil, nil
 	}
-	s, err := o.signer(ctx)
+	s, v, err := o.keys(ctx)
 	if err != nil {
 		return nil, err
 	}
-	v, err := verifierOf(ctx, s)
-	if err != nil {
-		return nil, err
-	}
-	id := o.Identity
-	if id == "" {
-		id = identity(ref)
-	}
+	id := identity(ref, o.Identity)
 	tag := AttestationTag(desc.Digest)
 	existing, err := readSignatures(ctx, ref, tag, o.Registry)
 	if err != nil {

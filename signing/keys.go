@@ -132,7 +132,7 @@ func kmsKey(ctx context.Context, keyRef string) (signature.SignerVerifier, bool,
 	}
 	for _, s := range kmsSchemes {
 		if strings.HasPrefix(keyRef, s) {
-			return nil, true, fmt.Errorf("%w: %s keys need a prebake built with the KMS providers (make build-kms, or go build -tags kms ./cmd/prebake)", ErrNoKMS, s)
+			return nil, true, fmt.Errorf("%w: %s keys need a prebake or Packer plugin built with the KMS providers (make build-kms or make plugin-kms: go build -tags kms)", ErrNoKMS, s)
 		}
 	}
 	return nil, false, nil

@@ -39,6 +39,21 @@ func (k KeyOptions) signer(ctx context.Context) (Signer, error) {
 	return LoadSigner(ctx, k.Key, k.Password)
 }
 
+// keys is the signer and the verifier of its public key, which recognises
+// the signatures and attestations it made before (so they are not added
+// twice).
+func (k KeyOptions) keys(ctx context.Context) (Signer, Verifier, error) {
+	s, err := k.signer(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := verifierOf(ctx, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, v, nil
+}
+
 // SignOptions configure Sign. The zero value (plus a key) signs the manifest
 // and, for an index, every manifest it lists, with no annotations.
 type SignOptions struct {
@@ -79,11 +94,7 @@ func Sign(ctx context.Context, ref registry.Reference, o SignOptions) ([]Signed,
 	if err != nil {
 		return nil, err
 	}
-	s, err := o.signer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	v, err := verifierOf(ctx, s)
+	s, v, err := o.keys(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -104,10 +115,7 @@ func Sign(ctx context.Context, ref registry.Reference, o SignOptions) ([]Signed,
 	if len(ann) == 0 {
 		ann = nil
 	}
-	id := o.Identity
-	if id == "" {
-		id = identity(ref)
-	}
+	id := identity(ref, o.Identity)
 	var out []Signed
 	for _, d := range targets {
 		res, err := signOne(ctx, ref, d, s, v, id, ann, o.Registry)
@@ -171,8 +179,12 @@ func manifestsBelow(idx v1.ImageIndex) ([]v1.Descriptor, error) {
 
 var unsafeName = regexp.MustCompile(`[^a-z0-9._-]+`)
 
-// identity is the docker-reference a signature of ref claims by default.
-func identity(ref registry.Reference) string {
+// identity is the docker-reference a signature of ref claims: given, else
+// the repository or store name, else the layout directory's base name.
+func identity(ref registry.Reference, given string) string {
+	if given != "" {
+		return given
+	}
 	switch ref.Transport {
 	case registry.TransportRemote, registry.TransportStore:
 		return ref.Name

@@ -30,9 +30,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/prebake/prebake/internal/atomicfile"
 	"github.com/prebake/prebake/internal/progress"
@@ -430,22 +431,19 @@ func (f *Fetcher) FetchAll(ctx context.Context, rs []Request, jobs int) ([]strin
 		}
 		g.idx = append(g.idx, i)
 	}
-	sem := make(chan struct{}, jobs)
-	var wg sync.WaitGroup
+	// Each group keeps its own error (all are joined), so the goroutines
+	// return nil and eg only bounds the concurrency.
+	var eg errgroup.Group
+	eg.SetLimit(jobs)
 	for _, g := range groups {
 		if g.err != nil {
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				g.err = fmt.Errorf("fetching %s: %w", rs[g.idx[0]].URL, ctx.Err())
-				return
+		eg.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				g.err = fmt.Errorf("fetching %s: %w", rs[g.idx[0]].URL, err)
+				return nil
 			}
-			defer func() { <-sem }()
 			tried := map[string]bool{}
 			var errs []error
 			for _, i := range g.idx {
@@ -464,9 +462,10 @@ func (f *Fetcher) FetchAll(ctx context.Context, rs []Request, jobs int) ([]strin
 				}
 			}
 			g.err = errors.Join(errs...)
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	eg.Wait()
 	paths := make([]string, len(rs))
 	var errs []error
 	for _, g := range groups {

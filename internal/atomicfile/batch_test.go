@@ -48,17 +48,20 @@ func TestWriteFiles(t *testing.T) {
 	}
 }
 
-// TestHelperWriteFiles is the process TestWriteFilesKill9 kills.
-func TestHelperWriteFiles(t *testing.T) {
-	dir := os.Getenv("ATOMICFILE_HELPER_DIR")
-	if dir == "" {
-		t.Skip("helper process of TestWriteFilesKill9")
+// TestMain is, with ATOMICFILE_HELPER_DIR set, the process
+// TestWriteFilesKill9 kills: it writes generation ATOMICFILE_HELPER_GEN of
+// 1,000 files there. Otherwise it runs the tests.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv("ATOMICFILE_HELPER_DIR"); dir != "" {
+		gen, _ := strconv.Atoi(os.Getenv("ATOMICFILE_HELPER_GEN"))
+		fmt.Println("started")
+		if err := WriteFiles(dir, generation(1000, gen), 0o600); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
-	gen, _ := strconv.Atoi(os.Getenv("ATOMICFILE_HELPER_GEN"))
-	fmt.Println("started")
-	if err := WriteFiles(dir, generation(1000, gen), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	os.Exit(m.Run())
 }
 
 // kill -9 a process writing 1,000 files over an earlier generation, at
@@ -80,7 +83,7 @@ func TestWriteFilesKill9(t *testing.T) {
 	for round := 0; round < 8; round++ {
 		gen := round + 2
 		delay := full * time.Duration(round) / 8
-		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperWriteFiles$")
+		cmd := exec.Command(os.Args[0])
 		cmd.Env = append(os.Environ(), "ATOMICFILE_HELPER_DIR="+dir, "ATOMICFILE_HELPER_GEN="+strconv.Itoa(gen))
 		out, err := cmd.StdoutPipe()
 		if err != nil {

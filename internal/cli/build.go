@@ -158,19 +158,12 @@ the matrix (contiguous, newest first), so N CI jobs build each image once;
 
 // buildOptions are the pipeline options the flags of build give.
 func buildOptions(a *app, ff *fetchFlags, prog progress.Func, compression, revision, output, push string, insecure bool, signKey string) (pipeline.Options, error) {
-	fetcher, err := ff.fetcher(a, fetch.WithProgress(prog))
-	if err != nil {
-		return pipeline.Options{}, err
-	}
-	regMirrors, err := ff.fetch().RegistryMirrors()
-	if err != nil {
-		return pipeline.Options{}, err
-	}
-	return pipeline.Options{
-		Fetcher: fetcher, Compression: builder.Compression(compression), Jobs: ff.jobs, Revision: revision,
+	o := pipeline.Options{
+		Compression: builder.Compression(compression), Jobs: ff.jobs, Revision: revision,
 		Output: output, Push: push, Insecure: insecure, SignKey: signKey, Password: a.keyPassword(), Progress: prog,
-		RegistryMirrors: regMirrors, Offline: ff.offline,
-	}, nil
+	}
+	err := ff.fetch().Configure(&o, fetch.WithProgress(prog))
+	return o, err
 }
 
 // buildFlagError names the flag a pipeline error is about.

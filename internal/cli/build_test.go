@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prebake/prebake/disk"
 	"github.com/prebake/prebake/internal/testenv"
 	"github.com/prebake/prebake/pipeline"
 	"github.com/prebake/prebake/registry"
@@ -249,13 +250,13 @@ func TestCLIReferenceCurrent(t *testing.T) {
 // artifact and pulled back by digest, byte for byte.
 func TestPushDiskFile(t *testing.T) {
 	tmp := t.TempDir()
-	disk := filepath.Join(tmp, "node.qcow2")
+	qcow := filepath.Join(tmp, "node.qcow2")
 	content := append([]byte("QFI\xfb"), bytes.Repeat([]byte("disk"), 4096)...)
-	if err := os.WriteFile(disk, content, 0o644); err != nil {
+	if err := os.WriteFile(qcow, content, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	repo := olaregURL(t) + "/disks/node"
-	out, stderr, err := runPrebake(t, "push", disk, repo+":1.36.4", "--insecure", "--json", "-a", "dev.prebake.disk.source.digest="+testenv.GoldenDigest(t))
+	out, stderr, err := runPrebake(t, "push", qcow, repo+":1.36.4", "--insecure", "--json", "-a", "dev.prebake.disk.source.digest="+testenv.GoldenDigest(t))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
@@ -263,7 +264,7 @@ func TestPushDiskFile(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.ArtifactType != registry.DiskArtifactType || !strings.HasSuffix(res.Destination, "@"+res.Digest) {
+	if res.ArtifactType != disk.ArtifactType || !strings.HasSuffix(res.Destination, "@"+res.Digest) {
 		t.Fatalf("push FILE: %s", out)
 	}
 	layout := filepath.Join(tmp, "pulled")

@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -63,15 +62,9 @@ every version.`,
 				}
 				list = append(list, catalogEntry{Name: name, Description: e.Recipe.Metadata.Description, Versions: vs, Ranges: pipeline.CompactVersions(vs)})
 			}
-			if asJSON {
-				return writeJSON(a, list)
-			}
-			tw := tabwriter.NewWriter(a.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tKUBERNETES\tDESCRIPTION")
-			for _, e := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Name, strings.Join(e.Ranges, ", "), e.Description)
-			}
-			return tw.Flush()
+			return writeRows(a, asJSON, list, "NAME\tKUBERNETES\tDESCRIPTION", func(e catalogEntry) string {
+				return e.Name + "\t" + strings.Join(e.Ranges, ", ") + "\t" + e.Description
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON: every recipe with every supported version")

@@ -1,8 +1,7 @@
 package cli
 
 import (
-	"fmt"
-	"text/tabwriter"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -45,22 +44,9 @@ one it pointed at before.`,
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				if hist == nil {
-					hist = []registry.Assignment{}
-				}
-				return writeJSON(a, hist)
-			}
-			tw := tabwriter.NewWriter(a.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "WHEN\tBY\tACTION\tDIGEST\tPREVIOUS")
-			for _, h := range hist {
-				prev := h.Previous
-				if prev == "" {
-					prev = "-"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", h.At.UTC().Format(time.RFC3339), h.By, h.Action, h.Digest, prev)
-			}
-			return tw.Flush()
+			return writeRows(a, asJSON, hist, "WHEN\tBY\tACTION\tDIGEST\tPREVIOUS", func(h registry.Assignment) string {
+				return strings.Join([]string{h.At.UTC().Format(time.RFC3339), h.By, h.Action, h.Digest, orDash(h.Previous)}, "\t")
+			})
 		},
 	}
 	rf.register(cmd, false)
@@ -88,7 +74,7 @@ is refused unless --allow-revoked.`,
 			if err != nil {
 				return err
 			}
-			as, err := registry.Rollback(cmd.Context(), repo, args[1], registry.PromoteOptions{Options: rf.options(), AllowRevoked: allowRevoked})
+			as, err := registry.Rollback(cmd.Context(), repo, args[1], registry.PromoteOptions{Options: rf.options(), By: actor(), AllowRevoked: allowRevoked})
 			if err != nil {
 				return err
 			}

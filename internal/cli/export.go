@@ -108,13 +108,11 @@ give the same disk bytes. The file appears only when complete.`,
 			if err != nil {
 				return err
 			}
-			prog, done := a.newProgress()
+			o, done := rf.progressOptions(a)
 			defer done()
-			o := rf.options()
-			o.Progress = prog
 			do := disk.Options{
 				Base: base, Format: disk.Format(format), Size: n, Platform: platform,
-				Cmdline: cmdline, Registry: o, Progress: prog,
+				Cmdline: cmdline, Registry: o, Progress: o.Progress,
 				SkipOSPackagesCheck: skipPkgs, Stub: stub,
 			}
 			if epoch != nil {

@@ -44,7 +44,7 @@ func TestParseByteSize(t *testing.T) {
 func TestExportVerifyKey(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("COSIGN_PASSWORD", "")
-	if _, _, err := runCLI(t, "keygen", "--prefix", dir+"/k"); err != nil {
+	if _, _, err := runPrebake(t, "keygen", "--prefix", dir+"/k"); err != nil {
 		t.Fatal(err)
 	}
 	img, err := random.Image(64, 1)

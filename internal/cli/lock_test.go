@@ -7,12 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/prebake/prebake/internal/testenv"
@@ -21,43 +18,13 @@ import (
 	"github.com/prebake/prebake/recipes/catalog"
 )
 
-// checksumServer serves files by path laid out like dl.k8s.io and GitHub
-// releases, each with the checksum file its host publishes: URL.sha256 with
-// the bare hex (dl.k8s.io), URL.sha256sum with "hex  name" (GitHub).
-type checksumServer struct {
-	*httptest.Server
-	mu    sync.Mutex
-	files map[string][]byte
-}
-
-func newChecksumServer(t *testing.T, files map[string][]byte) *checksumServer {
-	t.Helper()
-	s := &checksumServer{files: map[string][]byte{}}
-	for p, b := range files {
-		s.files[p] = b
-		sum := sha256.Sum256(b)
-		if strings.HasPrefix(p, "/dl.k8s.io/") {
-			s.files[p+".sha256"] = []byte(hex.EncodeToString(sum[:]) + "\n")
-		} else {
-			s.files[p+".sha256sum"] = []byte(hex.EncodeToString(sum[:]) + "  " + filepath.Base(p) + "\n")
-		}
+// mirrorFlags are the --mirror flags that send downloads to up.
+func mirrorFlags(up *testenv.Upstream) []string {
+	var out []string
+	for _, m := range up.Mirrors() {
+		out = append(out, "--mirror", m)
 	}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		b, ok := s.files[r.URL.Path]
-		s.mu.Unlock()
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		w.Write(b)
-	}))
-	t.Cleanup(s.Close)
-	return s
-}
-
-func (s *checksumServer) mirrors() []string {
-	return []string{"--mirror", "https://dl.k8s.io/=" + s.URL + "/dl.k8s.io/", "--mirror", "https://github.com/=" + s.URL + "/github.com/"}
+	return out
 }
 
 func sha256Hex(b []byte) string {
@@ -98,23 +65,13 @@ func copyQuickstartWithout(t *testing.T, drop string) string {
 // --update picks it up from the checksum files, and the locked build then
 // succeeds from the downloads lock verified.
 func TestLockUpdateThenLockedBuild(t *testing.T) {
-	root := testenv.RepoRoot(t)
-	files := map[string][]byte{}
-	mirror := filepath.Join(root, "testdata", "mirror")
-	filepath.WalkDir(mirror, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			b, _ := os.ReadFile(p)
-			rel, _ := filepath.Rel(mirror, p)
-			files["/"+filepath.ToSlash(rel)] = b
-		}
-		return err
-	})
-	srv := newChecksumServer(t, files)
+	files := testenv.MirrorFiles(t)
+	srv := testenv.NewUpstream(t, files)
 	recipe := copyQuickstartWithout(t, "/v1.36.5/")
 	lockPath := recipes.LockPath(recipe)
 	cache := t.TempDir()
 	out := filepath.Join(t.TempDir(), "out")
-	build := append([]string{"build", recipe, "--set", "kubernetes=1.36.5", "--locked", "--cache-dir", cache, "-o", "oci:" + out, "-q"}, srv.mirrors()...)
+	build := append([]string{"build", recipe, "--set", "kubernetes=1.36.5", "--locked", "--cache-dir", cache, "-o", "oci:" + out, "-q"}, mirrorFlags(srv)...)
 
 	_, _, err := runPrebake(t, build...)
 	if err == nil || !strings.Contains(err.Error(), "https://dl.k8s.io/release/v1.36.5/bin/linux/amd64/kubelet is not in the lock file (--locked)") {
@@ -124,7 +81,7 @@ func TestLockUpdateThenLockedBuild(t *testing.T) {
 		t.Errorf("the refused build wrote %s", out)
 	}
 
-	stdout, _, err := runPrebake(t, append([]string{"lock", recipe, "--update", "kubernetes=1.36.5", "--cache-dir", cache, "-q"}, srv.mirrors()...)...)
+	stdout, _, err := runPrebake(t, append([]string{"lock", recipe, "--update", "kubernetes=1.36.5", "--cache-dir", cache, "-q"}, mirrorFlags(srv)...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,15 +133,15 @@ func TestLockCatalogCopyAndMismatch(t *testing.T) {
 			files[fmt.Sprintf("/dl.k8s.io/release/v1.36.9/bin/linux/%s/%s", arch, bin)] = []byte("stand-in " + bin + " 1.36.9 " + arch + "\n")
 		}
 	}
-	srv := newChecksumServer(t, files)
+	srv := testenv.NewUpstream(t, files)
 	bad := "/dl.k8s.io/release/v1.36.9/bin/linux/arm64/kubeadm"
 	wrong := sha256Hex([]byte("something else"))
-	srv.files[bad+".sha256"] = []byte(wrong + "\n")
+	srv.Set(bad+".sha256", []byte(wrong+"\n"))
 	before, err := os.ReadFile(lockPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"lock", recipe, "--update", "kubernetes=1.36.9", "--cache-dir", t.TempDir(), "-q"}, srv.mirrors()...)
+	args := append([]string{"lock", recipe, "--update", "kubernetes=1.36.9", "--cache-dir", t.TempDir(), "-q"}, mirrorFlags(srv)...)
 	_, _, err = runPrebake(t, args...)
 	var me *lock.MismatchError
 	if !errors.As(err, &me) {
@@ -199,9 +156,7 @@ func TestLockCatalogCopyAndMismatch(t *testing.T) {
 		t.Error("a failed prebake lock changed the lock file")
 	}
 
-	srv.mu.Lock()
-	srv.files[bad+".sha256"] = []byte(sha256Hex(files[bad]))
-	srv.mu.Unlock()
+	srv.Set(bad+".sha256", []byte(sha256Hex(files[bad])))
 	stdout, _, err := runPrebake(t, append(args, "--json")...)
 	if err != nil {
 		t.Fatal(err)

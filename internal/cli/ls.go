@@ -1,8 +1,7 @@
 package cli
 
 import (
-	"fmt"
-	"text/tabwriter"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -36,20 +35,8 @@ Referrer fallback tags (sha256-…) and cosign's .sig/.att tags are left out.`,
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				if vs == nil {
-					vs = []registry.Version{}
-				}
-				return writeJSON(a, vs)
-			}
-			tw := tabwriter.NewWriter(a.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TAG\tKUBERNETES\tCREATED\tDIGEST")
-			for _, v := range vs {
-				k := v.Kubernetes
-				if k == "" {
-					k = "-"
-				}
-				created := "-"
+			return writeRows(a, asJSON, vs, "TAG\tKUBERNETES\tCREATED\tDIGEST", func(v registry.Version) string {
+				created := ""
 				if !v.Created.IsZero() {
 					created = v.Created.UTC().Format(time.RFC3339)
 				}
@@ -57,9 +44,8 @@ Referrer fallback tags (sha256-…) and cosign's .sig/.att tags are left out.`,
 				if v.Revoked {
 					d += " (revoked)"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", v.Tag, k, created, d)
-			}
-			return tw.Flush()
+				return strings.Join([]string{v.Tag, orDash(v.Kubernetes), orDash(created), d}, "\t")
+			})
 		},
 	}
 	rf.register(cmd, true)

@@ -98,7 +98,7 @@ func (f *matrixFlags) run(cmd *cobra.Command, a *app, rf *recipeFlags, ff *fetch
 	}
 	out.Shard = mo.Shard.String()
 	if f.promote != "" {
-		rep, err := pipeline.PromoteMatrix(cmd.Context(), out, pipeline.PromoteOptions{Channel: f.promote, Registry: registry.Options{Insecure: o.Insecure}})
+		rep, err := pipeline.PromoteMatrix(cmd.Context(), out, pipeline.PromoteOptions{Channel: f.promote, Registry: registry.Options{Insecure: o.Insecure}, By: actor()})
 		if rep != nil {
 			out.Promotion = rep
 			if f.report != "" {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -54,7 +55,7 @@ Revoked digests are refused unless --allow-revoked.`,
 					return err
 				}
 			}
-			as, err := registry.Promote(ctx, ref, channel, registry.PromoteOptions{Options: o, AllowRevoked: allowRevoked})
+			as, err := registry.Promote(ctx, ref, channel, registry.PromoteOptions{Options: o, By: actor(), AllowRevoked: allowRevoked})
 			if err != nil {
 				return err
 			}
@@ -69,6 +70,10 @@ Revoked digests are refused unless --allow-revoked.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the assignment as JSON")
 	return cmd
 }
+
+// actor is who a promotion, rollback or revocation is recorded as:
+// $PREBAKE_ACTOR, else "" (the registry package's user@host).
+func actor() string { return os.Getenv("PREBAKE_ACTOR") }
 
 func printAssignment(a *app, as registry.Assignment, asJSON bool) error {
 	if asJSON {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/prebake/prebake/disk"
 	"github.com/prebake/prebake/registry"
 )
 
@@ -24,6 +25,14 @@ func (f *registryFlags) register(cmd *cobra.Command, withJobs bool) {
 
 func (f *registryFlags) options() registry.Options {
 	return registry.Options{Insecure: f.insecure, Jobs: f.jobs}
+}
+
+// progressOptions are options with the command's progress display; done
+// ends the display.
+func (f *registryFlags) progressOptions(a *app) (o registry.Options, done func()) {
+	o = f.options()
+	o.Progress, done = a.newProgress()
+	return o, done
 }
 
 // copyOutput is what push/copy --json print.
@@ -112,10 +121,8 @@ func newCopyLikeCmd(a *app, use, short, long, example string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			prog, done := a.newProgress()
+			o, done := rf.progressOptions(a)
 			defer done()
-			o := rf.options()
-			o.Progress = prog
 			res, err := registry.Copy(cmd.Context(), src, dst, o)
 			done()
 			if err != nil {
@@ -148,10 +155,10 @@ func newCopyLikeCmd(a *app, use, short, long, example string) *cobra.Command {
 
 With files instead of an image (push FILE... DST), the files are published as
 one OCI 1.1 artifact, one layer per file, named by --artifact-type (default
-for .qcow2, .raw, .img and .vmdk files: ` + registry.DiskArtifactType + `, each
+for .qcow2, .raw, .img and .vmdk files: ` + disk.ArtifactType + `, each
 layer with its disk format's media type). Each file is hashed once and checked
 again while it is uploaded.`
-		cmd.Flags().StringVar(&artifactType, "artifact-type", "", "with FILE arguments: the artifact's type (default "+registry.DiskArtifactType+" for disk files)")
+		cmd.Flags().StringVar(&artifactType, "artifact-type", "", "with FILE arguments: the artifact's type (default "+disk.ArtifactType+" for disk files)")
 		cmd.Flags().StringArrayVarP(&annotations, "annotation", "a", nil, "with FILE arguments: manifest annotation KEY=VALUE (repeatable)")
 	}
 	return cmd
@@ -177,7 +184,7 @@ func pushFiles(a *app, cmd *cobra.Command, paths []string, dst, artifactType str
 		if !isRegularFile(p) {
 			return fmt.Errorf("%s: not a regular file (push takes one image reference, or files)", p)
 		}
-		if registry.DiskFormat(p) == "" {
+		if disk.FileFormat(p) == "" {
 			disks = false
 		}
 	}
@@ -185,13 +192,13 @@ func pushFiles(a *app, cmd *cobra.Command, paths []string, dst, artifactType str
 		if !disks {
 			return fmt.Errorf("--artifact-type is required for files that are not disks (.qcow2, .raw, .img, .vmdk)")
 		}
-		artifactType = registry.DiskArtifactType
+		artifactType = disk.ArtifactType
 	}
 	var files []registry.File
 	for _, p := range paths {
 		f := registry.File{Path: p}
-		if format := registry.DiskFormat(p); format != "" && artifactType == registry.DiskArtifactType {
-			f = registry.DiskFile(p, format)
+		if format := disk.FileFormat(p); format != "" && artifactType == disk.ArtifactType {
+			f = disk.PublishedFile(p, format)
 		}
 		files = append(files, f)
 	}
@@ -199,10 +206,8 @@ func pushFiles(a *app, cmd *cobra.Command, paths []string, dst, artifactType str
 	if err != nil {
 		return err
 	}
-	prog, done := a.newProgress()
+	o, done := rf.progressOptions(a)
 	defer done()
-	o := rf.options()
-	o.Progress = prog
 	desc, err := registry.Write(cmd.Context(), ref, img, nil, o)
 	done()
 	if err != nil {

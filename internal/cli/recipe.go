@@ -54,15 +54,7 @@ func (f *recipeFlags) options(path string) (pipeline.RecipeOptions, error) {
 // sourceDateEpoch is $SOURCE_DATE_EPOCH, or nil when it is not set: the CLI
 // reads it, the libraries are passed it.
 func sourceDateEpoch() (*int64, error) {
-	s, ok := os.LookupEnv("SOURCE_DATE_EPOCH")
-	if !ok || s == "" {
-		return nil, nil
-	}
-	e, err := recipes.ParseEpoch(s)
-	if err != nil {
-		return nil, err
-	}
-	return &e, nil
+	return recipes.ParseEpoch(os.Getenv("SOURCE_DATE_EPOCH"))
 }
 
 // load resolves the recipe at path (or the catalog recipe of that name) with

@@ -36,7 +36,7 @@ From then on "prebake pull" and "prebake promote" of that digest fail unless
 			if reason == "" {
 				return fmt.Errorf("--reason is required")
 			}
-			r, err := registry.Revoke(cmd.Context(), ref, registry.RevokeOptions{Options: rf.options(), Reason: reason})
+			r, err := registry.Revoke(cmd.Context(), ref, registry.RevokeOptions{Options: rf.options(), Reason: reason, By: actor()})
 			if err != nil {
 				return err
 			}

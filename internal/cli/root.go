@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -123,6 +124,32 @@ func writeJSON(a *app, v any) error {
 	enc := json.NewEncoder(a.Out)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// writeRows prints a listing: with --json the rows as a JSON array (empty,
+// never null), else a table under header (tab-separated column names) with
+// the line line gives each row.
+func writeRows[T any](a *app, asJSON bool, rows []T, header string, line func(T) string) error {
+	if asJSON {
+		if rows == nil {
+			rows = []T{}
+		}
+		return writeJSON(a, rows)
+	}
+	tw := tabwriter.NewWriter(a.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, r := range rows {
+		fmt.Fprintln(tw, line(r))
+	}
+	return tw.Flush()
+}
+
+// orDash is s, or "-" for an empty table cell.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // parseKeyValues turns the KEY=VALUE arguments of a repeatable flag (--set,

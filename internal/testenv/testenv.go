@@ -383,3 +383,24 @@ func RealBinary(t testing.TB, env, name string) string {
 	}
 	return p
 }
+
+// CheckError is the check of a table test of bad input: with no want, err
+// must be nil; else err must be an error that mentions every want (a field,
+// a file:line, the expected value). what names the input in the failure.
+func CheckError(t testing.TB, what any, err error, want ...string) {
+	t.Helper()
+	if len(want) == 0 {
+		if err != nil {
+			t.Fatalf("%v: %v", what, err)
+		}
+		return
+	}
+	if err == nil {
+		t.Fatalf("accepted %v", what)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %q", err, w)
+		}
+	}
+}

@@ -1,8 +1,11 @@
+//go:build e2e
+
 // Package e2e runs the plugin inside a real Packer (v1.11.2, built from the
 // module proxy by packer/hack/tools.sh): `packer plugins install --path`,
 // then `packer build` of HCL2 templates against a loopback `prebake serve`
-// and a local sshd started by the test. It runs only with PACKER_ACC=1
-// (`make e2e-packer`), because it needs packer, sshd and root.
+// and a local sshd started by the test. It is built only with the e2e tag
+// (`make e2e-packer`, part of `make test`), because it needs packer, sshd
+// and root, so `go test ./...` neither runs nor skips it.
 package e2e
 
 import (
@@ -40,9 +43,6 @@ type env struct {
 }
 
 func TestE2E(t *testing.T) {
-	if os.Getenv("PACKER_ACC") != "1" {
-		t.Skip("set PACKER_ACC=1 (make e2e-packer) to run packer end to end")
-	}
 	if os.Geteuid() != 0 {
 		t.Fatal("the e2e test applies an image over SSH as root: run it as root")
 	}

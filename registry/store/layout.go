@@ -226,41 +226,50 @@ func (l *Layout) writeBlob(ctx context.Context, h v1.Hash, size int64, open func
 		}
 		// Another device, or a file system without links: copy.
 	}
-	f, err := l.createTemp(h)
+	var n int64
+	err = l.writeTemp(h, func(w io.Writer) error {
+		hasher := sha256.New()
+		var err error
+		n, err = io.Copy(io.MultiWriter(w, hasher), ctxReader{ctx, p.Reader(rc, "write", h.String(), size)})
+		if err != nil {
+			return fmt.Errorf("writing blob %s: %w", h, err)
+		}
+		if got := hex.EncodeToString(hasher.Sum(nil)); got != h.Hex || (size >= 0 && n != size) {
+			return &DigestError{What: "blob", Expected: h.String(), Actual: "sha256:" + got, ExpectedSize: size, ActualSize: n}
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	hasher := sha256.New()
-	n, err := io.Copy(io.MultiWriter(&writeback{f: f}, hasher), ctxReader{ctx, p.Reader(rc, "write", h.String(), size)})
-	if err != nil {
-		return fmt.Errorf("writing blob %s: %w", h, err)
-	}
-	if got := hex.EncodeToString(hasher.Sum(nil)); got != h.Hex || (size >= 0 && n != size) {
-		return &DigestError{What: "blob", Expected: h.String(), Actual: "sha256:" + got, ExpectedSize: size, ActualSize: n}
-	}
-	if err := commitTemp(f); err != nil {
-		return fmt.Errorf("writing blob %s: %w", h, err)
-	}
-	ok = true
-	l.addPending(h, f.Name())
 	p.Report(progress.Event{Op: "write", Name: h.String(), Done: n, Total: size, Finished: true})
 	return nil
 }
 
-// commitTemp gives a finished temp file its mode and closes it.
-func commitTemp(f *os.File) error {
-	err := f.Chmod(0o644)
-	if cerr := f.Close(); err == nil {
-		err = cerr
+// writeTemp writes blob h to its pending temp file (see Layout.Sync)
+// through write, which also judges what it wrote: when write fails the
+// file is removed, else it gets its mode and becomes pending.
+func (l *Layout) writeTemp(h v1.Hash, write func(w io.Writer) error) error {
+	f, err := l.createTemp(h)
+	if err != nil {
+		return err
 	}
-	return err
+	err = write(&writeback{f: f})
+	if err == nil {
+		if err = f.Chmod(0o644); err == nil {
+			err = f.Close()
+		}
+		if err != nil {
+			err = fmt.Errorf("writing blob %s: %w", h, err)
+		}
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	l.addPending(h, f.Name())
+	return nil
 }
 
 // ReadIndex returns the layout's index.json.

@@ -217,35 +217,20 @@ func selfVerifying(r io.Reader) bool {
 // writeVerified streams r, which checks d's digest and size itself, to the
 // blob's pending temp file with large buffers (see Layout.Sync).
 func (e *LayoutStore) writeVerified(ctx context.Context, d v1.Descriptor, r io.ReadCloser) error {
-	f, err := e.l.createTemp(d.Digest)
-	if err != nil {
-		return err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(f.Name())
+	return e.l.writeTemp(d.Digest, func(w io.Writer) error {
+		n, err := io.CopyBuffer(w, ctxReader{ctx, r}, make([]byte, 1<<20))
+		if err != nil {
+			var de *DigestError
+			if errors.As(err, &de) {
+				return de
+			}
+			return fmt.Errorf("writing blob %s: %w", d.Digest, err)
 		}
-	}()
-	buf := make([]byte, 1<<20)
-	n, err := io.CopyBuffer(&writeback{f: f}, ctxReader{ctx, r}, buf)
-	if err != nil {
-		var de *DigestError
-		if errors.As(err, &de) {
-			return de
+		if n != d.Size || !r.(verifiedReader).verifiedOK() {
+			return &DigestError{What: "blob", Expected: d.Digest.String(), Actual: "(unverified)", ExpectedSize: d.Size, ActualSize: n}
 		}
-		return fmt.Errorf("writing blob %s: %w", d.Digest, err)
-	}
-	if n != d.Size || !r.(verifiedReader).verifiedOK() {
-		return &DigestError{What: "blob", Expected: d.Digest.String(), Actual: "(unverified)", ExpectedSize: d.Size, ActualSize: n}
-	}
-	if err := commitTemp(f); err != nil {
-		return fmt.Errorf("writing blob %s: %w", d.Digest, err)
-	}
-	ok = true
-	e.l.addPending(d.Digest, f.Name())
-	return nil
+		return nil
+	})
 }
 
 func (e *LayoutStore) PutManifest(ctx context.Context, d v1.Descriptor, raw []byte) error {

@@ -46,12 +46,10 @@ func (b *Builder) Prepare(raws ...any) ([]string, []string, error) {
 func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook) (packersdk.Artifact, error) {
 	c := &b.config
 	res := c.resolved
-	fetcher, err := pipeline.Fetch{CacheDir: c.CacheDir, Mirrors: c.Mirrors, Offline: c.Offline}.Fetcher()
-	if err != nil {
+	o := c.pipelineOptions()
+	if err := c.fetch().Configure(&o); err != nil {
 		return nil, err
 	}
-	o := c.pipelineOptions()
-	o.Fetcher = fetcher
 	ui.Say(fmt.Sprintf("Building %s:%s (%d platforms)", res.Name, res.Version, len(res.Builds)))
 	r, err := pipeline.Run(ctx, res, o)
 	if err != nil {

@@ -29,6 +29,8 @@ func TestPrepareProblems(t *testing.T) {
 			"output": "oci:" + t.TempDir() + ":x", "push": "127.0.0.1:5000/nodes", "compression": "zstd",
 			"mirrors": testenv.Mirrors(t), "source_date_epoch": "1767225600", "jobs": 2,
 		}, nil},
+		{"registry mirror for pre-pulled images", map[string]any{"recipe": recipe, "mirrors": []string{"registry.k8s.io=127.0.0.1:5000/k8s"}, "offline": true}, nil},
+		{"bad registry mirror", map[string]any{"recipe": recipe, "mirrors": []string{"registry.k8s.io=https://x"}}, []string{"mirrors:", "registry.k8s.io=https://x"}},
 		{"catalog recipe by name", map[string]any{"recipe": "kubernetes-node", "variables": map[string]string{"kubernetes": "1.35.2"}}, nil},
 		{"unsupported catalog version", map[string]any{"recipe": "kubernetes-node", "variables": map[string]string{"kubernetes": "1.99.0"}}, []string{"recipe:", "supported:"}},
 		{"sign without push", map[string]any{"recipe": recipe, "sign_key": "env://NONE"}, []string{"sign_key:", "set push"}},
@@ -47,20 +49,7 @@ func TestPrepareProblems(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var b Builder
 			_, _, err := b.Prepare(tc.raw)
-			if tc.want == nil {
-				if err != nil {
-					t.Fatalf("Prepare: %v", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("Prepare accepted %v", tc.raw)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %q", err, w)
-				}
-			}
+			testenv.CheckError(t, tc.raw, err, tc.want...)
 		})
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
 
 	"github.com/prebake/prebake/builder"
-	"github.com/prebake/prebake/builder/fetch"
 	"github.com/prebake/prebake/packer/internal/pluginutil"
 	"github.com/prebake/prebake/pipeline"
 	"github.com/prebake/prebake/recipes"
@@ -40,11 +39,14 @@ type Config struct {
 	// SourceDateEpoch overrides the recipe's epoch (seconds since 1970);
 	// empty uses $SOURCE_DATE_EPOCH when set, else the recipe's.
 	SourceDateEpoch string `mapstructure:"source_date_epoch"`
-	// Mirrors rewrite source URLs, each "FROM=TO" (prebake build --mirror).
+	// Mirrors rewrite source URLs or, FROM naming a registry, where
+	// pre-pulled images are pulled from; each "FROM=TO" (prebake build
+	// --mirror).
 	Mirrors []string `mapstructure:"mirrors"`
 	// CacheDir is the download and layer cache; empty means prebake's default.
 	CacheDir string `mapstructure:"cache_dir"`
-	// Offline uses only the cache.
+	// Offline uses only the cache (and registry mirrors for pre-pulled
+	// images).
 	Offline bool `mapstructure:"offline"`
 	// Compression of layers: gzip (default) or zstd.
 	Compression string `mapstructure:"compression"`
@@ -76,6 +78,12 @@ type Config struct {
 	push     *registry.Reference
 }
 
+// fetch is how the build downloads (prebake build's --cache-dir, --mirror,
+// --offline).
+func (c *Config) fetch() pipeline.Fetch {
+	return pipeline.Fetch{CacheDir: c.CacheDir, Mirrors: c.Mirrors, Offline: c.Offline}
+}
+
 // pipelineOptions are the options of the one library call Run makes.
 func (c *Config) pipelineOptions() pipeline.Options {
 	return pipeline.Options{
@@ -105,10 +113,7 @@ func (c *Config) Prepare(raws ...any) error {
 	if c.Jobs < 0 {
 		p.Addf("jobs", "%d: must not be negative", c.Jobs)
 	}
-	for _, s := range c.Mirrors {
-		_, err := fetch.ParseMirror(s)
-		p.Add("mirrors", err)
-	}
+	p.Add("mirrors", c.fetch().Check())
 	p.Add("sign_key", pluginutil.CheckKeyFile(c.SignKey))
 	if c.Recipe == "" {
 		p.Addf("recipe", "required: the path of a recipe file or a catalog recipe's name")
@@ -140,12 +145,9 @@ func (c *Config) resolve() (*recipes.Resolved, error) {
 	if epoch == "" {
 		epoch = os.Getenv("SOURCE_DATE_EPOCH")
 	}
-	if epoch != "" {
-		e, err := recipes.ParseEpoch(epoch)
-		if err != nil {
-			return nil, fmt.Errorf("source_date_epoch: %w", err)
-		}
-		o.SourceDateEpoch = &e
+	var err error
+	if o.SourceDateEpoch, err = recipes.ParseEpoch(epoch); err != nil {
+		return nil, fmt.Errorf("source_date_epoch: %w", err)
 	}
 	return pipeline.Resolve(o)
 }

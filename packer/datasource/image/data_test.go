@@ -30,20 +30,7 @@ func TestConfigureProblems(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var d Datasource
 			err := d.Configure(tc.raw)
-			if tc.want == nil {
-				if err != nil {
-					t.Fatalf("Configure: %v", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("Configure accepted %v", tc.raw)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %q", err, w)
-				}
-			}
+			testenv.CheckError(t, tc.raw, err, tc.want...)
 		})
 	}
 }

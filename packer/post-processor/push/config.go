@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
 	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
 
+	"github.com/prebake/prebake/disk"
 	"github.com/prebake/prebake/packer/internal/pluginutil"
 	"github.com/prebake/prebake/recipes"
 	"github.com/prebake/prebake/registry"
@@ -82,7 +83,7 @@ func (c *Config) Prepare(raws ...any) error {
 		c.sourceRef, c.sourceDigst = ref.String(), ref.Digest
 	}
 	if c.Format != "" {
-		if _, ok := registry.DiskMediaTypes[c.Format]; !ok {
+		if _, ok := disk.MediaTypes[c.Format]; !ok {
 			p.Addf("format", "%q: expected qcow2, raw or vmdk", c.Format)
 		}
 	}

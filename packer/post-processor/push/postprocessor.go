@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hcldec"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
+	"github.com/prebake/prebake/disk"
 	"github.com/prebake/prebake/packer/internal/pluginutil"
 	"github.com/prebake/prebake/registry"
 	"github.com/prebake/prebake/signing"
@@ -29,13 +30,13 @@ const (
 	// BuilderID identifies the post-processor's artifacts.
 	BuilderID = "prebake.post-processor.push"
 	// ArtifactType is the artifactType of a published disk.
-	ArtifactType = registry.DiskArtifactType
+	ArtifactType = disk.ArtifactType
 	// AnnotationSourceImage and AnnotationSourceDigest link a disk to the
 	// prebake node image it was made from.
 	AnnotationSourceImage  = "dev.prebake.disk.source.image"
 	AnnotationSourceDigest = "dev.prebake.disk.source.digest"
 	// AnnotationFormat is each layer's disk format.
-	AnnotationFormat = registry.AnnotationDiskFormat
+	AnnotationFormat = disk.AnnotationFormat
 )
 
 // PostProcessor publishes disk files as an OCI artifact.
@@ -107,15 +108,15 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, source
 	return a, keep, true, nil
 }
 
-// disk is one file to publish.
-type disk struct {
+// diskFile is one file to publish.
+type diskFile struct {
 	path, format string
 	size         int64
 }
 
 // pickDisks selects the disk files among files, in name order, and checks
 // each one's header against its format.
-func pickDisks(files []string, force string) (disks []disk, skipped []string, err error) {
+func pickDisks(files []string, force string) (disks []diskFile, skipped []string, err error) {
 	sorted := append([]string(nil), files...)
 	sort.Strings(sorted)
 	for _, f := range sorted {
@@ -137,7 +138,7 @@ func pickDisks(files []string, force string) (disks []disk, skipped []string, er
 		if err := checkHeader(f, format); err != nil {
 			return nil, nil, err
 		}
-		disks = append(disks, disk{path: f, format: format, size: fi.Size()})
+		disks = append(disks, diskFile{path: f, format: format, size: fi.Size()})
 	}
 	if len(disks) == 0 {
 		return nil, nil, fmt.Errorf("no disk files (.qcow2, .raw, .img, .vmdk) among %d files %v; set format to publish other names", len(files), files)
@@ -145,7 +146,7 @@ func pickDisks(files []string, force string) (disks []disk, skipped []string, er
 	return disks, skipped, nil
 }
 
-func formatOf(name string) string { return registry.DiskFormat(strings.ToLower(name)) }
+func formatOf(name string) string { return disk.FileFormat(strings.ToLower(name)) }
 
 // checkHeader refuses a file whose first bytes contradict its format.
 func checkHeader(file, format string) error {
@@ -172,10 +173,10 @@ func checkHeader(file, format string) error {
 
 // diskArtifact builds the artifact over the disks (registry.FileArtifact:
 // each file hashed once, checked again while it is pushed).
-func diskArtifact(disks []disk, ann map[string]string) (v1.Image, error) {
+func diskArtifact(disks []diskFile, ann map[string]string) (v1.Image, error) {
 	files := make([]registry.File, len(disks))
 	for i, d := range disks {
-		files[i] = registry.DiskFile(d.path, d.format)
+		files[i] = disk.PublishedFile(d.path, d.format)
 	}
 	return registry.FileArtifact(ArtifactType, files, ann)
 }

@@ -11,6 +11,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
+	"github.com/prebake/prebake/disk"
+	"github.com/prebake/prebake/internal/testenv"
 	"github.com/prebake/prebake/internal/testenv/fixture"
 	"github.com/prebake/prebake/registry"
 	"github.com/prebake/prebake/signing"
@@ -42,20 +44,7 @@ func TestPrepareProblems(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var p PostProcessor
 			err := p.Configure(tc.raw)
-			if tc.want == nil {
-				if err != nil {
-					t.Fatalf("Configure: %v", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("Configure accepted %v", tc.raw)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %q", err, w)
-				}
-			}
+			testenv.CheckError(t, tc.raw, err, tc.want...)
 		})
 	}
 }
@@ -132,8 +121,8 @@ func TestPushSignVerify(t *testing.T) {
 	if m.ArtifactType != ArtifactType || len(m.Layers) != 2 {
 		t.Fatalf("manifest %s", raw)
 	}
-	if m.Layers[0].MediaType != registry.DiskMediaTypes["qcow2"] || m.Layers[0].Annotations["org.opencontainers.image.title"] != "node.qcow2" ||
-		m.Layers[1].MediaType != registry.DiskMediaTypes["raw"] || m.Layers[1].Size != 4096 {
+	if m.Layers[0].MediaType != disk.MediaTypes["qcow2"] || m.Layers[0].Annotations["org.opencontainers.image.title"] != "node.qcow2" ||
+		m.Layers[1].MediaType != disk.MediaTypes["raw"] || m.Layers[1].Size != 4096 {
 		t.Errorf("layers %+v", m.Layers)
 	}
 	if m.Annotations[AnnotationSourceDigest] != someDigest || m.Annotations[AnnotationSourceImage] != host+"/nodes@"+someDigest || m.Annotations["team"] != "release" {

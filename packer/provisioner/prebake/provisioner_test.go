@@ -56,20 +56,7 @@ func TestPrepareProblems(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var p Provisioner
 			err := p.Prepare(tc.raw)
-			if tc.want == nil {
-				if err != nil {
-					t.Fatalf("Prepare: %v", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("Prepare accepted %v", tc.raw)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %q", err, w)
-				}
-			}
+			testenv.CheckError(t, tc.raw, err, tc.want...)
 		})
 	}
 }
