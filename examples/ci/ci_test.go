@@ -5,6 +5,7 @@ package ci_test
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -21,6 +22,68 @@ func TestGitHubActionsWorkflow(t *testing.T) {
 	out, err := exec.Command(actionlint, "-no-color", "-shellcheck=", "-pyflakes=", "github-actions.yaml").CombinedOutput()
 	if err != nil {
 		t.Fatalf("actionlint github-actions.yaml: %v\n%s", err, out)
+	}
+}
+
+// The Tekton Task and Pipeline pass Tekton's own validation (its v1 types'
+// SetDefaults and Validate, the admission webhook's checks) plus the
+// cross-object checks tekton-validate adds (params, workspaces and results
+// of the referenced Tasks); a broken copy fails, so the validator runs.
+func TestTektonPipeline(t *testing.T) {
+	bin := testenv.Tool(t, "tekton-validate")
+	files := []string{"tekton/tasks.yaml", "tekton/pipeline.yaml"}
+	validates(t, bin, files)
+	broken(t, bin, files, "tekton/pipeline.yaml", "results.IMAGES[*]", "results.IMAGE[*]", "Task prebake-build has no result IMAGE")
+	broken(t, bin, files, "tekton/tasks.yaml", "      command: [prebake]", "      command: [prebake]\n      commands: [x]", `unknown field "commands"`)
+	broken(t, bin, files, "tekton/pipeline.yaml", "$(params.shard-count)", "$(params.shard-total)", "non-existent variable")
+}
+
+// The Argo WorkflowTemplate and CronWorkflow pass Argo's own validation
+// (workflow/validate, as the Argo server and `argo lint` run it); a broken
+// copy fails.
+func TestArgoWorkflowTemplate(t *testing.T) {
+	bin := testenv.Tool(t, "argo-validate")
+	files := []string{"argo/workflow-template.yaml"}
+	validates(t, bin, files)
+	broken(t, bin, files, "argo/workflow-template.yaml", "{{inputs.parameters.shard}}/", "{{inputs.parameters.shards}}/", "failed to resolve {{inputs.parameters.shards}}")
+	broken(t, bin, files, "argo/workflow-template.yaml", "withParam:", "withParams:", `unknown field "withParams"`)
+	broken(t, bin, files, "argo/workflow-template.yaml", "template: promote\n", "template: promotion\n", "template name 'promotion' undefined")
+}
+
+func validates(t *testing.T, bin string, files []string) {
+	t.Helper()
+	out, err := exec.Command(bin, files...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(files, " "), err, out)
+	}
+}
+
+// broken validates files with one of them changed (old replaced by new)
+// and wants the validator to fail saying want.
+func broken(t *testing.T, bin string, files []string, file, old, new, want string) {
+	t.Helper()
+	dir := t.TempDir()
+	var args []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == file {
+			if !strings.Contains(string(b), old) {
+				t.Fatalf("%s has no %q to break", f, old)
+			}
+			b = []byte(strings.Replace(string(b), old, new, 1))
+		}
+		p := filepath.Join(dir, filepath.Base(f))
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, p)
+	}
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), want) {
+		t.Errorf("%s with %q for %q: %v, want a failure saying %q:\n%s", file, new, old, err, want, out)
 	}
 }
 
