@@ -150,40 +150,94 @@ func TestGitLabPipelineStructure(t *testing.T) {
 }
 
 // Every `prebake VERB … --flag` in the examples names a verb and flags this
-// prebake has (a renamed flag fails here, not in a user's nightly).
+// prebake has (a renamed flag fails here, not in a user's nightly): in shell
+// scripts, and in the command/args of the containers and steps that run the
+// prebake image (Tekton, Argo).
 func TestExamplesUseRealFlags(t *testing.T) {
 	bin := testenv.Prebake(t)
-	files, _ := os.ReadDir(".")
-	verbFlags := regexp.MustCompile(`--[a-z][a-z-]+`)
-	for _, f := range files {
-		if !strings.HasSuffix(f.Name(), ".yaml") {
-			continue
+	helps := map[string]string{}
+	check := func(file string, words []string) {
+		if len(words) == 0 {
+			return
 		}
-		b, err := os.ReadFile(f.Name())
+		verb := words[0]
+		if _, ok := helps[verb]; !ok {
+			help, err := exec.Command(bin, verb, "--help").CombinedOutput()
+			if err != nil {
+				t.Errorf("%s: prebake %s: %v", file, verb, err)
+			}
+			helps[verb] = string(help)
+		}
+		for _, w := range words[1:] {
+			if fl := flagWord.FindString(w); fl != "" && !strings.Contains(helps[verb], fl+" ") {
+				t.Errorf("%s: prebake %s has no flag %s", file, verb, fl)
+			}
+		}
+	}
+	commands := 0
+	err := filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".yaml") {
+			return err
+		}
+		b, err := os.ReadFile(path)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		// Join continued lines, then look at each prebake command.
+		// Shell: join continued lines, then look at each prebake command.
 		text := strings.ReplaceAll(string(b), "\\\n", " ")
 		for _, line := range strings.Split(text, "\n") {
 			_, cmd, ok := strings.Cut(line, "prebake ")
 			if !ok || strings.HasPrefix(strings.TrimSpace(line), "#") || strings.Contains(line, "go install") {
 				continue
 			}
-			fields := strings.Fields(cmd)
-			if len(fields) == 0 {
-				continue
+			if f := strings.Fields(cmd); len(f) > 0 {
+				commands++
+				check(path, f)
 			}
-			help, err := exec.Command(bin, fields[0], "--help").CombinedOutput()
-			if err != nil {
-				t.Errorf("%s: prebake %s: %v", f.Name(), fields[0], err)
-				continue
+		}
+		// Containers: command [prebake] with args, anywhere in any document.
+		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+		for {
+			var doc any
+			if err := dec.Decode(&doc); err != nil {
+				break
 			}
-			for _, fl := range verbFlags.FindAllString(cmd, -1) {
-				if !strings.Contains(string(help), fl+" ") {
-					t.Errorf("%s: prebake %s has no flag %s", f.Name(), fields[0], fl)
-				}
+			walkContainers(doc, func(args []string) {
+				commands++
+				check(path, args)
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("checked %d prebake commands", commands)
+	if commands < 8 {
+		t.Errorf("found %d prebake commands in the examples: the scan is broken", commands)
+	}
+}
+
+var flagWord = regexp.MustCompile(`^--[a-z][a-z-]+`)
+
+// walkContainers calls f with the args of every map whose command is
+// [prebake].
+func walkContainers(v any, f func(args []string)) {
+	switch v := v.(type) {
+	case map[string]any:
+		if c, ok := v["command"].([]any); ok && len(c) == 1 && c[0] == "prebake" {
+			var args []string
+			for _, a := range v["args"].([]any) {
+				args = append(args, a.(string))
 			}
+			f(args)
+		}
+		for _, x := range v {
+			walkContainers(x, f)
+		}
+	case []any:
+		for _, x := range v {
+			walkContainers(x, f)
 		}
 	}
 }
