@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -177,9 +179,16 @@ func (f *matrixFlags) run(cmd *cobra.Command, a *app, rf *recipeFlags, ff *fetch
 	return runErr
 }
 
-// save writes --json-file and --images-file: the result as JSON and the
-// pushed images' references, one per line.
+// save writes --json-file and --images-file (creating their directories):
+// the result as JSON and the pushed images' references, one per line.
 func (f *matrixFlags) save(result any, pushed []string) error {
+	for _, p := range []string{f.jsonFile, f.imagesFile} {
+		if p != "" {
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return err
+			}
+		}
+	}
 	if f.jsonFile != "" {
 		b, err := json.MarshalIndent(result, "", "  ")
 		if err != nil {
