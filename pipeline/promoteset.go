@@ -11,6 +11,7 @@ import (
 	"sort"
 
 	"github.com/prebake/prebake/registry"
+	"github.com/prebake/prebake/registry/records"
 	"github.com/prebake/prebake/signing"
 )
 
@@ -189,6 +190,9 @@ func PromoteSet(ctx context.Context, set []PromotedImage, o PromoteOptions) (*Pr
 		p := c
 		p.Channel, p.Previous, p.Changes, p.Error, p.Verified = o.Channel+"-"+c.Version, "", nil, "", false
 		err := func() error {
+			if err := records.CheckChannel(p.Channel); err != nil {
+				return err
+			}
 			ref, err := registry.ParseReference(p.Reference)
 			if err != nil {
 				return err

@@ -152,6 +152,15 @@ func TestLoadPromotionSetErrors(t *testing.T) {
 	}
 }
 
+// A channel that is no tag fails the checks, before any registry is asked.
+func TestPromoteSetBadChannel(t *testing.T) {
+	d := "sha256:" + strings.Repeat("a", 64)
+	rep, err := pipeline.PromoteSet(t.Context(), []pipeline.PromotedImage{{Version: "1.36.4", Reference: "127.0.0.1:1/nodes@" + d, Digest: d}}, pipeline.PromoteOptions{Channel: "night/ly"})
+	if !errors.Is(err, pipeline.ErrPromoteFailed) || rep == nil || !strings.Contains(rep.Images[0].Error, "must be a valid tag") {
+		t.Errorf("err = %v, report %+v", err, rep)
+	}
+}
+
 func save(t *testing.T, path string, v any) string {
 	t.Helper()
 	b, err := json.Marshal(v)
