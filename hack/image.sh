@@ -17,6 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${VERSION:?VERSION (run make image)}" "${LDFLAGS:?LDFLAGS (run make image)}"
 V=${VERSION#v}
+command -v jq >/dev/null || hack/tools.sh jq
 PREBAKE=${PREBAKE:-$PWD/bin/prebake}
 OUT=_out/image
 REL=https://github.com/prebake/prebake/releases/download/
