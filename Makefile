@@ -10,7 +10,7 @@ TOOLS := $(CURDIR)/.cache/tools
 export PATH := $(TOOLS)/bin:$(PATH)
 export GOFLAGS := -buildvcs=false
 
-.PHONY: help build build-kms bench-ci test test-short demo bench lint verify docs tools conformance clean e2e-boot e2e-join e2e-cluster real fuzz agent agent-lock
+.PHONY: help build build-kms bench-ci test test-short demo bench lint verify docs tools conformance clean e2e-boot e2e-join e2e-cluster real fuzz agent agent-lock image
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -22,6 +22,9 @@ build: ## build bin/prebake and bin/prebake-serve (the registry server `prebake 
 build-kms: ## build bin/prebake with the cloud KMS providers (awskms://, gcpkms://, azurekms://, hashivault:// keys); see docs/benchmarks.md for the cost
 	$(GO) build -tags kms -trimpath -ldflags '$(LDFLAGS)' -o bin/prebake ./cmd/prebake
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/prebake-serve ./cmd/prebake-serve
+
+image: build ## prebake's multi-arch (linux/amd64, linux/arm64) container image, built by prebake into _out/image/oci and checked (PUSH=REPO to push, SIGN_KEY=KEY to sign; docs/ci.md)
+	VERSION='$(VERSION)' LDFLAGS='$(LDFLAGS)' PUSH='$(PUSH)' SIGN_KEY='$(SIGN_KEY)' hack/image.sh
 
 agent: ## build the prebake-agent release binaries into _out/agent (reproducible; checked against the catalog locks)
 	$(GO) run ./hack/agentbuild -o _out/agent

@@ -31,6 +31,14 @@ declare -A GOTOOLS=(
   [syft]=github.com/anchore/syft/cmd/syft@v1.57.1
   [actionlint]=github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 )
+# Validators of examples/ci built from their own small modules here (each
+# pins its engine's Go API in its go.mod: tektoncd/pipeline, argo-workflows),
+# so prebake's module does not depend on them: command -> directory. The
+# binary is rebuilt when the module's go.mod, go.sum or sources change.
+declare -A LOCALTOOLS=(
+  [tekton-validate]=hack/civalidate/tekton
+  [argo-validate]=hack/civalidate/argo
+)
 
 apt_updated=
 apt_install() {
@@ -43,7 +51,7 @@ apt_install() {
 }
 
 want=("$@")
-if [ ${#want[@]} -eq 0 ]; then want=("${!APT[@]}" crane oras cosign syft actionlint); fi
+if [ ${#want[@]} -eq 0 ]; then want=("${!APT[@]}" crane oras cosign syft actionlint tekton-validate argo-validate); fi
 
 missing=()
 for t in "${want[@]}"; do
@@ -64,4 +72,16 @@ for t in "${want[@]}"; do
   echo "tools: go install $mod" >&2
   go install -trimpath "$mod"
   echo "$mod" >"$stamp"
+done
+
+for t in "${want[@]}"; do
+  dir=${LOCALTOOLS[$t]:-}
+  [ -z "$dir" ] && continue
+  stamp="$TOOLS/bin/.$t.version"
+  sum=$(cat "$dir"/go.mod "$dir"/go.sum "$dir"/*.go | sha256sum | cut -d' ' -f1)
+  if [ -x "$TOOLS/bin/$t" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ]; then continue; fi
+  echo "tools: go build $dir ($t; the first build takes minutes)" >&2
+  (cd "$dir" && GOWORK=off go build -trimpath -o "$TOOLS/bin/.$t.$$" .)
+  mv "$TOOLS/bin/.$t.$$" "$TOOLS/bin/$t"
+  echo "$sum" >"$stamp"
 done

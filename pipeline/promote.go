@@ -8,7 +8,7 @@ import (
 	"github.com/prebake/prebake/registry"
 )
 
-// PromoteOptions configure PromoteMatrix.
+// PromoteOptions configure PromoteMatrix and PromoteSet.
 type PromoteOptions struct {
 	// Channel is the channel's name; each image is promoted to the channel
 	// CHANNEL-VERSION of its repository (nightly-1.36.4), since a channel is
@@ -17,10 +17,18 @@ type PromoteOptions struct {
 	// Registry carries credentials and the transport; By who promotes.
 	Registry registry.Options
 	By       string
+	// VerifyKey, when set, requires a valid cosign signature by this key on
+	// every image of the set before any channel moves (PromoteSet).
+	VerifyKey string
+	// AllowRevoked promotes revoked digests anyway.
+	AllowRevoked bool
 }
 
-// PromotionReport is what PromoteMatrix did, image by image: its JSON is in
-// `prebake build --matrix --promote --json`, Markdown renders it.
+// PromotionReport is what PromoteMatrix or PromoteSet did, image by image:
+// its JSON is in `prebake build --matrix --promote --json` and `prebake
+// promote --from --json`, Markdown renders it. LoadPromotionSet reads it
+// back, so a promoted set can be promoted further (nightly, then stable) or
+// rolled back (RollbackSet).
 type PromotionReport struct {
 	Channel string          `json:"channel"`
 	Images  []PromotedImage `json:"images"`
@@ -29,12 +37,17 @@ type PromotionReport struct {
 // PromotedImage is one image's promotion.
 type PromotedImage struct {
 	Version string `json:"version"`
+	// Reference is the image as pushed, REPO@DIGEST.
+	Reference string `json:"reference,omitempty"`
 	// Channel is the tag promoted (CHANNEL-VERSION); Previous the digest it
 	// named before ("" the first time).
-	Channel    string `json:"channel"`
-	Digest     string `json:"digest"`
-	Previous   string `json:"previous,omitempty"`
-	Signatures int    `json:"signatures"`
+	Channel  string `json:"channel"`
+	Digest   string `json:"digest"`
+	Previous string `json:"previous,omitempty"`
+	// Signatures is how many manifests the build signed, or how many
+	// signatures verified with the key (Verified).
+	Signatures int  `json:"signatures"`
+	Verified   bool `json:"verified,omitempty"`
 	// SBOM and CycloneDX are the digests of the image's SBOM referrers
 	// (package URLs and CPEs of every component, docs/nightly.md).
 	SBOM      string             `json:"sbom,omitempty"`
@@ -58,41 +71,27 @@ type PromotedPlatform struct {
 // were not pushed are left out; an image whose promotion fails is reported
 // with its error and the others go on.
 func PromoteMatrix(ctx context.Context, r *MatrixResult, o PromoteOptions) (*PromotionReport, error) {
-	rep := &PromotionReport{Channel: o.Channel}
-	failed := 0
+	var set []PromotedImage
 	for _, img := range r.Images {
-		if img.Result == nil || img.Pushed == "" {
-			continue
+		if img.Result != nil && img.Pushed != "" {
+			set = append(set, candidate(img.Result))
 		}
-		pushed, err := registry.ParseReference(img.Pushed)
-		if err != nil {
-			return nil, err
-		}
-		p := PromotedImage{Version: img.Version, Channel: o.Channel + "-" + img.Version, Digest: img.Digest, Signatures: img.Signatures, SBOM: img.SBOM, CycloneDX: img.Result.CycloneDX}
-		for _, pl := range img.Platforms {
-			var size int64
-			for _, l := range pl.Layers {
-				size += l.Size
-			}
-			p.Platforms = append(p.Platforms, PromotedPlatform{Platform: pl.Platform, Digest: pl.Digest, Size: size})
-		}
-		repo := pushed.WithTag(p.Channel)
-		if prev, err := registry.Inspect(ctx, repo, o.Registry); err == nil {
-			p.Previous = prev.Digest
-			if now, err := registry.Inspect(ctx, pushed, o.Registry); err == nil {
-				p.Changes = registry.Diff(prev, now)
-			}
-		}
-		if _, err := registry.Promote(ctx, pushed, p.Channel, registry.PromoteOptions{Options: o.Registry, By: o.By}); err != nil {
-			p.Error = err.Error()
-			failed++
-		}
-		rep.Images = append(rep.Images, p)
 	}
-	if failed > 0 {
-		return rep, fmt.Errorf("%w: %d of %d promotions", ErrPromoteFailed, failed, len(rep.Images))
+	o.VerifyKey = ""
+	return PromoteSet(ctx, set, o)
+}
+
+// candidate is what a build result says of the image it pushed.
+func candidate(r *Result) PromotedImage {
+	p := PromotedImage{Version: r.Version, Reference: r.Pushed, Digest: r.Digest, Signatures: r.Signatures, SBOM: r.SBOM, CycloneDX: r.CycloneDX}
+	for _, pl := range r.Platforms {
+		var size int64
+		for _, l := range pl.Layers {
+			size += l.Size
+		}
+		p.Platforms = append(p.Platforms, PromotedPlatform{Platform: pl.Platform, Digest: pl.Digest, Size: size})
 	}
-	return rep, nil
+	return p
 }
 
 // Markdown renders the report: one row per image, then the changed layers.
@@ -106,7 +105,10 @@ func (r *PromotionReport) Markdown() string {
 		if prev == "" {
 			prev = "(first)"
 		}
-		if p.Signatures > 0 {
+		switch {
+		case p.Verified:
+			signed = fmt.Sprintf("verified (%d signatures)", p.Signatures)
+		case p.Signatures > 0:
 			signed = fmt.Sprintf("yes (%d manifests)", p.Signatures)
 		}
 		var plats []string

@@ -5,6 +5,7 @@ package ci_test
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -21,6 +22,68 @@ func TestGitHubActionsWorkflow(t *testing.T) {
 	out, err := exec.Command(actionlint, "-no-color", "-shellcheck=", "-pyflakes=", "github-actions.yaml").CombinedOutput()
 	if err != nil {
 		t.Fatalf("actionlint github-actions.yaml: %v\n%s", err, out)
+	}
+}
+
+// The Tekton Task and Pipeline pass Tekton's own validation (its v1 types'
+// SetDefaults and Validate, the admission webhook's checks) plus the
+// cross-object checks tekton-validate adds (params, workspaces and results
+// of the referenced Tasks); a broken copy fails, so the validator runs.
+func TestTektonPipeline(t *testing.T) {
+	bin := testenv.Tool(t, "tekton-validate")
+	files := []string{"tekton/tasks.yaml", "tekton/pipeline.yaml"}
+	validates(t, bin, files)
+	broken(t, bin, files, "tekton/pipeline.yaml", "results.IMAGES[*]", "results.IMAGE[*]", "Task prebake-build has no result IMAGE")
+	broken(t, bin, files, "tekton/tasks.yaml", "      command: [prebake]", "      command: [prebake]\n      commands: [x]", `unknown field "commands"`)
+	broken(t, bin, files, "tekton/pipeline.yaml", "$(params.shard-count)", "$(params.shard-total)", "non-existent variable")
+}
+
+// The Argo WorkflowTemplate and CronWorkflow pass Argo's own validation
+// (workflow/validate, as the Argo server and `argo lint` run it); a broken
+// copy fails.
+func TestArgoWorkflowTemplate(t *testing.T) {
+	bin := testenv.Tool(t, "argo-validate")
+	files := []string{"argo/workflow-template.yaml"}
+	validates(t, bin, files)
+	broken(t, bin, files, "argo/workflow-template.yaml", "{{inputs.parameters.shard}}/", "{{inputs.parameters.shards}}/", "failed to resolve {{inputs.parameters.shards}}")
+	broken(t, bin, files, "argo/workflow-template.yaml", "withParam:", "withParams:", `unknown field "withParams"`)
+	broken(t, bin, files, "argo/workflow-template.yaml", "template: promote\n", "template: promotion\n", "template name 'promotion' undefined")
+}
+
+func validates(t *testing.T, bin string, files []string) {
+	t.Helper()
+	out, err := exec.Command(bin, files...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(files, " "), err, out)
+	}
+}
+
+// broken validates files with one of them changed (old replaced by new)
+// and wants the validator to fail saying want.
+func broken(t *testing.T, bin string, files []string, file, old, new, want string) {
+	t.Helper()
+	dir := t.TempDir()
+	var args []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == file {
+			if !strings.Contains(string(b), old) {
+				t.Fatalf("%s has no %q to break", f, old)
+			}
+			b = []byte(strings.Replace(string(b), old, new, 1))
+		}
+		p := filepath.Join(dir, filepath.Base(f))
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, p)
+	}
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), want) {
+		t.Errorf("%s with %q for %q: %v, want a failure saying %q:\n%s", file, new, old, err, want, out)
 	}
 }
 
@@ -87,40 +150,94 @@ func TestGitLabPipelineStructure(t *testing.T) {
 }
 
 // Every `prebake VERB … --flag` in the examples names a verb and flags this
-// prebake has (a renamed flag fails here, not in a user's nightly).
+// prebake has (a renamed flag fails here, not in a user's nightly): in shell
+// scripts, and in the command/args of the containers and steps that run the
+// prebake image (Tekton, Argo).
 func TestExamplesUseRealFlags(t *testing.T) {
 	bin := testenv.Prebake(t)
-	files, _ := os.ReadDir(".")
-	verbFlags := regexp.MustCompile(`--[a-z][a-z-]+`)
-	for _, f := range files {
-		if !strings.HasSuffix(f.Name(), ".yaml") {
-			continue
+	helps := map[string]string{}
+	check := func(file string, words []string) {
+		if len(words) == 0 {
+			return
 		}
-		b, err := os.ReadFile(f.Name())
+		verb := words[0]
+		if _, ok := helps[verb]; !ok {
+			help, err := exec.Command(bin, verb, "--help").CombinedOutput()
+			if err != nil {
+				t.Errorf("%s: prebake %s: %v", file, verb, err)
+			}
+			helps[verb] = string(help)
+		}
+		for _, w := range words[1:] {
+			if fl := flagWord.FindString(w); fl != "" && !strings.Contains(helps[verb], fl+" ") {
+				t.Errorf("%s: prebake %s has no flag %s", file, verb, fl)
+			}
+		}
+	}
+	commands := 0
+	err := filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".yaml") {
+			return err
+		}
+		b, err := os.ReadFile(path)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		// Join continued lines, then look at each prebake command.
+		// Shell: join continued lines, then look at each prebake command.
 		text := strings.ReplaceAll(string(b), "\\\n", " ")
 		for _, line := range strings.Split(text, "\n") {
 			_, cmd, ok := strings.Cut(line, "prebake ")
 			if !ok || strings.HasPrefix(strings.TrimSpace(line), "#") || strings.Contains(line, "go install") {
 				continue
 			}
-			fields := strings.Fields(cmd)
-			if len(fields) == 0 {
-				continue
+			if f := strings.Fields(cmd); len(f) > 0 {
+				commands++
+				check(path, f)
 			}
-			help, err := exec.Command(bin, fields[0], "--help").CombinedOutput()
-			if err != nil {
-				t.Errorf("%s: prebake %s: %v", f.Name(), fields[0], err)
-				continue
+		}
+		// Containers: command [prebake] with args, anywhere in any document.
+		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+		for {
+			var doc any
+			if err := dec.Decode(&doc); err != nil {
+				break
 			}
-			for _, fl := range verbFlags.FindAllString(cmd, -1) {
-				if !strings.Contains(string(help), fl+" ") {
-					t.Errorf("%s: prebake %s has no flag %s", f.Name(), fields[0], fl)
-				}
+			walkContainers(doc, func(args []string) {
+				commands++
+				check(path, args)
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("checked %d prebake commands", commands)
+	if commands < 8 {
+		t.Errorf("found %d prebake commands in the examples: the scan is broken", commands)
+	}
+}
+
+var flagWord = regexp.MustCompile(`^--[a-z][a-z-]+`)
+
+// walkContainers calls f with the args of every map whose command is
+// [prebake].
+func walkContainers(v any, f func(args []string)) {
+	switch v := v.(type) {
+	case map[string]any:
+		if c, ok := v["command"].([]any); ok && len(c) == 1 && c[0] == "prebake" {
+			var args []string
+			for _, a := range v["args"].([]any) {
+				args = append(args, a.(string))
 			}
+			f(args)
+		}
+		for _, x := range v {
+			walkContainers(x, f)
+		}
+	case []any:
+		for _, x := range v {
+			walkContainers(x, f)
 		}
 	}
 }

@@ -119,6 +119,13 @@ the matrix (contiguous, newest first), so N CI jobs build each image once;
 				return buildFlagError(err)
 			}
 			done()
+			var pushed []string
+			if out.Pushed != "" {
+				pushed = []string{out.Pushed}
+			}
+			if err := mf.save(out, pushed); err != nil {
+				return err
+			}
 			if asJSON {
 				return writeJSON(a, out)
 			}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/prebake/prebake/pipeline"
 	"github.com/prebake/prebake/registry"
 )
 
@@ -59,17 +60,50 @@ func newChannelRollbackCmd(a *app) *cobra.Command {
 		rf           registryFlags
 		allowRevoked bool
 		asJSON       bool
+		from         string
 	)
 	cmd := &cobra.Command{
-		Use:   "rollback REPO CHANNEL",
+		Use:   "rollback (REPO CHANNEL | --from REPORT.json)",
 		Short: "Point a channel back at the digest it had before its last promotion",
 		Long: `Rollback undoes the promotion that put CHANNEL on its current digest: the
 channel goes back to that promotion's previous digest, and the move is recorded
 like a promotion. Run it again to go back one more promotion. A revoked target
-is refused unless --allow-revoked.`,
-		Example: `  prebake channel rollback registry.example.com/nodes/k8s production`,
-		Args:    cobra.ExactArgs(2),
+is refused unless --allow-revoked.
+
+--from undoes a whole set that "prebake promote --from" promoted, from its
+--report-json: every channel it moved goes back (channels it created stay).
+A channel that has moved since is refused before any channel moves.`,
+		Example: `  prebake channel rollback registry.example.com/nodes/k8s production
+  prebake channel rollback --from stable.json`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if from != "" {
+				return cobra.NoArgs(cmd, args)
+			}
+			return cobra.ExactArgs(2)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if from != "" {
+				rep, err := pipeline.LoadPromotionReport(from)
+				if err != nil {
+					return err
+				}
+				moved, err := pipeline.RollbackSet(cmd.Context(), rep, pipeline.PromoteOptions{Registry: rf.options(), AllowRevoked: allowRevoked, By: actor()})
+				if asJSON {
+					if moved == nil {
+						moved = []registry.Assignment{}
+					}
+					if werr := writeJSON(a, moved); werr != nil {
+						return werr
+					}
+					return err
+				}
+				for _, as := range moved {
+					if perr := printAssignment(a, as, false); perr != nil {
+						return perr
+					}
+				}
+				return err
+			}
 			repo, err := registry.ParseReference(args[0])
 			if err != nil {
 				return err
@@ -84,5 +118,6 @@ is refused unless --allow-revoked.`,
 	rf.register(cmd, false)
 	cmd.Flags().BoolVar(&allowRevoked, "allow-revoked", false, "roll back onto a revoked digest anyway")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the assignment as JSON")
+	cmd.Flags().StringVar(&from, "from", "", "roll back every channel of this promotion report (prebake promote --from --report-json)")
 	return cmd
 }

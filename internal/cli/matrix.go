@@ -1,8 +1,12 @@
 package cli
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -24,6 +28,10 @@ type matrixFlags struct {
 	cache    string
 	promote  string
 	report   string
+	// jsonFile and imagesFile save the result for a later step of a CI
+	// pipeline whose image has no shell (Tekton, Argo).
+	jsonFile   string
+	imagesFile string
 }
 
 func (f *matrixFlags) register(cmd *cobra.Command) {
@@ -35,6 +43,8 @@ func (f *matrixFlags) register(cmd *cobra.Command) {
 	cmd.Flags().IntVar(&f.parallel, "parallel", 2, "images of a matrix built at once")
 	cmd.Flags().StringVar(&f.promote, "promote", "", "after a matrix build, promote each pushed image to the channel CHANNEL-VERSION (nightly-1.36.4), recorded with history")
 	cmd.Flags().StringVar(&f.report, "report", "", "write the matrix's promotion report (versions, digests, sizes, signatures, changed layers) to this Markdown file")
+	cmd.Flags().StringVar(&f.jsonFile, "json-file", "", "also write the --json result to this file (what `prebake promote --from` reads)")
+	cmd.Flags().StringVar(&f.imagesFile, "images-file", "", "write every pushed image, REF@sha256:…, one per line, to this file (a Tekton IMAGES result, an Argo output parameter)")
 	cmd.Flags().StringVar(&f.cache, "cache", "", "share layers through this registry repository, REGISTRY/REPO: take layers from it before building, push the ones built")
 }
 
@@ -111,6 +121,15 @@ func (f *matrixFlags) run(cmd *cobra.Command, a *app, rf *recipeFlags, ff *fetch
 			runErr = err
 		}
 	}
+	var pushed []string
+	for _, img := range out.Images {
+		if img.Result != nil && img.Pushed != "" {
+			pushed = append(pushed, img.Pushed)
+		}
+	}
+	if err := f.save(out, pushed); err != nil {
+		return err
+	}
 	if asJSON {
 		if err := writeJSON(a, out); err != nil {
 			return err
@@ -158,6 +177,37 @@ func (f *matrixFlags) run(cmd *cobra.Command, a *app, rf *recipeFlags, ff *fetch
 		}
 	}
 	return runErr
+}
+
+// save writes --json-file and --images-file (creating their directories):
+// the result as JSON and the pushed images' references, one per line.
+func (f *matrixFlags) save(result any, pushed []string) error {
+	for _, p := range []string{f.jsonFile, f.imagesFile} {
+		if p != "" {
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return err
+			}
+		}
+	}
+	if f.jsonFile != "" {
+		b, err := json.MarshalIndent(result, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := atomicfile.WriteFile(f.jsonFile, append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("--json-file: %w", err)
+		}
+	}
+	if f.imagesFile != "" {
+		var b strings.Builder
+		for _, p := range pushed {
+			b.WriteString(p + "\n")
+		}
+		if err := atomicfile.WriteFile(f.imagesFile, []byte(b.String()), 0o644); err != nil {
+			return fmt.Errorf("--images-file: %w", err)
+		}
+	}
+	return nil
 }
 
 // layerCache is the --cache registry cache, or nil.

@@ -82,13 +82,15 @@ var allowed = map[string]struct {
 	"packer/post-processor/push": {[]string{"registry", "signing", "recipes", "disk", "packer/internal/pluginutil"}, "the post-processor publishes disk files"},
 	"packer/datasource/image":    {[]string{"registry", "signing", "recipes", "packer/internal/pluginutil"}, "the data source resolves a channel"},
 	// Developer tools: free to use anything but the plugin.
-	"hack/gendocs":        {[]string{"internal/cli"}, "generates docs/cli"},
-	"hack/genlock":        {[]string{"internal/agentbuild"}, "reads Kubespray data, writes recipes/catalog (with the agent's lock entries)"},
-	"hack/deps":           {nil, "a dependency listing"},
-	"hack/bench-registry": {nil, "a benchmark peer"},
-	"hack/agentbuild":     {[]string{"internal/agentbuild"}, "builds prebake-agent for harnesses"},
-	"hack/real/pause":     {nil, "the real-join test's sandbox image program"},
-	"hack/real/hello":     {nil, "the real-join test's pod program"},
+	"hack/gendocs":           {[]string{"internal/cli"}, "generates docs/cli"},
+	"hack/genlock":           {[]string{"internal/agentbuild"}, "reads Kubespray data, writes recipes/catalog (with the agent's lock entries)"},
+	"hack/deps":              {nil, "a dependency listing"},
+	"hack/bench-registry":    {nil, "a benchmark peer"},
+	"hack/agentbuild":        {[]string{"internal/agentbuild"}, "builds prebake-agent for harnesses"},
+	"hack/real/pause":        {nil, "the real-join test's sandbox image program"},
+	"hack/real/hello":        {nil, "the real-join test's pod program"},
+	"hack/civalidate/tekton": {nil, "validates examples/ci/tekton with Tekton's API (its own module)"},
+	"hack/civalidate/argo":   {nil, "validates examples/ci/argo with Argo Workflows' API (its own module)"},
 }
 
 func imports(t *testing.T, dir string) map[string][]string {
