@@ -45,7 +45,7 @@ func WriteFiles(dir string, files []File, perm os.FileMode) error {
 			return fmt.Errorf("writing %s: %w", path, err)
 		}
 	}
-	if err := syncFS(dir); err != nil {
+	if err := SyncFS(dir); err != nil {
 		return err
 	}
 	for i, f := range files {
@@ -97,9 +97,9 @@ func writeTemp(dir, name string, data []byte, perm os.FileMode) (string, error) 
 	return path, err
 }
 
-// syncFS makes every file written to dir's file system durable with one
-// syncfs(2).
-func syncFS(dir string) error {
+// SyncFS makes every file written to dir's file system durable with one
+// syncfs(2): file data, and the creations and renames that name it.
+func SyncFS(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("syncing %s: %w", dir, err)
