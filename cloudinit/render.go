@@ -158,6 +158,14 @@ func finish(name string, out []byte, opts Options) ([]byte, error) {
 // returns the documents in spec order. Problems of all specs come back
 // together (a *SpecError when every failure is a spec problem).
 func RenderAll(specs []*NodeConfig, opts Options) ([][]byte, error) {
+	return RenderEach(specs, opts, nil)
+}
+
+// RenderEach is RenderAll that also hands each document to fn (when not
+// nil) as soon as it is rendered, from the rendering goroutines: a caller
+// writes while the rest renders. Every spec is rendered whatever fn
+// returns; fn's errors come back with the others.
+func RenderEach(specs []*NodeConfig, opts Options, fn func(i int, doc []byte) error) ([][]byte, error) {
 	out := make([][]byte, len(specs))
 	errs := make([]error, len(specs))
 	workers := runtime.GOMAXPROCS(0)
@@ -172,6 +180,9 @@ func RenderAll(specs []*NodeConfig, opts Options) ([][]byte, error) {
 			defer wg.Done()
 			for i := range next {
 				out[i], errs[i] = Render(specs[i], opts)
+				if errs[i] == nil && fn != nil {
+					errs[i] = fn(i, out[i])
+				}
 			}
 		}()
 	}
