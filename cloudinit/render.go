@@ -161,10 +161,12 @@ func RenderAll(specs []*NodeConfig, opts Options) ([][]byte, error) {
 	return RenderEach(specs, opts, nil)
 }
 
-// RenderEach is RenderAll that also hands each document to fn (when not
-// nil) as soon as it is rendered, from the rendering goroutines: a caller
-// writes while the rest renders. Every spec is rendered whatever fn
-// returns; fn's errors come back with the others.
+// RenderEach is RenderAll that hands each document to fn (when not nil) as
+// soon as it is rendered, from the rendering goroutines, instead of keeping
+// it: a caller writes while the rest renders, and the fleet's documents
+// are never all in memory (the result then holds nil for each document fn
+// took). Every spec is rendered whatever fn returns; fn's errors come back
+// with the others.
 func RenderEach(specs []*NodeConfig, opts Options, fn func(i int, doc []byte) error) ([][]byte, error) {
 	out := make([][]byte, len(specs))
 	errs := make([]error, len(specs))
@@ -181,7 +183,9 @@ func RenderEach(specs []*NodeConfig, opts Options, fn func(i int, doc []byte) er
 			for i := range next {
 				out[i], errs[i] = Render(specs[i], opts)
 				if errs[i] == nil && fn != nil {
-					errs[i] = fn(i, out[i])
+					if errs[i] = fn(i, out[i]); errs[i] == nil {
+						out[i] = nil
+					}
 				}
 			}
 		}()

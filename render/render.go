@@ -64,7 +64,11 @@ type Document struct {
 	// Node is the node's name; Path where the document was written ("" when
 	// Output is "").
 	Node, Path string
-	Data       []byte
+	// Size is the document's length in bytes.
+	Size int
+	// Data is the document; nil for a fleet written to a new directory,
+	// whose documents are written as they render, not kept.
+	Data []byte
 }
 
 // Run loads the specs in paths, renders them and writes them to o.Output.
@@ -94,6 +98,7 @@ func Run(ctx context.Context, paths []string, o Options) ([]Document, error) {
 	ext := Ext(o.Format, o.Gzip)
 	var nd *atomicfile.NewDir
 	var each func(i int, doc []byte) error
+	sizes := make([]int, len(specs))
 	if len(specs) > 1 && o.BootstrapURL == "" {
 		nd, err = atomicfile.CreateDir(o.Output, 0o600)
 		switch {
@@ -103,7 +108,10 @@ func Run(ctx context.Context, paths []string, o Options) ([]Document, error) {
 			return nil, err
 		default:
 			defer nd.Abort()
-			each = func(i int, doc []byte) error { return nd.Write(specs[i].Node.Name+ext, doc) }
+			each = func(i int, doc []byte) error {
+				sizes[i] = len(doc)
+				return nd.Write(specs[i].Node.Name+ext, doc)
+			}
 		}
 	}
 	data, err := renderGroups(specs, opts, each)
@@ -117,7 +125,10 @@ func Run(ctx context.Context, paths []string, o Options) ([]Document, error) {
 	}
 	docs := make([]Document, len(specs))
 	for i, s := range specs {
-		docs[i] = Document{Node: s.Node.Name, Data: data[i]}
+		docs[i] = Document{Node: s.Node.Name, Size: sizes[i], Data: data[i]}
+		if data[i] != nil {
+			docs[i].Size = len(data[i])
+		}
 	}
 	if o.Output == "" {
 		return docs, nil
@@ -133,7 +144,14 @@ func Run(ctx context.Context, paths []string, o Options) ([]Document, error) {
 		if !errors.Is(err, fs.ErrExist) {
 			return nil, err
 		}
-		// The directory appeared meanwhile: write into it.
+		// The directory appeared meanwhile: render again (the same bytes)
+		// and write into it.
+		if data, err = renderGroups(specs, opts, nil); err != nil {
+			return nil, err
+		}
+		for i := range docs {
+			docs[i].Data = data[i]
+		}
 	}
 	return docs, write(o.Output, docs, ext)
 }

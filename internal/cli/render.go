@@ -192,14 +192,14 @@ func runRender(cmd *cobra.Command, a *app, f *renderFlags, args []string) error 
 	}
 	if f.output == "" {
 		if !a.quiet {
-			fmt.Fprintf(a.Err, "%s: %d bytes %s%s\n", docs[0].Node, len(docs[0].Data), what, lim)
+			fmt.Fprintf(a.Err, "%s: %d bytes %s%s\n", docs[0].Node, docs[0].Size, what, lim)
 		}
 		_, err := a.Out.Write(docs[0].Data)
 		return err
 	}
 	if !a.quiet {
 		for _, d := range docs {
-			fmt.Fprintf(a.Err, "%s: %d bytes %s%s\n", d.Node, len(d.Data), what, lim)
+			fmt.Fprintf(a.Err, "%s: %d bytes %s%s\n", d.Node, d.Size, what, lim)
 		}
 	}
 	return nil
