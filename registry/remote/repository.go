@@ -154,15 +154,37 @@ func (e *Repository) referrersAPI(ctx context.Context, subject v1.Hash) (bool, [
 }
 
 func (e *Repository) Referrers(ctx context.Context, subject v1.Descriptor, artifactType string) ([]v1.Descriptor, error) {
+	e.mu.Lock()
+	probed := e.hasAPI != nil
+	e.mu.Unlock()
+	var (
+		fallback    []v1.Descriptor
+		fallbackErr error
+		wg          sync.WaitGroup
+	)
+	if !probed {
+		// The first listing asks the API and reads the tag fallback at
+		// once, so that a registry without the API costs no extra round
+		// trip (one with it, a tag GET answered 404).
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fallback, _, fallbackErr = e.readFallback(ctx, subject.Digest)
+		}()
+	}
 	ok, ds, err := e.referrersAPI(ctx, subject.Digest)
+	wg.Wait()
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
-		ds, _, err = e.readFallback(ctx, subject.Digest)
-		if err != nil {
-			return nil, err
+		if probed {
+			fallback, _, fallbackErr = e.readFallback(ctx, subject.Digest)
 		}
+		if fallbackErr != nil {
+			return nil, fallbackErr
+		}
+		ds = fallback
 	}
 	return store.FilterArtifactType(ds, artifactType), nil
 }

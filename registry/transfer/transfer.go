@@ -323,17 +323,15 @@ func (g *graph) present(ctx context.Context, dst store.Store, root *gnode, tag s
 	}
 	for len(level) > 0 {
 		found := make([]bool, len(level))
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, Jobs(o.Jobs))
+		var eg errgroup.Group
+		eg.SetLimit(Jobs(o.Jobs))
 		for i, c := range level {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer func() { <-sem; wg.Done() }()
+			eg.Go(func() error {
 				found[i] = mc.HasManifest(ctx, c.n.d, c.tag)
-			}()
+				return nil
+			})
 		}
-		wg.Wait()
+		_ = eg.Wait() // the checks return no errors
 		var next []check
 		for i, c := range level {
 			if found[i] {
