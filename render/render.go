@@ -97,7 +97,6 @@ func Run(ctx context.Context, paths []string, o Options) ([]Document, error) {
 	// rendered and it is synced (atomicfile.NewDir).
 	ext := Ext(o.Format, o.Gzip)
 	var nd *atomicfile.NewDir
-	var each func(i int, doc []byte) error
 	sizes := make([]int, len(specs))
 	if len(specs) > 1 && o.BootstrapURL == "" {
 		nd, err = atomicfile.CreateDir(o.Output, 0o600)
@@ -108,13 +107,14 @@ func Run(ctx context.Context, paths []string, o Options) ([]Document, error) {
 			return nil, err
 		default:
 			defer nd.Abort()
-			each = func(i int, doc []byte) error {
-				sizes[i] = len(doc)
-				return nd.Write(specs[i].Node.Name+ext, doc)
-			}
 		}
 	}
-	data, err := renderGroups(specs, opts, each)
+	var data [][]byte
+	if nd != nil {
+		data, err = renderInto(nd, specs, opts, ext, sizes)
+	} else {
+		data, err = renderGroups(specs, opts, nil)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -265,6 +265,37 @@ func nodeOptions(ctx context.Context, specs []*cloudinit.NodeConfig, o Options) 
 		opts[i] = c
 	}
 	return opts, nil
+}
+
+// renderInto renders while one goroutine writes each document into nd as
+// it comes out (one: two goroutines creating files in one directory contend
+// for its lock) and drops it; sizes gets each document's length.
+func renderInto(nd *atomicfile.NewDir, specs []*cloudinit.NodeConfig, opts []cloudinit.Options, ext string, sizes []int) ([][]byte, error) {
+	type job struct {
+		i   int
+		doc []byte
+	}
+	jobs := make(chan job, 64)
+	written := make(chan error, 1)
+	go func() {
+		var err error
+		for j := range jobs {
+			if err == nil {
+				err = nd.Write(specs[j.i].Node.Name+ext, j.doc)
+			}
+		}
+		written <- err
+	}()
+	data, err := renderGroups(specs, opts, func(i int, doc []byte) error {
+		sizes[i] = len(doc)
+		jobs <- job{i, doc}
+		return nil
+	})
+	close(jobs)
+	if werr := <-written; err == nil {
+		err = werr
+	}
+	return data, err
 }
 
 // renderGroups renders the nodes sharing options together (in parallel),
