@@ -158,6 +158,16 @@ func finish(name string, out []byte, opts Options) ([]byte, error) {
 // returns the documents in spec order. Problems of all specs come back
 // together (a *SpecError when every failure is a spec problem).
 func RenderAll(specs []*NodeConfig, opts Options) ([][]byte, error) {
+	return RenderEach(specs, opts, nil)
+}
+
+// RenderEach is RenderAll that hands each document to fn (when not nil) as
+// soon as it is rendered, from the rendering goroutines, instead of keeping
+// it: a caller writes while the rest renders, and the fleet's documents
+// are never all in memory (the result then holds nil for each document fn
+// took). Every spec is rendered whatever fn returns; fn's errors come back
+// with the others.
+func RenderEach(specs []*NodeConfig, opts Options, fn func(i int, doc []byte) error) ([][]byte, error) {
 	out := make([][]byte, len(specs))
 	errs := make([]error, len(specs))
 	workers := runtime.GOMAXPROCS(0)
@@ -172,6 +182,11 @@ func RenderAll(specs []*NodeConfig, opts Options) ([][]byte, error) {
 			defer wg.Done()
 			for i := range next {
 				out[i], errs[i] = Render(specs[i], opts)
+				if errs[i] == nil && fn != nil {
+					if errs[i] = fn(i, out[i]); errs[i] == nil {
+						out[i] = nil
+					}
+				}
 			}
 		}()
 	}
@@ -595,6 +610,16 @@ func (d *doc) cloudConfig(withJoin bool) ([]byte, error) {
 		add("runcmd", yseq(yflow(ystr("/bin/sh"), ystr(d.scriptPath))))
 	}
 	var b bytes.Buffer
+	// About the document's size (the files' contents, indented, and their
+	// keys): one allocation instead of the buffer doubling its way up.
+	size := 768 + len(d.header) + len(d.agentBlock) + (len(d.joinConfig)+len(d.joinScript))*5/4
+	for _, f := range d.files {
+		size += 128 + len(f.content)*5/4
+	}
+	for _, f := range d.kubeletFiles {
+		size += 128 + len(f.content)*5/4
+	}
+	b.Grow(size)
 	b.WriteString("#cloud-config\n# ")
 	b.WriteString(d.header)
 	b.WriteString(", ")

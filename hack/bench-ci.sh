@@ -8,8 +8,8 @@
 #   verify    `prebake verify --skip-blobs` vs `cosign verify` (key, no tlog)
 #   zstd      building one large component as a zstd layer vs
 #             `tar -c | zstd -T0 -3 | sha256sum` over the same files
-#   render    rendering a 1,000-node NodeConfigList to a directory (docs/s;
-#             no peer: the target is >= 5,000 docs/s on ext4)
+#   render    rendering a 1,000-node NodeConfigList to a new directory
+#             (docs/s; no peer: the target is >= 5,000 docs/s on ext4)
 #
 # Registry rows use Debian's docker-registry on loopback. hyperfine runs the
 # commands of a row alternately in rounds (other work on the machine hits
@@ -185,7 +185,8 @@ verify --key --insecure-ignore-tlog`. Registry rows against Debian's
 docker-registry on loopback. zstd: one component of stand-in binaries built
 cold (download cache warm, layer cache empty) vs `tar -c | zstd -T0 -3 |
 sha256sum` over the same files. render: a 1,000-node NodeConfigList to a
-directory (every document synced before it gets its name). Targets (issue
+new directory (filled under a hidden name while it renders, one sync, then
+renamed into place). Targets (issue
 18): start ≤ 1.5×, re-push ≤ 1.5×, pull ≤ 1.0×, verify ≤ 1.0×, zstd ≤ 1.2×,
 render ≥ 5,000 docs/s. The load average is the machine's at the start and
 the end of the run: other work slows both columns of a row alike, but not

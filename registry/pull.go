@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -74,10 +76,12 @@ func Pull(ctx context.Context, src Reference, dst string, o PullOptions) (PullRe
 			return PullResult{}, err
 		}
 	}
-	se, err := Open(ctx, src, o.Options, false)
+	inner, err := Open(ctx, src, o.Options, false)
 	if err != nil {
 		return PullResult{}, err
 	}
+	se := newPullSource(ctx, inner, toLayout)
+	defer se.close()
 	root, err := se.Resolve(ctx, src.Tag, src.Digest)
 	if err != nil {
 		return PullResult{}, err
@@ -173,9 +177,11 @@ func pickPlatform(ctx context.Context, e store.Store, root v1.Descriptor, platfo
 	return d, nil
 }
 
-// pullLayout copies into a staging layout next to dir, then moves the result
-// in: a rename when dir does not exist yet, else blob by blob (each a rename)
-// and one atomic index.json update.
+// pullLayout copies into a staging layout next to dir, makes it durable
+// with one sync of the file system, then moves the result in: a rename when
+// dir does not exist yet (and a sync of its parent), else blob by blob (each
+// a rename) and one atomic index.json update. The stage is never synced file
+// by file: it is invisible until the sync is done, and thrown away on error.
 func pullLayout(ctx context.Context, se store.Store, root v1.Descriptor, dir, tag string, o transfer.Options) (CopyResult, error) {
 	dir = filepath.Clean(dir)
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
@@ -186,7 +192,7 @@ func pullLayout(ctx context.Context, se store.Store, root v1.Descriptor, dir, ta
 		return CopyResult{}, err
 	}
 	defer os.RemoveAll(stage)
-	l, err := store.OpenLayout(stage)
+	l, err := store.OpenScratch(stage)
 	if err != nil {
 		return CopyResult{}, err
 	}
@@ -206,6 +212,11 @@ func pullLayout(ctx context.Context, se store.Store, root v1.Descriptor, dir, ta
 		if err := os.Chmod(stage, 0o755); err != nil {
 			return res, err
 		}
+	}
+	if err := atomicfile.SyncFS(stage); err != nil {
+		return res, err
+	}
+	if existing == nil {
 		if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return res, fmt.Errorf("replacing empty %s: %w", dir, err)
 		}
@@ -229,4 +240,96 @@ func (s *seededLayout) HasBlob(ctx context.Context, d v1.Descriptor) (bool, erro
 		return true, nil
 	}
 	return s.LayoutStore.HasBlob(ctx, d)
+}
+
+// pullSource is the source of one Pull. The revocation check and the graph
+// walk both list the root's referrers and read its records: each listing
+// and manifest is fetched once. For a layout pull, which copies cosign's
+// legacy tags too, the tag list is fetched while the rest is resolved.
+type pullSource struct {
+	store.Store
+
+	mu        sync.Mutex
+	referrers map[v1.Hash][]v1.Descriptor
+	manifests map[v1.Hash][]byte
+
+	cancel  context.CancelFunc
+	tagsSet chan struct{} // closed when tags/tagsErr are set; nil: not prefetched
+	tags    []string
+	tagsErr error
+}
+
+func newPullSource(ctx context.Context, s store.Store, prefetchTags bool) *pullSource {
+	p := &pullSource{Store: s, referrers: map[v1.Hash][]v1.Descriptor{}, manifests: map[v1.Hash][]byte{}, cancel: func() {}}
+	if prefetchTags {
+		ctx, p.cancel = context.WithCancel(ctx)
+		p.tagsSet = make(chan struct{})
+		go func() {
+			defer close(p.tagsSet)
+			p.tags, p.tagsErr = s.Tags(ctx)
+		}()
+	}
+	return p
+}
+
+// close stops and waits for the prefetch.
+func (p *pullSource) close() {
+	p.cancel()
+	if p.tagsSet != nil {
+		<-p.tagsSet
+	}
+}
+
+func (p *pullSource) Tags(ctx context.Context) ([]string, error) {
+	if p.tagsSet == nil {
+		return p.Store.Tags(ctx)
+	}
+	select {
+	case <-p.tagsSet:
+		return p.tags, p.tagsErr
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (p *pullSource) Referrers(ctx context.Context, subject v1.Descriptor, artifactType string) ([]v1.Descriptor, error) {
+	p.mu.Lock()
+	ds, ok := p.referrers[subject.Digest]
+	p.mu.Unlock()
+	if !ok {
+		var err error
+		if ds, err = p.Store.Referrers(ctx, subject, ""); err != nil {
+			return nil, err
+		}
+		p.mu.Lock()
+		p.referrers[subject.Digest] = ds
+		p.mu.Unlock()
+	}
+	return store.FilterArtifactType(ds, artifactType), nil
+}
+
+func (p *pullSource) Manifest(ctx context.Context, d v1.Descriptor) ([]byte, error) {
+	p.mu.Lock()
+	raw, ok := p.manifests[d.Digest]
+	p.mu.Unlock()
+	if ok && (d.Size <= 0 || int64(len(raw)) == d.Size) {
+		return raw, nil
+	}
+	raw, err := p.Store.Manifest(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	p.manifests[d.Digest] = raw
+	p.mu.Unlock()
+	return raw, nil
+}
+
+// RawBlob passes a local source's unverified stream through (see
+// store.RawBlobSource); other sources stream verified.
+func (p *pullSource) RawBlob(ctx context.Context, d v1.Descriptor) (io.ReadCloser, error) {
+	if raw, ok := p.Store.(store.RawBlobSource); ok {
+		return raw.RawBlob(ctx, d)
+	}
+	return p.Store.Blob(ctx, d)
 }

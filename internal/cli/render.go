@@ -3,17 +3,12 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/prebake/prebake/cloudinit"
-	"github.com/prebake/prebake/internal/atomicfile"
-	"github.com/prebake/prebake/recipes"
-	"github.com/prebake/prebake/registry"
-	"github.com/prebake/prebake/registry/server/bootstrap"
+	"github.com/prebake/prebake/render"
 )
 
 type renderFlags struct {
@@ -130,14 +125,7 @@ URL/TOKEN (cloud-init #include; Ignition config.replace). Serve DIR with
 	return cmd
 }
 
-// imageInfo is what the renderer needs from an image's annotations.
-type imageInfo struct {
-	kubernetes, joinUnit, initUnit string
-	agent                          bool
-}
-
 func runRender(cmd *cobra.Command, a *app, f *renderFlags, args []string) error {
-	ctx := cmd.Context()
 	format, err := cloudinit.ParseFormat(f.format)
 	if err != nil {
 		return err
@@ -166,255 +154,53 @@ func runRender(cmd *cobra.Command, a *app, f *renderFlags, args []string) error 
 	if (f.bootstrapURL == "") != (f.bootstrapDir == "") {
 		return fmt.Errorf("--bootstrap-url and --bootstrap-dir go together")
 	}
-	if f.kubernetes != "" {
-		if _, err := cloudinit.ParseKubernetesVersion(f.kubernetes); err != nil {
-			return err
-		}
-	}
-
-	// Load every spec first: all problems of all files at once.
-	var specs []*cloudinit.NodeConfig
-	var problems []cloudinit.Problem
-	for _, p := range args {
-		load := cloudinit.Load
-		if f.init {
-			load = cloudinit.LoadInit
-		}
-		s, err := load(p)
-		if err != nil {
-			var se *cloudinit.SpecError
-			if errors.As(err, &se) {
-				problems = append(problems, se.Problems...)
-				continue
-			}
-			return err
-		}
-		specs = append(specs, s...)
-	}
-	if len(problems) > 0 {
-		return &cloudinit.SpecError{Problems: problems}
-	}
-	seen := map[string]bool{}
-	for _, s := range specs {
-		for _, w := range cloudinit.Warnings(s) {
-			fmt.Fprintf(a.Err, "warning: %s\n", w)
-		}
-		if seen[s.Node.Name] {
-			return fmt.Errorf("node %s is given twice", s.Node.Name)
-		}
-		seen[s.Node.Name] = true
-	}
-	if f.init && len(specs) > 1 {
-		return fmt.Errorf("--init renders one node, the first control plane; got %d (render the others as joins)", len(specs))
-	}
-	if len(specs) > 1 && f.output == "" {
-		return fmt.Errorf("%d nodes: give -o DIR to write one file per node", len(specs))
-	}
-
-	// The Kubernetes version and join unit of each node's image.
-	infos := map[string]imageInfo{}
-	info := func(ref string) (imageInfo, error) {
-		if ii, ok := infos[ref]; ok {
-			return ii, nil
-		}
-		r, err := registry.ParseReference(ref)
-		if err != nil {
-			return imageInfo{}, err
-		}
-		if r.Digest == "" {
-			return imageInfo{}, fmt.Errorf("image %s: %w: name the image the nodes boot as REF@sha256:…", ref, registry.ErrDigestRequired)
-		}
-		ann, err := registry.Annotations(ctx, r, f.platform, f.rf.options())
-		if err != nil {
-			return imageInfo{}, fmt.Errorf("reading annotations of %s: %w", ref, err)
-		}
-		ii := imageInfo{kubernetes: ann[recipes.AnnotationKubernetesVersion], joinUnit: ann[recipes.AnnotationJoinUnit],
-			initUnit: ann[recipes.AnnotationInitUnit], agent: ann[cloudinit.AnnotationAgent] != ""}
-		if ii.kubernetes == "" {
-			return imageInfo{}, fmt.Errorf("image %s has no %s annotation: pass --kubernetes", ref, recipes.AnnotationKubernetesVersion)
-		}
-		infos[ref] = ii
-		return ii, nil
-	}
-	base := cloudinit.Options{
-		Format:                        format,
-		Gzip:                          f.gzip,
-		MaxSize:                       limit,
-		AllowUnsafeSkipCAVerification: f.allowUnsafeCA,
-		Init:                          f.init,
-	}
-	if f.bootstrapURL != "" {
-		// The full document is fetched at boot: stored uncompressed and
-		// unlimited; compression and the limit apply to what is rendered.
-		base.Gzip, base.MaxSize = false, cloudinit.SizeLimit{}
-	}
-	optsFor := make([]cloudinit.Options, len(specs))
-	for i, s := range specs {
-		o := base
-		switch {
-		case f.kubernetes != "":
-			o.KubernetesVersion, o.JoinUnit, o.Agent, o.InitUnit = f.kubernetes, f.joinUnit, f.agent, f.initUnit
-		case f.image != "" || s.Image != "":
-			ref := f.image
-			if ref == "" {
-				ref = s.Image
-			}
-			ii, err := info(ref)
-			if err != nil {
-				return err
-			}
-			o.KubernetesVersion, o.JoinUnit, o.Agent = ii.kubernetes, ii.joinUnit, ii.agent
-			if f.init {
-				o.JoinUnit, o.Agent, o.InitUnit = "", false, ii.initUnit
-			}
-		default:
-			return fmt.Errorf("node %s: no Kubernetes version: pass --image REF@DIGEST or --kubernetes X.Y.Z, or set image in the spec", s.Node.Name)
-		}
-		optsFor[i] = o
-	}
-	docs, err := renderGroups(specs, optsFor)
-	if err != nil {
-		if !f.gzip && (f.bootstrapURL == "") {
-			var sz *cloudinit.SizeError
-			if errors.As(err, &sz) {
-				return fmt.Errorf("%w (try --gzip)", err)
-			}
-		}
+	docs, err := render.Run(cmd.Context(), args, render.Options{
+		Kubernetes: f.kubernetes, JoinUnit: f.joinUnit, InitUnit: f.initUnit, Agent: f.agent,
+		Image: f.image, Platform: f.platform, Registry: f.rf.options(),
+		Init: f.init, Format: format, Gzip: f.gzip, MaxSize: limit, AllowUnsafeSkipCAVerification: f.allowUnsafeCA,
+		BootstrapURL: f.bootstrapURL, BootstrapDir: f.bootstrapDir, BootstrapTTL: f.bootstrapTTL,
+		Output: f.output,
+		Warn:   func(w string) { fmt.Fprintf(a.Err, "warning: %s\n", w) },
+	})
+	var sz *cloudinit.SizeError
+	switch {
+	case err == nil:
+	case errors.Is(err, render.ErrNoKubernetesVersion):
+		return fmt.Errorf("%w (pass --image REF@DIGEST or --kubernetes X.Y.Z, or set image in the spec)", err)
+	case errors.Is(err, render.ErrOutputDirRequired):
+		return fmt.Errorf("%w: give -o DIR", err)
+	case errors.Is(err, render.ErrInitOneNode):
+		return fmt.Errorf("--init: %w", err)
+	case errors.As(err, &sz) && !f.gzip && f.bootstrapURL == "":
+		return fmt.Errorf("%w (try --gzip)", err)
+	default:
 		return err
 	}
-
+	what := string(format)
+	if f.gzip {
+		what += ", gzip"
+	}
 	if f.bootstrapURL != "" {
-		fetchOpts := cloudinit.Options{Format: format, Gzip: f.gzip, MaxSize: limit}
-		stubs := make([][]byte, len(docs))
-		url := strings.TrimSuffix(f.bootstrapURL, "/")
-		// Check the URL before any token is issued.
-		if _, err := cloudinit.RenderFetch(url+"/check", fetchOpts); err != nil {
-			return err
-		}
-		for i, d := range docs {
-			token, err := bootstrap.Issue(f.bootstrapDir, d, f.bootstrapTTL)
-			if err != nil {
-				return err
-			}
-			if stubs[i], err = cloudinit.RenderFetch(url+"/"+token, fetchOpts); err != nil {
-				return err
-			}
-		}
-		docs = stubs
+		what += ", fetches its document once from " + f.bootstrapURL
 	}
-	return writeRendered(a, f, format, specs, docs, limit)
-}
-
-// renderGroups renders nodes sharing options together (in parallel).
-func renderGroups(specs []*cloudinit.NodeConfig, opts []cloudinit.Options) ([][]byte, error) {
-	docs := make([][]byte, len(specs))
-	groups := map[cloudinit.Options][]int{}
-	var order []cloudinit.Options
-	for i, o := range opts {
-		if _, ok := groups[o]; !ok {
-			order = append(order, o)
+	lim := ""
+	if limit.Bytes > 0 {
+		lim = fmt.Sprintf(" (limit %d)", limit.Bytes)
+		if limit.Name != "" {
+			lim = fmt.Sprintf(" (%s limit %d)", limit.Name, limit.Bytes)
 		}
-		groups[o] = append(groups[o], i)
-	}
-	var errs []error
-	for _, o := range order {
-		idx := groups[o]
-		group := make([]*cloudinit.NodeConfig, len(idx))
-		for j, i := range idx {
-			group[j] = specs[i]
-		}
-		out, err := cloudinit.RenderAll(group, o)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		for j, i := range idx {
-			docs[i] = out[j]
-		}
-	}
-	if len(errs) == 1 {
-		return nil, errs[0]
-	}
-	if len(errs) > 1 {
-		return nil, joinRenderErrors(errs)
-	}
-	return docs, nil
-}
-
-func joinRenderErrors(errs []error) error {
-	var all []cloudinit.Problem
-	for _, err := range errs {
-		var se *cloudinit.SpecError
-		if !errors.As(err, &se) {
-			return err
-		}
-		all = append(all, se.Problems...)
-	}
-	return &cloudinit.SpecError{Problems: all}
-}
-
-func renderExt(format cloudinit.Format, gz bool) string {
-	ext := map[cloudinit.Format]string{
-		cloudinit.FormatCloudConfig: ".yaml",
-		cloudinit.FormatMIME:        ".mime",
-		cloudinit.FormatIgnition:    ".ign",
-	}[format]
-	if gz {
-		ext += ".gz"
-	}
-	return ext
-}
-
-func writeRendered(a *app, f *renderFlags, format cloudinit.Format, specs []*cloudinit.NodeConfig, docs [][]byte, limit cloudinit.SizeLimit) error {
-	report := func(name string, n int) {
-		if a.quiet {
-			return
-		}
-		what := string(format)
-		if f.gzip {
-			what += ", gzip"
-		}
-		if f.bootstrapURL != "" {
-			what += ", fetches its document once from " + f.bootstrapURL
-		}
-		lim := ""
-		if limit.Bytes > 0 {
-			lim = fmt.Sprintf(" (limit %d)", limit.Bytes)
-			if limit.Name != "" {
-				lim = fmt.Sprintf(" (%s limit %d)", limit.Name, limit.Bytes)
-			}
-		}
-		fmt.Fprintf(a.Err, "%s: %d bytes %s%s\n", name, n, what, lim)
 	}
 	if f.output == "" {
-		report(specs[0].Node.Name, len(docs[0]))
-		_, err := a.Out.Write(docs[0])
-		return err
-	}
-	if len(specs) == 1 {
-		if fi, err := os.Stat(f.output); err != nil || !fi.IsDir() {
-			if err := atomicfile.WriteFile(f.output, docs[0], 0o600); err != nil {
-				return err
-			}
-			report(specs[0].Node.Name, len(docs[0]))
-			return nil
+		if !a.quiet {
+			fmt.Fprintf(a.Err, "%s: %d bytes %s%s\n", docs[0].Node, docs[0].Size, what, lim)
 		}
-	}
-	if err := os.MkdirAll(f.output, 0o755); err != nil {
+		_, err := a.Out.Write(docs[0].Data)
 		return err
 	}
-	// All documents, then one sync (atomicfile.WriteFiles): an fsync and a
-	// rename per document capped this at ~560 documents/s on ext4.
-	ext := renderExt(format, f.gzip)
-	files := make([]atomicfile.File, len(specs))
-	for i, s := range specs {
-		files[i] = atomicfile.File{Name: s.Node.Name + ext, Data: docs[i]}
-	}
-	if err := atomicfile.WriteFiles(f.output, files, 0o600); err != nil {
-		return err
-	}
-	for i, s := range specs {
-		report(s.Node.Name, len(docs[i]))
+	if !a.quiet {
+		for _, d := range docs {
+			fmt.Fprintf(a.Err, "%s: %d bytes %s%s\n", d.Node, d.Size, what, lim)
+		}
 	}
 	return nil
 }

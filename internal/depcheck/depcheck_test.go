@@ -55,6 +55,7 @@ var allowed = map[string]struct {
 	"signing/kms": {nil, "only registers providers; commands import it"},
 	// Outputs of a pulled image.
 	"cloudinit": {[]string{"recipes", "agent", "internal/"}, "Render is pure: the CLI resolves images, not the renderer (it writes the agent's payload format)"},
+	"render":    {[]string{"cloudinit", "recipes", "registry", "registry/server/bootstrap", "internal/atomicfile"}, "the render command as one call: specs, image annotations, cloudinit, bootstrap tokens, files"},
 	// The node agent: its own small binary, nothing of the build side.
 	"agent":               {nil, "the agent's payload and join: standard library only, so prebake-agent stays small"},
 	"agent/datasource":    {nil, "reads user-data from seeds, config drives, IMDSv2 and files"},
@@ -66,7 +67,7 @@ var allowed = map[string]struct {
 	// The main job as one call.
 	"pipeline": {[]string{"recipes", "builder", "registry", "signing", "internal/progress", "internal/atomicfile"}, "pipeline orders the library steps; it prints and parses no flags"},
 	// Front ends.
-	"internal/cli": {[]string{"recipes", "builder", "lock", "registry", "signing", "cloudinit", "disk", "pipeline", "apply", "ospkg", "internal/atomicfile", "internal/progress", "internal/version"}, "the CLI calls libraries, never the Packer plugin"},
+	"internal/cli": {[]string{"recipes", "builder", "lock", "registry", "signing", "cloudinit", "render", "disk", "pipeline", "apply", "ospkg", "internal/atomicfile", "internal/progress", "internal/version"}, "the CLI calls libraries, never the Packer plugin"},
 	"cmd/prebake":  {[]string{"internal/cli", "signing/kms"}, "main wires the CLI"},
 	// The registry server's commands, linked only into prebake-serve.
 	"internal/servecmd": {[]string{"internal/cli", "registry/server"}, "serve and gc: the only CLI code that links the registry server"},

@@ -23,6 +23,9 @@ type Repository struct {
 
 	mu     sync.Mutex
 	hasAPI *bool // referrers API detected (nil: not probed yet)
+	// fetched holds manifests Resolve read by digest, for the Manifest
+	// call that follows (content-addressed: never stale).
+	fetched map[v1.Hash][]byte
 }
 
 // String is the repository's name (host/repo).
@@ -37,16 +40,25 @@ func (e *Repository) Resolve(ctx context.Context, tag, digest string) (v1.Descri
 		ref = "latest"
 	}
 	if digest != "" {
-		d, ok, err := e.c.headManifest(ctx, digest)
+		// A GET, not a HEAD: the body is checked against the digest here
+		// and kept for the Manifest call every caller makes next.
+		h, err := v1.NewHash(digest)
+		if err != nil {
+			return v1.Descriptor{}, fmt.Errorf("%s@%s: %w", e, digest, err)
+		}
+		d, raw, err := e.c.getManifest(ctx, digest, &v1.Descriptor{Digest: h})
+		if errors.Is(err, store.ErrNotFound) {
+			return v1.Descriptor{}, fmt.Errorf("%s@%s: %w", e, digest, store.ErrNotFound)
+		}
 		if err != nil {
 			return v1.Descriptor{}, err
 		}
-		if !ok {
-			return v1.Descriptor{}, fmt.Errorf("%s@%s: %w", e, digest, store.ErrNotFound)
+		e.mu.Lock()
+		if e.fetched == nil {
+			e.fetched = map[v1.Hash][]byte{}
 		}
-		if d.Digest.String() != digest {
-			return v1.Descriptor{}, &store.DigestError{What: "manifest", Source: e.c.url("manifests", digest), Expected: digest, Actual: d.Digest.String(), ExpectedSize: d.Size, ActualSize: d.Size}
-		}
+		e.fetched[d.Digest] = raw
+		e.mu.Unlock()
 		return d, nil
 	}
 	// By tag: fetch the body so the digest is computed here, not trusted.
@@ -61,6 +73,12 @@ func (e *Repository) Resolve(ctx context.Context, tag, digest string) (v1.Descri
 }
 
 func (e *Repository) Manifest(ctx context.Context, d v1.Descriptor) ([]byte, error) {
+	e.mu.Lock()
+	raw, ok := e.fetched[d.Digest]
+	e.mu.Unlock()
+	if ok && (d.Size <= 0 || int64(len(raw)) == d.Size) {
+		return raw, nil
+	}
 	_, raw, err := e.c.getManifest(ctx, d.Digest.String(), &d)
 	return raw, err
 }
@@ -71,6 +89,18 @@ func (e *Repository) Blob(ctx context.Context, d v1.Descriptor) (io.ReadCloser, 
 
 func (e *Repository) HasBlob(ctx context.Context, d v1.Descriptor) (bool, error) {
 	return e.c.headBlob(ctx, d)
+}
+
+// HasManifest reports, with one HEAD, whether tag names d or, with tag "",
+// whether the repository holds d (see transfer.ManifestChecker). Any error
+// counts as "no".
+func (e *Repository) HasManifest(ctx context.Context, d v1.Descriptor, tag string) bool {
+	ref := tag
+	if ref == "" {
+		ref = d.Digest.String()
+	}
+	got, ok, err := e.c.headManifest(ctx, ref)
+	return err == nil && ok && got.Digest == d.Digest && (got.Size <= 0 || d.Size <= 0 || got.Size == d.Size)
 }
 
 func (e *Repository) PutBlob(ctx context.Context, d v1.Descriptor, open func() (io.ReadCloser, error), mountFrom string) (bool, error) {
@@ -124,15 +154,37 @@ func (e *Repository) referrersAPI(ctx context.Context, subject v1.Hash) (bool, [
 }
 
 func (e *Repository) Referrers(ctx context.Context, subject v1.Descriptor, artifactType string) ([]v1.Descriptor, error) {
+	e.mu.Lock()
+	probed := e.hasAPI != nil
+	e.mu.Unlock()
+	var (
+		fallback    []v1.Descriptor
+		fallbackErr error
+		wg          sync.WaitGroup
+	)
+	if !probed {
+		// The first listing asks the API and reads the tag fallback at
+		// once, so that a registry without the API costs no extra round
+		// trip (one with it, a tag GET answered 404).
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fallback, _, fallbackErr = e.readFallback(ctx, subject.Digest)
+		}()
+	}
 	ok, ds, err := e.referrersAPI(ctx, subject.Digest)
+	wg.Wait()
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
-		ds, _, err = e.readFallback(ctx, subject.Digest)
-		if err != nil {
-			return nil, err
+		if probed {
+			fallback, _, fallbackErr = e.readFallback(ctx, subject.Digest)
 		}
+		if fallbackErr != nil {
+			return nil, fallbackErr
+		}
+		ds = fallback
 	}
 	return store.FilterArtifactType(ds, artifactType), nil
 }

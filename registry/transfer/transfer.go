@@ -31,8 +31,10 @@ type Result struct {
 	// Referrers are the referrers copied along (of the root and of every
 	// manifest below it, at any depth), and cosign's legacy tags.
 	Referrers []v1.Descriptor
-	// Manifests is how many manifests were written (root, children, referrers).
-	Manifests int
+	// Manifests is how many manifests the graph holds (root, children,
+	// referrers); ManifestsSkipped of them the destination had already, so
+	// they were not written again.
+	Manifests, ManifestsSkipped int
 	// Blobs is how many distinct blobs the graph holds.
 	Blobs int
 	// Uploaded is how many blob bytes were sent; Skipped how many were
@@ -69,9 +71,11 @@ type Options struct {
 }
 
 type gnode struct {
-	d   v1.Descriptor
-	raw []byte
-	m   *store.Parsed
+	d        v1.Descriptor
+	raw      []byte
+	m        *store.Parsed
+	children []*gnode        // an index's manifests
+	blobs    []v1.Descriptor // an image's config and layers
 }
 
 type legacyTag struct {
@@ -111,9 +115,11 @@ func (g *graph) walk(ctx context.Context, d v1.Descriptor, withReferrers bool) (
 			if !(c.MediaType.IsImage() || c.MediaType.IsIndex()) {
 				continue
 			}
-			if _, err := g.walk(ctx, c, withReferrers); err != nil {
+			cn, err := g.walk(ctx, c, withReferrers)
+			if err != nil {
 				return nil, fmt.Errorf("manifest %s of %s: %w", c.Digest, d.Digest, err)
 			}
+			n.children = append(n.children, cn)
 		}
 	} else {
 		var bs []v1.Descriptor
@@ -127,9 +133,11 @@ func (g *graph) walk(ctx context.Context, d v1.Descriptor, withReferrers bool) (
 			bs = append(bs, l)
 		}
 		for _, b := range bs {
+			b = v1.Descriptor{MediaType: b.MediaType, Digest: b.Digest, Size: b.Size}
+			n.blobs = append(n.blobs, b)
 			if !g.blobSeen[b.Digest] {
 				g.blobSeen[b.Digest] = true
-				g.blobs = append(g.blobs, v1.Descriptor{MediaType: b.MediaType, Digest: b.Digest, Size: b.Size})
+				g.blobs = append(g.blobs, b)
 			}
 		}
 	}
@@ -213,15 +221,19 @@ func Copy(ctx context.Context, src, dst store.Store, root v1.Descriptor, tag str
 			return Result{}, err
 		}
 	}
-	res := Result{Descriptor: rootNode.d, Blobs: len(g.blobs)}
-	if err := copyBlobs(ctx, g, dst, o, &res); err != nil {
+	res := Result{Descriptor: rootNode.d, Blobs: len(g.blobs), Manifests: len(g.nodes)}
+	have, tagged := g.present(ctx, dst, rootNode, tag, o)
+	if err := copyBlobs(ctx, g, dst, have, o, &res); err != nil {
 		return res, err
 	}
 	for _, n := range g.nodes {
+		if have[n.d.Digest] {
+			res.ManifestsSkipped++
+			continue
+		}
 		if err := dst.PutManifest(ctx, n.d, n.raw); err != nil {
 			return res, fmt.Errorf("writing manifest %s to %s: %w", n.d.Digest, dst, err)
 		}
-		res.Manifests++
 	}
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(Jobs(o.Jobs))
@@ -239,15 +251,106 @@ func Copy(ctx context.Context, src, dst store.Store, root v1.Descriptor, tag str
 		return res, err
 	}
 	for _, l := range g.legacy {
+		res.Referrers = append(res.Referrers, store.ReferrerDescriptor(l.n.d, l.n.m))
+		if tagged[l.tag] {
+			continue
+		}
 		if err := dst.Tag(ctx, l.n.d, l.n.raw, l.tag); err != nil {
 			return res, fmt.Errorf("tagging %s in %s: %w", l.tag, dst, err)
 		}
-		res.Referrers = append(res.Referrers, store.ReferrerDescriptor(l.n.d, l.n.m))
+	}
+	if tag != "" && tagged[tag] {
+		return res, nil
 	}
 	if err := dst.Tag(ctx, rootNode.d, rootNode.raw, tag); err != nil {
 		return res, fmt.Errorf("tagging %s in %s: %w", tag, dst, err)
 	}
 	return res, nil
+}
+
+// ManifestChecker is a destination that tells with one request whether it
+// holds a manifest, or whether a tag names it: a registry. A registry accepts
+// a manifest only once everything it references is there (blobs, child
+// manifests), so a manifest it holds needs none of its blobs or children
+// checked or sent — re-pushing an unchanged image is one HEAD, as with crane
+// and oras-go, which skip the same way. Local destinations do not implement
+// it: checking their blobs costs a stat each, and a crashed gc may have left
+// a manifest without its blobs.
+type ManifestChecker interface {
+	// HasManifest reports whether tag names d, or with tag "", whether
+	// the destination holds d. An error counts as "no": the check only
+	// saves work.
+	HasManifest(ctx context.Context, d v1.Descriptor, tag string) bool
+}
+
+// present asks a ManifestChecker destination which manifests of the graph it
+// has: the root (under tag, when given), every referrer and legacy-tagged
+// manifest, and the children of those it lacks, a level at a time, each
+// level in parallel. have holds every manifest and blob below a manifest it
+// has; tagged the tags that already name their manifest.
+func (g *graph) present(ctx context.Context, dst store.Store, root *gnode, tag string, o Options) (have map[v1.Hash]bool, tagged map[string]bool) {
+	have, tagged = map[v1.Hash]bool{}, map[string]bool{}
+	mc, ok := dst.(ManifestChecker)
+	if !ok {
+		return have, tagged
+	}
+	type check struct {
+		n   *gnode
+		tag string
+	}
+	level := []check{{root, tag}}
+	queued := map[v1.Hash]bool{root.d.Digest: true}
+	for _, sub := range g.subjects {
+		for _, r := range g.referrers[sub.Digest] {
+			if n := g.byDigest[r.Digest]; n != nil && !queued[r.Digest] {
+				queued[r.Digest] = true
+				level = append(level, check{n, ""})
+			}
+		}
+	}
+	for _, l := range g.legacy {
+		level = append(level, check{l.n, l.tag})
+	}
+	var mark func(n *gnode)
+	mark = func(n *gnode) {
+		have[n.d.Digest] = true
+		for _, b := range n.blobs {
+			have[b.Digest] = true
+		}
+		for _, c := range n.children {
+			mark(c)
+		}
+	}
+	for len(level) > 0 {
+		found := make([]bool, len(level))
+		var eg errgroup.Group
+		eg.SetLimit(Jobs(o.Jobs))
+		for i, c := range level {
+			eg.Go(func() error {
+				found[i] = mc.HasManifest(ctx, c.n.d, c.tag)
+				return nil
+			})
+		}
+		_ = eg.Wait() // the checks return no errors
+		var next []check
+		for i, c := range level {
+			if found[i] {
+				mark(c.n)
+				if c.tag != "" {
+					tagged[c.tag] = true
+				}
+				continue
+			}
+			for _, ch := range c.n.children {
+				if !queued[ch.d.Digest] {
+					queued[ch.d.Digest] = true
+					next = append(next, check{ch, ""})
+				}
+			}
+		}
+		level = next
+	}
+	return have, tagged
 }
 
 // Jobs is n, or the default 4 when n is not positive.
@@ -258,13 +361,23 @@ func Jobs(n int) int {
 	return n
 }
 
-func copyBlobs(ctx context.Context, g *graph, dst store.Store, o Options, res *Result) error {
+// copyBlobs copies the blobs of the graph dst lacks; those below a manifest
+// it has (have) count as skipped without a check.
+func copyBlobs(ctx context.Context, g *graph, dst store.Store, have map[v1.Hash]bool, o Options, res *Result) error {
 	var uploaded, skipped atomic.Int64
 	var mu sync.Mutex
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(Jobs(o.Jobs))
 	p := o.Progress
 	for _, b := range g.blobs {
+		if have[b.Digest] {
+			skipped.Add(b.Size)
+			mu.Lock()
+			res.BlobsSkipped++
+			mu.Unlock()
+			reportSkip(p, o.Op, b)
+			continue
+		}
 		eg.Go(func() error {
 			has, err := dst.HasBlob(ectx, b)
 			if err != nil {
