@@ -302,8 +302,11 @@ func joinObject(apiVersion string, in joinInput) (any, error) {
 			list = append(list, argV1beta4{Name: a[0], Value: a[1]})
 		}
 		var to *timeoutsV1beta4
+		// discoveryTimeout is how long the join waits for the control plane:
+		// discovery, then the TLS bootstrap (its CSR approved and signed by
+		// the controller manager), which v1beta4 times separately.
 		if d := durationText(c.DiscoveryTimeout.Duration); d != nil {
-			to = &timeoutsV1beta4{Discovery: d}
+			to = &timeoutsV1beta4{Discovery: d, TLSBootstrap: d}
 		}
 		v = &joinConfigurationV1beta4{
 			typeMeta: typeMeta{APIVersion: apiVersion, Kind: "JoinConfiguration"},

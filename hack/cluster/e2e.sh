@@ -174,7 +174,10 @@ node:
   # Under emulation the API server takes longer to answer than kubeadm's
   # probes allow (startup ~4 min, liveness 80 s); killed and restarted, it
   # starts over and never answers (seen here). Longer probes, through
-  # kubeadm patches (docs/render.md).
+  # kubeadm patches (docs/render.md). And no leader election for the one
+  # controller manager and scheduler: renewing their lease every 2 s with a
+  # 10 s deadline failed under emulation, and each loss restarts the
+  # controller manager, whose CSR approver never got to the worker's CSR.
   kubeadmPatches:
 $(for c in kube-apiserver kube-controller-manager kube-scheduler etcd; do cat <<PATCH
     - target: $c
@@ -184,6 +187,12 @@ $(for c in kube-apiserver kube-controller-manager kube-scheduler etcd; do cat <<
             - name: $c
               startupProbe: {failureThreshold: 180, timeoutSeconds: 30}
               livenessProbe: {failureThreshold: 30, timeoutSeconds: 30}
+PATCH
+done)
+$(for c in kube-controller-manager kube-scheduler; do cat <<PATCH
+    - target: $c
+      type: json
+      patch: '[{"op": "add", "path": "/spec/containers/0/command/-", "value": "--leader-elect=false"}]'
 PATCH
 done)
 YAML
