@@ -10,6 +10,14 @@
 // system (to read the spec and the CA and token files it names). This package
 // must not import the registry: the caller passes the Kubernetes version and
 // the image's join unit as plain options.
+//
+// It is over 2.5k lines because one node spec feeds everything here and
+// every part reads the same unexported document model: strict parsing with
+// file:line:column for every problem (parse.go), the validation of every
+// field (validate.go), kubeadm's configuration types for v1beta3 and v1beta4,
+// join and init (kubeadm.go, init.go), and three output formats with a YAML
+// emitter of their own (render.go, emit.go, ignition.go). Splitting the
+// formats from the spec would export that model only for the split's sake.
 package cloudinit
 
 import (

@@ -11,9 +11,9 @@
 #   render    rendering a 1,000-node NodeConfigList to a new directory
 #             (docs/s; no peer: the target is >= 5,000 docs/s on ext4)
 #
-# Registry rows use Debian's docker-registry on loopback. hyperfine runs the
-# commands of a row alternately in rounds (other work on the machine hits
-# both alike); medians are reported, ratio = prebake / peer (below 1 is
+# Registry rows use Debian's docker-registry on loopback. A row's commands
+# run in rounds of hyperfine, the order reversed every other round (other
+# work on the machine hits both alike); medians are reported, ratio = prebake / peer (below 1 is
 # faster). The load average is recorded at the start and the end. Appends a
 # row to the "CI paths" section of docs/benchmarks.md and writes
 # docs/benchmarks-ci.json (the last run).
@@ -40,10 +40,47 @@ trap cleanup EXIT
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "bench-ci: load average at start $LOAD_START ($(nproc) cores)"
 
-# hf NAME CMD... : hyperfine of alternating commands; results into $W/NAME.json
+# hf NAME [--prepare CMD] -n NAME CMD [-n NAME CMD] : the commands measured in
+# HF_ROUNDS (4) rounds of hyperfine, the order reversed every other round
+# (A B, B A, …), so drift in the machine's load hits both sides of a row
+# alike (one hyperfine call runs all of a command's runs before the next
+# command's); every round's times merged into $W/NAME.json (medians over all).
 hf() {
   local name=$1; shift
-  hyperfine -N --warmup "${HF_WARMUP:-2}" --runs "${HF_RUNS:-$RUNS}" --export-json "$W/$name.json" "$@" >&2
+  local opts=() pairs=() runs=${HF_RUNS:-$RUNS} rounds=${HF_ROUNDS:-4}
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --prepare) opts+=(--prepare "$2"); shift 2 ;;
+      -n) pairs+=("$2" "$3"); shift 3 ;;
+      *) echo "hf: unexpected $1" >&2; return 1 ;;
+    esac
+  done
+  local per=$(( (runs + rounds - 1) / rounds )) r i args
+  for r in $(seq 0 $((rounds - 1))); do
+    args=()
+    if [ $((r % 2)) -eq 0 ]; then
+      for ((i = 0; i < ${#pairs[@]}; i += 2)); do args+=(-n "${pairs[i]}" "${pairs[i+1]}"); done
+    else
+      for ((i = ${#pairs[@]} - 2; i >= 0; i -= 2)); do args+=(-n "${pairs[i]}" "${pairs[i+1]}"); done
+    fi
+    hyperfine -N --warmup "$([ "$r" -eq 0 ] && echo "${HF_WARMUP:-2}" || echo 0)" --runs "$per" \
+      --export-json "$W/$name.$r.json" "${opts[@]}" "${args[@]}" >&2
+  done
+  python3 - "$W/$name.json" "$W/$name".[0-9]*.json <<'PY'
+import json, statistics, sys
+out, parts = sys.argv[1], sys.argv[2:]
+acc = {}
+for p in parts:
+    for r in json.load(open(p))["results"]:
+        a = acc.setdefault(r["command"], {"times": [], "user": [], "system": []})
+        n = len(r["times"])
+        a["times"] += r["times"]
+        a["user"] += [r["user"]] * n
+        a["system"] += [r["system"]] * n
+json.dump({"results": [{"command": c, "median": statistics.median(a["times"]), "times": a["times"],
+                        "user": statistics.fmean(a["user"]), "system": statistics.fmean(a["system"])}
+                       for c, a in acc.items()]}, open(out, "w"))
+PY
 }
 med() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .median * 1000' "$W/$1.json"; }
 cpu() { jq -r --arg n "$2" '.results[] | select(.command == $n) | (.user + .system) * 1000' "$W/$1.json"; }
@@ -175,7 +212,7 @@ if ! grep -q '^## CI paths' "$doc"; then
 
 `hack/bench-ci.sh` (run by `make bench`; the last run's numbers also in
 `docs/benchmarks-ci.json`): every path a CI job calls, against its peer in the
-same run, medians of hyperfine runs that alternate the commands (ratio =
+same run, medians over rounds of hyperfine runs, the commands' order reversed every other round (ratio =
 prebake / peer; below 1 is faster). start: `prebake version` vs `crane
 version`, CPU (user + system); packages linked (`go list -deps`), the stripped
 binary and the package initialisers' time (`GODEBUG=inittrace=1`, median of
