@@ -91,7 +91,8 @@ DIAG = ("systemctl --no-pager --full status prebake-init.service prebake-join.se
         "top -b -n1 -o %CPU -w 200 | head -16; for c in kube-apiserver etcd; do i=$(crictl ps -q --name $c | head -1); "
         "[ -n \"$i\" ] && crictl logs --tail 12 $i 2>&1 | cut -c1-240; done\n")
 JOURNAL = ("journalctl -o short-unix --no-pager -b | grep -E 'Starting prebake-init.service|Starting prebake-join.service|"
-           "Starting prebake-agent-join.service|Running pre-flight checks' | sed 's/^/PREBAKE-JOURNAL /'; "
+           "Starting prebake-agent-join.service|Running pre-flight checks|Finished prebake-images.service|Started kubelet.service' "
+           "| sed 's/^/PREBAKE-JOURNAL /'; "
            "journalctl --no-pager -b | grep -c 'PullImage' | sed 's/^/PREBAKE-PULLS /'; echo PREBAKE-JOURNAL-END\n")
 
 
@@ -99,6 +100,7 @@ class Machine:
     def __init__(self, name, m):
         self.name, self.m = name, m
         self.events, self.journal_events = {}, {}
+        self.logged_in = False
         self.journal_end = threading.Event()
         self.pull_lines = None
         vars_fd = os.path.join(work, f"{name}.OVMF_VARS.fd")
@@ -122,6 +124,7 @@ class Machine:
         return round(t - self.t0, 3)
 
     def type(self, text):
+        self.logged_in = True
         try:
             self.proc.stdin.write(text.encode())
             self.proc.stdin.flush()
@@ -136,13 +139,18 @@ class Machine:
                 line = ansi.sub("", raw.decode("utf-8", "replace").rstrip("\n"))
                 log.write(f"{t:9.3f} {line}\n")
                 log.flush()
+                # Once logged in (diagnosis, journal), the console echoes
+                # unit names from status output: events come from the
+                # journal then.
                 for key, rx in patterns:
-                    if key not in self.events and rx.search(line):
+                    if not self.logged_in and key not in self.events and rx.search(line):
                         self.events[key] = round(t, 3)
                 m = journal_re.search(line)
                 if m:
                     what = m.group(2)
-                    key = ("initUnitStart" if "prebake-init" in what else "joinUnitStart" if "join" in what else "kubeadmPreflight")
+                    key = ("imagesImported" if "prebake-images" in what else "kubeletStarted" if "kubelet" in what
+                           else "initUnitStart" if "prebake-init" in what else "joinUnitStart" if "join" in what
+                           else "kubeadmPreflight")
                     self.journal_events.setdefault(key, round(float(m.group(1)) - self.t0, 3))
                 m = re.search(r"PREBAKE-PULLS (\d+)", line)
                 if m:

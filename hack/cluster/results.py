@@ -20,7 +20,7 @@ print(json.dumps(summary, indent=2))
 if bench and r["ok"]:
     def c(d, k):
         return "-" if d.get(k) is None else f"{d[k]:.1f}"
-    row = (f"| {date} ({commit}) | {r['accelerator']} | {c(cp, 'kernelStart')} / {c(wk, 'kernelStart')} | "
+    row = (f"| {date} ({commit}) | {r['accelerator']} | {c(cp, 'workerStarted')} | {c(cp, 'kernelStart')} / {c(wk, 'kernelStart')} | "
            f"{c(cp, 'initStart')} / {c(wk, 'joinStart')} | {c(cp, 'apiServerHealthy')} | "
            f"{c(cp, 'nodeReady')} / {c(wk, 'nodeReady')} | {c(wk, 'podRunning')} | "
            f"{r['bytesDownloadedAtBoot']} B, {r['registryRequestsAtBoot']} req, {r['imagePullEvents']} pulls | "
@@ -31,16 +31,17 @@ if bench and r["ok"]:
         text += f"""
 {head}
 
-Seconds since each machine's qemu started (both start together), control plane
-/ worker. The control plane runs `kubeadm init` from `prebake render --init`
+Seconds since each machine's qemu started, control plane / worker; the worker
+starts when the control plane's API server first answers ("worker starts", on
+the control plane's clock). The control plane runs `kubeadm init` from `prebake render --init`
 user-data (init unit), the worker `kubeadm join`; kernel and unit starts from
 the serial console and journal, the rest polled from the API server. Fetched
 at boot: bytes from the file mirror, requests to the registry, kubelet image
 pull events (both machines' user networks are `restrict=on`). See
 docs/cluster.md.
 
-| date | accelerator | kernel | init / join start | API server healthy | Node Ready | Pod Running (worker) | fetched at boot | load (1 min) | run |
-|---|---|---|---|---|---|---|---|---|---|
+| date | accelerator | worker starts | kernel | init / join start | API server healthy | Node Ready | Pod Running (worker) | fetched at boot | load (1 min) | run |
+|---|---|---|---|---|---|---|---|---|---|---|
 """
     i = text.index(head)
     j = text.find("\n## ", i + 1)
