@@ -50,8 +50,18 @@ func TestWriteFiles(t *testing.T) {
 
 // TestMain is, with ATOMICFILE_HELPER_DIR set, the process
 // TestWriteFilesKill9 kills: it writes generation ATOMICFILE_HELPER_GEN of
-// 1,000 files there. Otherwise it runs the tests.
+// 1,000 files there; with ATOMICFILE_HELPER_NEWDIR set, the one
+// TestWriteDirKill9 kills: it creates that directory of 1,000 files.
+// Otherwise it runs the tests.
 func TestMain(m *testing.M) {
+	if dir := os.Getenv("ATOMICFILE_HELPER_NEWDIR"); dir != "" {
+		fmt.Println("started")
+		if err := WriteDir(dir, generation(1000, 1), 0o600); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if dir := os.Getenv("ATOMICFILE_HELPER_DIR"); dir != "" {
 		gen, _ := strconv.Atoi(os.Getenv("ATOMICFILE_HELPER_GEN"))
 		fmt.Println("started")
