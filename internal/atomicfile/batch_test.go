@@ -93,30 +93,12 @@ func TestWriteFilesKill9(t *testing.T) {
 	for round := 0; round < 8; round++ {
 		gen := round + 2
 		delay := full * time.Duration(round) / 8
-		cmd := exec.Command(os.Args[0])
-		cmd.Env = append(os.Environ(), "ATOMICFILE_HELPER_DIR="+dir, "ATOMICFILE_HELPER_GEN="+strconv.Itoa(gen))
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		buf := make([]byte, 8)
-		out.Read(buf) // "started"
-		start := time.Now()
-		if round > 0 {
-			time.Sleep(delay)
-			cmd.Process.Signal(syscall.SIGKILL)
-		}
-		if err := cmd.Wait(); err != nil {
-			if round == 0 {
-				t.Fatalf("writer: %v", err)
-			}
+		took, wasKilled := runHelper(t, round, delay, "ATOMICFILE_HELPER_DIR="+dir, "ATOMICFILE_HELPER_GEN="+strconv.Itoa(gen))
+		if wasKilled {
 			killed++
 		}
 		if round == 0 {
-			full = time.Since(start)
+			full = took
 		}
 		seen := map[int]int{}
 		for i := 0; i < n; i++ {
@@ -149,4 +131,35 @@ func TestWriteFilesKill9(t *testing.T) {
 		}
 	}
 	t.Logf("%d of 7 writers killed; %d temp files left behind", killed, tmp)
+}
+
+// runHelper runs this test binary as the writer TestMain becomes with env
+// set, and, after round 0 (which runs to the end), kills it with SIGKILL
+// delay after it said it started. It returns how long the writer ran and
+// whether it was killed before it finished.
+func runHelper(t *testing.T, round int, delay time.Duration, env ...string) (time.Duration, bool) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 8)
+	out.Read(buf) // "started"
+	start := time.Now()
+	if round > 0 {
+		time.Sleep(delay)
+		cmd.Process.Signal(syscall.SIGKILL)
+	}
+	if err := cmd.Wait(); err != nil {
+		if round == 0 {
+			t.Fatalf("writer: %v", err)
+		}
+		return time.Since(start), true
+	}
+	return time.Since(start), false
 }

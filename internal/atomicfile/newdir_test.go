@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -109,30 +108,12 @@ func TestWriteDirKill9(t *testing.T) {
 	for round := 0; round < 8; round++ {
 		os.RemoveAll(dir)
 		delay := full * time.Duration(round) / 8
-		cmd := exec.Command(os.Args[0])
-		cmd.Env = append(os.Environ(), "ATOMICFILE_HELPER_NEWDIR="+dir)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		buf := make([]byte, 8)
-		out.Read(buf) // "started"
-		start := time.Now()
-		if round > 0 {
-			time.Sleep(delay)
-			cmd.Process.Signal(syscall.SIGKILL)
-		}
-		if err := cmd.Wait(); err != nil {
-			if round == 0 {
-				t.Fatalf("writer: %v", err)
-			}
+		took, wasKilled := runHelper(t, round, delay, "ATOMICFILE_HELPER_NEWDIR="+dir)
+		if wasKilled {
 			killed++
 		}
 		if round == 0 {
-			full = time.Since(start)
+			full = took
 		}
 		ents, err := os.ReadDir(dir)
 		if errors.Is(err, fs.ErrNotExist) {
