@@ -10,8 +10,9 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
-	"regexp"
 	"strings"
+
+	"github.com/prebake/prebake/internal/lazyre"
 
 	"github.com/prebake/prebake/ospkg"
 )
@@ -121,7 +122,7 @@ func moduleNames(file string) ([]string, error) {
 	return out, sc.Err()
 }
 
-var pkgName = regexp.MustCompile(`^[a-z0-9][a-z0-9.+-]*(:[a-z0-9]+)?$`)
+var pkgName = lazyre.New(`^[a-z0-9][a-z0-9.+-]*(:[a-z0-9]+)?$`)
 
 // osPackages checks the image's packages against the root's database and,
 // when asked, installs the missing ones with apt-get (in a chroot for a

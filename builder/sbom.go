@@ -3,9 +3,10 @@ package builder
 import (
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
+
+	"github.com/prebake/prebake/internal/lazyre"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
@@ -69,7 +70,7 @@ type spdxRelationship struct {
 	Related string `json:"relatedSpdxElement"`
 }
 
-var spdxIDUnsafe = regexp.MustCompile(`[^A-Za-z0-9.-]+`)
+var spdxIDUnsafe = lazyre.New(`[^A-Za-z0-9.-]+`)
 
 // bomArtifact wraps the document doc returns (given the index digest and
 // the creation time, SOURCE_DATE_EPOCH) as JSON in an OCI 1.1 artifact
@@ -213,9 +214,9 @@ var upstream = map[string]struct{ module, cpe string }{
 }
 
 var (
-	dlK8sURL    = regexp.MustCompile(`^https://dl\.k8s\.io/release/v([0-9][^/]*)/bin/[^/]+/[^/]+/([^/]+)$`)
-	ghReleaseRE = regexp.MustCompile(`^https://github\.com/([^/]+)/([^/]+)/releases/download/([^/]+)/`)
-	semverRE    = regexp.MustCompile(`^v?([0-9]+)\.[0-9]+\.[0-9]+`)
+	dlK8sURL    = lazyre.New(`^https://dl\.k8s\.io/release/v([0-9][^/]*)/bin/[^/]+/[^/]+/([^/]+)$`)
+	ghReleaseRE = lazyre.New(`^https://github\.com/([^/]+)/([^/]+)/releases/download/([^/]+)/`)
+	semverRE    = lazyre.New(`^v?([0-9]+)\.[0-9]+\.[0-9]+`)
 )
 
 // sourceIDs returns a source's package URL and CPE 2.3 name (empty when NVD

@@ -11,25 +11,26 @@ import (
 	"net/netip"
 	"net/url"
 	"path"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/prebake/prebake/internal/lazyre"
 )
 
 var (
-	tokenRE      = regexp.MustCompile(`^[a-z0-9]{6}\.[a-z0-9]{16}$`)
-	hashRE       = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-	certKeyRE    = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	dnsLabelRE   = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-	labelNameRE  = regexp.MustCompile(`^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`)
-	flagNameRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
-	modeRE       = regexp.MustCompile(`^0?[0-7]{3}$`)
-	ownerRE      = regexp.MustCompile(`^[a-z_][a-z0-9_-]*:[a-z_][a-z0-9_-]*$`)
-	noProxyRE    = regexp.MustCompile(`^[A-Za-z0-9.*:/\[\]_-]+$`)
-	sshKeyTypeRE = regexp.MustCompile(`^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com)$`)
+	tokenRE      = lazyre.New(`^[a-z0-9]{6}\.[a-z0-9]{16}$`)
+	hashRE       = lazyre.New(`^sha256:[0-9a-f]{64}$`)
+	certKeyRE    = lazyre.New(`^[0-9a-f]{64}$`)
+	dnsLabelRE   = lazyre.New(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	labelNameRE  = lazyre.New(`^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`)
+	flagNameRE   = lazyre.New(`^[a-z0-9][a-z0-9-]*$`)
+	modeRE       = lazyre.New(`^0?[0-7]{3}$`)
+	ownerRE      = lazyre.New(`^[a-z_][a-z0-9_-]*:[a-z_][a-z0-9_-]*$`)
+	noProxyRE    = lazyre.New(`^[A-Za-z0-9.*:/\[\]_-]+$`)
+	sshKeyTypeRE = lazyre.New(`^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com)$`)
 )
 
 // kubeletLabels are the kubernetes.io labels a kubelet may set on itself

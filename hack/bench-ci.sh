@@ -114,7 +114,11 @@ DIGEST=$(go run hack/bench-registry/genimage.go "$W/img" "$IMAGE_MB" 4)
 crane push "$W/img" "$HOST/bench/crane:v1" --insecure >/dev/null 2>&1
 hf repush -n prebake "$PREBAKE push oci:$W/img:bench $HOST/bench/prebake:v1 --insecure -q" \
   -n crane "crane push $W/img $HOST/bench/crane:v1 --insecure"
-hf pull --prepare "rm -rf $W/pull-prebake $W/pull-crane" \
+# Each pull starts with nothing unwritten on the disk (sync in --prepare):
+# a flush reaches the whole device (on this VM, the host's cache of it), so
+# without it the tool that syncs would also pay for writing out the other
+# tool's last, unsynced pull.
+hf pull --prepare "sh -c 'rm -rf $W/pull-prebake $W/pull-crane; sync'" \
   -n prebake "$PREBAKE pull $HOST/bench/prebake@$DIGEST -o oci:$W/pull-prebake --insecure -q" \
   -n crane "crane pull --format=oci --insecure $HOST/bench/crane@$DIGEST $W/pull-crane"
 (

@@ -2,8 +2,9 @@ package recipes
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
+
+	"github.com/prebake/prebake/internal/lazyre"
 
 	"github.com/google/go-containerregistry/pkg/name"
 )
@@ -28,8 +29,8 @@ type ResolvedImage struct {
 }
 
 var (
-	imageDigestRE = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
-	unsafeNameRE  = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+	imageDigestRE = lazyre.New(`^sha256:[a-f0-9]{64}$`)
+	unsafeNameRE  = lazyre.New(`[^A-Za-z0-9._-]+`)
 )
 
 // ImageArchiveName is the archive file name of ref under ImagesDir:

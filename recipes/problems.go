@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/prebake/prebake/internal/lazyre"
 
 	"gopkg.in/yaml.v3"
 )
@@ -172,7 +173,7 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
-var yamlLineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
+var yamlLineRE = lazyre.New(`^line (\d+): (.*)$`)
 
 // decodeInto decodes n into v, turning yaml type errors into problems.
 func decodeInto(n *yaml.Node, v any, p *problems) {

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/prebake/prebake/internal/lazyre"
+
 	"github.com/prebake/prebake/internal/safepath"
 )
 
@@ -115,13 +117,13 @@ type ResolvedFile struct {
 }
 
 var (
-	nameRE       = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`)
-	varRE        = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	hexRE        = regexp.MustCompile(`^[a-f0-9]{64}$`)
-	moduleRE     = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
-	sysctlRE     = regexp.MustCompile(`^[a-z0-9_][a-z0-9_./*-]*$`)
-	unitRE       = regexp.MustCompile(`^[A-Za-z0-9:_.@\\-]+\.(service|socket|path|timer|target|mount|slice)$`)
-	dropinRE     = regexp.MustCompile(`^[A-Za-z0-9:_.@\\-]+\.(service|socket|path|timer|target|mount|slice)\.d/[A-Za-z0-9_.-]+\.conf$`)
+	nameRE       = lazyre.New(`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`)
+	varRE        = lazyre.New(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	hexRE        = lazyre.New(`^[a-f0-9]{64}$`)
+	moduleRE     = lazyre.New(`^[A-Za-z0-9_-]+$`)
+	sysctlRE     = lazyre.New(`^[a-z0-9_][a-z0-9_./*-]*$`)
+	unitRE       = lazyre.New(`^[A-Za-z0-9:_.@\\-]+\.(service|socket|path|timer|target|mount|slice)$`)
+	dropinRE     = lazyre.New(`^[A-Za-z0-9:_.@\\-]+\.(service|socket|path|timer|target|mount|slice)\.d/[A-Za-z0-9_.-]+\.conf$`)
 	builtinVars  = []string{"arch", "os", "platform"}
 	archiveKinds = []string{"none", "tar", "tar.gz", "zip"}
 )
@@ -679,7 +681,7 @@ type expander struct {
 	cache map[string]*template.Template
 }
 
-var unknownKeyRE = regexp.MustCompile(`map has no entry for key "([^"]+)"`)
+var unknownKeyRE = lazyre.New(`map has no entry for key "([^"]+)"`)
 
 func (t *expander) expand(field, s, osName, arch string) string {
 	if !strings.Contains(s, "{{") {

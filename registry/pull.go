@@ -177,11 +177,11 @@ func pickPlatform(ctx context.Context, e store.Store, root v1.Descriptor, platfo
 	return d, nil
 }
 
-// pullLayout copies into a staging layout next to dir, makes it durable
-// with one sync of the file system, then moves the result in: a rename when
-// dir does not exist yet (and a sync of its parent), else blob by blob (each
-// a rename) and one atomic index.json update. The stage is never synced file
-// by file: it is invisible until the sync is done, and thrown away on error.
+// pullLayout copies into a staging layout next to dir (store.OpenStage:
+// blob data is flushed in the background while the download runs), makes
+// the stage durable, then moves the result in: a rename when dir does not exist yet (and a sync of its parent), else
+// blob by blob (each a rename) and one atomic index.json update. The stage
+// is invisible until then, and thrown away on error.
 func pullLayout(ctx context.Context, se store.Store, root v1.Descriptor, dir, tag string, o transfer.Options) (CopyResult, error) {
 	dir = filepath.Clean(dir)
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
@@ -192,7 +192,7 @@ func pullLayout(ctx context.Context, se store.Store, root v1.Descriptor, dir, ta
 		return CopyResult{}, err
 	}
 	defer os.RemoveAll(stage)
-	l, err := store.OpenScratch(stage)
+	l, err := store.OpenStage(stage)
 	if err != nil {
 		return CopyResult{}, err
 	}
@@ -213,7 +213,7 @@ func pullLayout(ctx context.Context, se store.Store, root v1.Descriptor, dir, ta
 			return res, err
 		}
 	}
-	if err := atomicfile.SyncFS(stage); err != nil {
+	if err := l.SyncStage(); err != nil {
 		return res, err
 	}
 	if existing == nil {

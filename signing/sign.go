@@ -7,8 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"strings"
+
+	"github.com/prebake/prebake/internal/lazyre"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/sigstore/sigstore/pkg/signature/payload"
@@ -177,7 +178,7 @@ func manifestsBelow(idx v1.ImageIndex) ([]v1.Descriptor, error) {
 	return out, nil
 }
 
-var unsafeName = regexp.MustCompile(`[^a-z0-9._-]+`)
+var unsafeName = lazyre.New(`[^a-z0-9._-]+`)
 
 // identity is the docker-reference a signature of ref claims: given, else
 // the repository or store name, else the layout directory's base name.

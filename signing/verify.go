@@ -10,12 +10,13 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/prebake/prebake/internal/lazyre"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/in-toto/in-toto-golang/in_toto"
@@ -326,7 +327,7 @@ func statementOf(a *sigLayer) (*in_toto.Statement, []byte, error) {
 
 // ggcrMismatch is go-containerregistry's refusal of a manifest fetched by
 // digest that hashes to something else.
-var ggcrMismatch = regexp.MustCompile(`manifest digest: "(sha256:[0-9a-f]{64})" does not match requested digest: "(sha256:[0-9a-f]{64})"`)
+var ggcrMismatch = lazyre.New(`manifest digest: "(sha256:[0-9a-f]{64})" does not match requested digest: "(sha256:[0-9a-f]{64})"`)
 
 // manifestMismatch turns a registry client's refusal of a tampered manifest
 // into a *registry.DigestError; nil when err is something else.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/prebake/prebake/disk"
+	"github.com/prebake/prebake/internal/lazyre"
 	"github.com/prebake/prebake/registry"
 	"github.com/prebake/prebake/signing"
 )
@@ -42,5 +43,13 @@ func TestFlagHint(t *testing.T) {
 	}
 	if h := flagHint(errors.New("other")); h != "" {
 		t.Errorf("flagHint(other) = %q", h)
+	}
+}
+
+// Every pattern the libraries declare with lazyre (compiled on first use,
+// not at start-up) compiles: this test binary links them all.
+func TestLazyPatternsCompile(t *testing.T) {
+	if err := lazyre.Check(); err != nil {
+		t.Fatal(err)
 	}
 }

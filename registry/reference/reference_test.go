@@ -1,6 +1,7 @@
 package reference
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -82,4 +83,41 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("%q: %+v, after String/Parse %+v", s, r, back)
 		}
 	})
+}
+
+// The hand-written checks accept exactly what the distribution spec's
+// patterns accept.
+func TestChecksMatchSpecPatterns(t *testing.T) {
+	digestRE := regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
+	tagRE := regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	nameRE := regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
+	inputs := []string{"", "a", "A", "_", ".", "-", "a.b", "a..b", "a__b", "a___b", "a_b", "a-b", "a--b", "a-", "-a", "a/b", "a//b", "/a", "a/",
+		"library/ubuntu", "my.registry_x/a-b__c", "UPPER", "tag_1.0-rc", ".tag", "-tag", strings.Repeat("t", 128), strings.Repeat("t", 129),
+		"sha256:" + strings.Repeat("a", 64), "sha256:" + strings.Repeat("A", 64), "sha256:" + strings.Repeat("a", 63), "sha512:" + strings.Repeat("a", 64),
+		"a\n", "é", "a b"}
+	alphabet := "ab0._-/A:"
+	for n := 1; n <= 5; n++ {
+		var gen func(prefix string)
+		gen = func(prefix string) {
+			if len(prefix) == n {
+				inputs = append(inputs, prefix)
+				return
+			}
+			for _, c := range alphabet {
+				gen(prefix + string(c))
+			}
+		}
+		gen("")
+	}
+	for _, s := range inputs {
+		if got, want := validDigest(s), digestRE.MatchString(s); got != want {
+			t.Errorf("validDigest(%q) = %v, pattern says %v", s, got, want)
+		}
+		if got, want := validTag(s), tagRE.MatchString(s); got != want {
+			t.Errorf("validTag(%q) = %v, pattern says %v", s, got, want)
+		}
+		if got, want := validName(s), nameRE.MatchString(s); got != want {
+			t.Errorf("validName(%q) = %v, pattern says %v", s, got, want)
+		}
+	}
 }

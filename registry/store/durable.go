@@ -11,31 +11,96 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/prebake/prebake/internal/atomicfile"
 )
 
-// How a layout makes an operation durable with one sync, not one per blob:
-// a blob is written (or linked) to a temp file in blobs/sha256, verified,
-// and left pending. Before index.json changes (the one place that makes
-// content reachable) Sync flushes the whole file system once (syncfs),
-// renames the pending files to their digests — blobs before manifests, in
-// the order they were written — and syncs the blob directory once. A kill
-// at any point leaves index.json naming only content that is complete and
-// durable; what it leaves behind is temp files (".*.tmp-*"), never a blob
-// under its digest that holds anything else, even after a power loss.
+// How a layout makes an operation durable without a sync per blob at the
+// end: a blob is written (or linked) to a temp file in blobs/sha256,
+// verified, and left pending. While the operation still runs, each pending
+// file's data is flushed in the background (fdatasync every 8 MiB written
+// and once the file is complete), so the disk — and a virtual disk's host,
+// which writes out only when asked to flush — works while the network
+// still delivers. Before index.json changes (the one place that makes
+// content reachable) Sync waits for those flushes, renames the pending
+// files to their digests — blobs before manifests, in the order they were
+// written — and syncs the blob directory once. A kill at any point leaves
+// index.json naming only content that is complete and durable; what it
+// leaves behind is temp files (".*.tmp-*"), never a blob under its digest
+// that holds anything else, even after a power loss. Unlike syncfs(2),
+// nothing waits for other programs' unwritten data on the same file system
+// (on a CI machine, a build's gigabytes).
 
 // pendingBlobs are the blobs of the running operation not yet renamed.
 type pendingBlobs struct {
 	mu    sync.Mutex
-	order []string          // final paths, in write order
-	temp  map[string]string // final path → temp file
+	order []string                // final paths, in write order
+	temp  map[string]*pendingFile // final path → its temp file
 }
 
+// pendingFile is a complete temp file whose data is being flushed.
+type pendingFile struct {
+	name string
+	done chan struct{} // closed when the flush ended (nil: nothing to wait for)
+	err  error
+}
+
+// wait returns once the file's data is durable.
+func (p *pendingFile) wait() error {
+	if p.done != nil {
+		<-p.done
+	}
+	return p.err
+}
+
+// syncMode says what a layout makes durable.
+type syncMode int
+
+const (
+	durable syncMode = iota // everything, as it goes (OpenLayout)
+	scratch                 // nothing (OpenScratch)
+	stage                   // blobs as they go, the rest in SyncStage (OpenStage)
+)
+
 // OpenScratch opens (creating) a layout that is thrown away after the
-// operation (a pull's staging area): nothing in it is ever synced.
-func OpenScratch(dir string) (*Layout, error) { return openLayout(dir, true) }
+// operation (the blobs staged for unpacking an image): nothing in it is
+// ever synced.
+func OpenScratch(dir string) (*Layout, error) { return openLayout(dir, scratch) }
+
+// OpenStage opens (creating) a layout that is renamed into place once
+// complete (a pull's staging area): its blobs' data is made durable while
+// they are written, as in any layout; its index.json, oci-layout and
+// directories only when SyncStage is called, before the rename.
+func OpenStage(dir string) (*Layout, error) { return openLayout(dir, stage) }
+
+// SyncStage makes a stage layout durable as a whole: the blobs written
+// (see Sync), its two files and its directories, synced concurrently (one
+// journal commit where the file system batches them).
+func (l *Layout) SyncStage() error {
+	if err := l.Sync(); err != nil {
+		return err
+	}
+	var g errgroup.Group
+	for _, p := range []string{"oci-layout", "index.json", "blobs/sha256", "blobs", "."} {
+		g.Go(func() error { return syncPath(filepath.Join(l.dir, p)) })
+	}
+	return g.Wait()
+}
+
+// syncPath fsyncs the file or directory at p.
+func syncPath(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return fmt.Errorf("syncing %s: %w", p, err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", p, err)
+	}
+	return nil
+}
 
 // Discard removes the blobs written through l since the last Sync: an
 // operation that fails leaves nothing half-written behind.
@@ -45,14 +110,15 @@ func (l *Layout) Discard() {
 	l.pending.order, l.pending.temp = nil, nil
 	l.pending.mu.Unlock()
 	for _, t := range temp {
-		os.Remove(t)
+		t.wait()
+		os.Remove(t.name)
 	}
 }
 
 // writeFile replaces a file of the layout: atomically and durably, or for a
-// scratch layout just atomically.
+// scratch or stage layout just atomically.
 func (l *Layout) writeFile(path string, data []byte) error {
-	if !l.scratch {
+	if l.mode == durable {
 		return atomicfile.WriteFile(path, data, 0o644)
 	}
 	tmp := path + ".tmp"
@@ -69,24 +135,41 @@ func (l *Layout) path(h v1.Hash) string {
 	l.pending.mu.Lock()
 	defer l.pending.mu.Unlock()
 	if t, ok := l.pending.temp[final]; ok {
-		return t
+		return t.name
 	}
 	return final
 }
 
-func (l *Layout) addPending(h v1.Hash, tmp string) {
+// addPending records f, complete and verified, as blob h's temp file,
+// flushing its data in the background unless the layout is scratch; f is
+// closed when that ends.
+func (l *Layout) addPending(h v1.Hash, f *os.File) {
+	p := &pendingFile{name: f.Name()}
+	if l.mode == scratch {
+		f.Close()
+	} else {
+		p.done = make(chan struct{})
+		go func() {
+			defer close(p.done)
+			if err := fdatasync(f); err != nil {
+				p.err = fmt.Errorf("syncing %s: %w", f.Name(), err)
+			}
+			f.Close()
+		}()
+	}
 	final := l.blobPath(h)
 	l.pending.mu.Lock()
 	defer l.pending.mu.Unlock()
 	if l.pending.temp == nil {
-		l.pending.temp = map[string]string{}
+		l.pending.temp = map[string]*pendingFile{}
 	}
 	if old, ok := l.pending.temp[final]; ok {
-		os.Remove(old) // written twice at once: same content, keep one
+		old.wait() // written twice at once: same content, keep one
+		os.Remove(old.name)
 	} else {
 		l.pending.order = append(l.pending.order, final)
 	}
-	l.pending.temp[final] = tmp
+	l.pending.temp[final] = p
 }
 
 // createTemp starts blob h's temp file.
@@ -113,46 +196,25 @@ func (l *Layout) Sync() error {
 	if len(order) == 0 {
 		return nil
 	}
-	if !l.scratch {
-		if err := syncFS(l.dir, temp); err != nil {
-			return err
+	var errs []error
+	for _, final := range order {
+		errs = append(errs, temp[final].wait())
+	}
+	if err := errors.Join(errs...); err != nil {
+		for _, t := range temp {
+			os.Remove(t.name)
 		}
+		return err
 	}
 	for _, final := range order {
-		if err := os.Rename(temp[final], final); err != nil {
+		if err := os.Rename(temp[final].name, final); err != nil {
 			return fmt.Errorf("writing %s: %w", final, err)
 		}
 	}
-	if l.scratch {
+	if l.mode != durable {
 		return nil
 	}
 	return atomicfile.SyncDir(filepath.Join(l.dir, "blobs", "sha256"))
-}
-
-// syncFS flushes the file system holding dir once; where syncfs(2) is not
-// available it fsyncs each file.
-func syncFS(dir string, files map[string]string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	err = unix.Syncfs(int(d.Fd()))
-	d.Close()
-	if err == nil {
-		return nil
-	}
-	for _, t := range files {
-		f, err := os.Open(t)
-		if err != nil {
-			return fmt.Errorf("syncing %s: %w", t, err)
-		}
-		err = f.Sync()
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("syncing %s: %w", t, err)
-		}
-	}
-	return nil
 }
 
 // linkBlob puts the file src (a build's layer cache entry, another layout's
@@ -169,36 +231,96 @@ func (l *Layout) linkBlob(h v1.Hash, size int64, src *os.File) error {
 		return err
 	}
 	name := tmp.Name()
-	err = unix.IoctlFileClone(int(tmp.Fd()), int(src.Fd()))
-	tmp.Close()
-	if err != nil {
+	if err := unix.IoctlFileClone(int(tmp.Fd()), int(src.Fd())); err != nil {
+		tmp.Close()
 		os.Remove(name)
 		if err := os.Link(src.Name(), name); err != nil {
 			return err
 		}
+		if tmp, err = os.Open(name); err != nil {
+			os.Remove(name)
+			return err
+		}
 	}
-	if err := checkFile(name, h, size); err != nil {
+	if err := checkFile(tmp, h, size); err != nil {
+		tmp.Close()
 		os.Remove(name)
 		return err
 	}
-	l.addPending(h, name)
+	l.addPending(h, tmp)
 	return nil
 }
 
-// checkFile hashes file and compares it with h and size.
-func checkFile(file string, h v1.Hash, size int64) error {
-	f, err := os.Open(file)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
+// checkFile hashes f from its start and compares it with h and size.
+func checkFile(f *os.File, h v1.Hash, size int64) error {
 	hasher := sha256.New()
-	n, err := io.Copy(hasher, f)
+	n, err := io.Copy(hasher, io.NewSectionReader(f, 0, 1<<62))
 	if err != nil {
 		return err
 	}
 	if got := hex.EncodeToString(hasher.Sum(nil)); got != h.Hex || (size >= 0 && n != size) {
-		return &DigestError{What: "blob", Source: file, Expected: h.String(), Actual: "sha256:" + got, ExpectedSize: size, ActualSize: n}
+		return &DigestError{What: "blob", Source: f.Name(), Expected: h.String(), Actual: "sha256:" + got, ExpectedSize: size, ActualSize: n}
 	}
 	return nil
+}
+
+// writeback writes to f and, every 8 MiB, flushes what was written so far
+// in the background (at most one flush at a time), so that the flush once
+// the file is complete finds little left to write.
+type writeback struct {
+	f       *os.File
+	off     int64
+	flushed int64
+	running chan struct{} // closed when the background flush ends
+	err     error         // the last background flush's error, read after running closed
+}
+
+func (w *writeback) Write(b []byte) (int, error) {
+	n, err := w.f.Write(b)
+	w.off += int64(n)
+	if w.off-w.flushed >= 2<<20 && w.idle() {
+		if w.err != nil {
+			return n, fmt.Errorf("syncing %s: %w", w.f.Name(), w.err)
+		}
+		w.flushed = w.off
+		done := make(chan struct{})
+		w.running = done
+		go func() {
+			w.err = fdatasync(w.f)
+			close(done)
+		}()
+	}
+	return n, err
+}
+
+// idle reports whether no background flush runs.
+func (w *writeback) idle() bool {
+	if w.running == nil {
+		return true
+	}
+	select {
+	case <-w.running:
+		return true
+	default:
+		return false
+	}
+}
+
+// wait waits for the running background flush and returns its error.
+func (w *writeback) wait() error {
+	if w.running != nil {
+		<-w.running
+	}
+	return w.err
+}
+
+// fdatasync flushes f's data (and the size that reads need) to the disk; a
+// variable so that a test can watch and fail it.
+var fdatasync = func(f *os.File) error {
+	for {
+		err := unix.Fdatasync(int(f.Fd()))
+		if err != unix.EINTR {
+			return err
+		}
+	}
 }

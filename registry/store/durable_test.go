@@ -1,18 +1,23 @@
 package store
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"math/rand/v2"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
 
@@ -132,4 +137,78 @@ func mustParse(t *testing.T, s string) reference.Reference {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// A blob is renamed to its digest only after its data was flushed, and a
+// flush that fails fails the write: no blob under its digest, no tag, no
+// temp file left.
+func TestBlobsRenamedOnlyAfterTheirFlush(t *testing.T) {
+	top := t.TempDir()
+	big := make([]byte, 5<<20) // incompressible: flushed in the background while written
+	rand.NewChaCha8([32]byte{1}).Read(big)
+	layer := static(big)
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lay, err := OpenLayout(filepath.Join(top, "oci"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig := fdatasync
+	t.Cleanup(func() { fdatasync = orig })
+	var mu sync.Mutex
+	flushes := 0
+	fdatasync = func(f *os.File) error {
+		mu.Lock()
+		flushes++
+		mu.Unlock()
+		// The file being flushed is still a temp file: nothing in
+		// blobs/sha256 is named by a digest that is not durable.
+		if !strings.HasPrefix(filepath.Base(f.Name()), ".") {
+			t.Errorf("flushing %s, which is already under its digest", f.Name())
+		}
+		return orig(f)
+	}
+	if _, err := lay.Put(t.Context(), "v1", img, nil, PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// 5 MiB: at least two flushes while written, one at the end; plus
+	// config and manifest.
+	if flushes < 4 {
+		t.Errorf("%d flushes for a 5 MiB layer, its config and manifest; want >= 4", flushes)
+	}
+
+	// A failing flush fails the Put and leaves nothing of it.
+	fdatasync = func(*os.File) error { return unix.EIO }
+	img2, err := mutate.AppendLayers(empty.Image, static([]byte("another layer")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, _ := img2.Digest()
+	_, err = lay.Put(t.Context(), "v2", img2, nil, PutOptions{})
+	if !errors.Is(err, unix.EIO) {
+		t.Fatalf("Put with a failing flush: err = %v, want EIO", err)
+	}
+	if lay.HasBlob(d2, -1) {
+		t.Error("the manifest whose flush failed is in the layout")
+	}
+	ents, _ := os.ReadDir(filepath.Join(top, "oci", "blobs", "sha256"))
+	for _, e := range ents {
+		if e.Name()[0] == '.' {
+			t.Errorf("a failed write left %s", e.Name())
+		}
+	}
+	if _, err := lay.Resolve(mustParse(t, fmt.Sprintf("oci:%s:v2", lay.Dir()))); !errors.Is(err, ErrNotFound) {
+		t.Errorf("v2 after a failed flush: %v", err)
+	}
+}
+
+// static is an uncompressed layer of fixed bytes.
+func static(b []byte) v1.Layer {
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
+	if err != nil {
+		panic(err)
+	}
+	return l
 }

@@ -26,13 +26,13 @@ import (
 
 // Layout is an OCI image layout directory that prebake writes durably: blobs
 // become visible under their digest only once they are complete and synced
-// (one sync per operation, see Sync), index.json is replaced atomically and
+// (flushed in the background while the operation runs, see Sync), index.json is replaced atomically and
 // last, and its changes are serialised across processes with a lock file,
 // so an interrupted write leaves the layout valid and without the partial
 // image.
 type Layout struct {
 	dir     string
-	scratch bool // OpenScratch: never synced
+	mode    syncMode
 	pending pendingBlobs
 }
 
@@ -49,13 +49,13 @@ const AnnotationRefName = "org.opencontainers.image.ref.name"
 
 // OpenLayout opens the layout at dir, creating an empty one if dir does not
 // hold one yet.
-func OpenLayout(dir string) (*Layout, error) { return openLayout(dir, false) }
+func OpenLayout(dir string) (*Layout, error) { return openLayout(dir, durable) }
 
-func openLayout(dir string, scratch bool) (*Layout, error) {
+func openLayout(dir string, mode syncMode) (*Layout, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
 		return nil, fmt.Errorf("creating layout %s: %w", dir, err)
 	}
-	l := &Layout{dir: dir, scratch: scratch}
+	l := &Layout{dir: dir, mode: mode}
 	if _, err := os.Stat(filepath.Join(dir, "oci-layout")); errors.Is(err, fs.ErrNotExist) {
 		if err := l.writeFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
 			return nil, err
@@ -83,9 +83,9 @@ type PutOptions struct {
 
 // Put writes root (an image or index) with all its blobs, and the referrers
 // (SBOMs, signatures) with theirs, then points refName at root in index.json
-// in one atomic step. An empty refName adds root untagged. The blobs are made
-// durable with one sync before index.json changes (see Sync); a failure
-// leaves none of them behind.
+// in one atomic step. An empty refName adds root untagged. The blobs are
+// durable before index.json changes (see Sync); a failure leaves none of
+// them behind.
 func (l *Layout) Put(ctx context.Context, refName string, root Artifact, referrers []Artifact, o PutOptions) (_ v1.Descriptor, err error) {
 	mem, err := newMemory(root, referrers, false)
 	if err != nil {
@@ -254,12 +254,13 @@ func (l *Layout) writeTemp(h v1.Hash, write func(w io.Writer) error) error {
 	if err != nil {
 		return err
 	}
-	err = write(&writeback{f: f})
+	wb := &writeback{f: f}
+	err = write(wb)
+	if werr := wb.wait(); err == nil && werr != nil {
+		err = fmt.Errorf("syncing blob %s: %w", h, werr)
+	}
 	if err == nil {
-		if err = f.Chmod(0o644); err == nil {
-			err = f.Close()
-		}
-		if err != nil {
+		if err = f.Chmod(0o644); err != nil {
 			err = fmt.Errorf("writing blob %s: %w", h, err)
 		}
 	}
@@ -268,7 +269,7 @@ func (l *Layout) writeTemp(h v1.Hash, write func(w io.Writer) error) error {
 		os.Remove(f.Name())
 		return err
 	}
-	l.addPending(h, f.Name())
+	l.addPending(h, f)
 	return nil
 }
 

@@ -15,7 +15,6 @@ import (
 	"syscall"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"golang.org/x/sys/unix"
 
 	"github.com/prebake/prebake/registry/reference"
 )
@@ -185,24 +184,6 @@ type verifiedReader interface {
 	verifiedOK() bool
 }
 
-// writeback writes to f and starts the kernel's writeback every 8 MiB, so
-// that the sync at the end of the operation finds little left to flush.
-type writeback struct {
-	f       *os.File
-	off     int64
-	flushed int64
-}
-
-func (w *writeback) Write(b []byte) (int, error) {
-	n, err := w.f.Write(b)
-	w.off += int64(n)
-	if w.off-w.flushed >= 8<<20 {
-		_ = unix.SyncFileRange(int(w.f.Fd()), w.flushed, w.off-w.flushed, unix.SYNC_FILE_RANGE_WRITE)
-		w.flushed = w.off
-	}
-	return n, err
-}
-
 func selfVerifying(r io.Reader) bool {
 	switch v := r.(type) {
 	case *verifier:
@@ -214,11 +195,18 @@ func selfVerifying(r io.Reader) bool {
 	return false
 }
 
+// copyBuffers are writeVerified's buffers, reused across blobs: larger than
+// a socket read returns, and not allocated per blob (a short pull's first
+// garbage collection came from them).
+var copyBuffers = sync.Pool{New: func() any { return new([256 << 10]byte) }}
+
 // writeVerified streams r, which checks d's digest and size itself, to the
-// blob's pending temp file with large buffers (see Layout.Sync).
+// blob's pending temp file (see Layout.Sync).
 func (e *LayoutStore) writeVerified(ctx context.Context, d v1.Descriptor, r io.ReadCloser) error {
 	return e.l.writeTemp(d.Digest, func(w io.Writer) error {
-		n, err := io.CopyBuffer(w, ctxReader{ctx, r}, make([]byte, 1<<20))
+		buf := copyBuffers.Get().(*[256 << 10]byte)
+		defer copyBuffers.Put(buf)
+		n, err := io.CopyBuffer(w, ctxReader{ctx, r}, buf[:])
 		if err != nil {
 			var de *DigestError
 			if errors.As(err, &de) {
