@@ -38,6 +38,9 @@ type pendingBlobs struct {
 	mu    sync.Mutex
 	order []string                // final paths, in write order
 	temp  map[string]*pendingFile // final path → its temp file
+	// flushing are a stage's blobs already renamed (within the stage)
+	// whose flushes SyncStage waits for.
+	flushing []*pendingFile
 }
 
 // pendingFile is a complete temp file whose data is being flushed.
@@ -82,9 +85,16 @@ func (l *Layout) SyncStage() error {
 	if err := l.Sync(); err != nil {
 		return err
 	}
+	l.pending.mu.Lock()
+	flushing := l.pending.flushing
+	l.pending.flushing = nil
+	l.pending.mu.Unlock()
 	var g errgroup.Group
 	for _, p := range []string{"oci-layout", "index.json", "blobs/sha256", "blobs", "."} {
 		g.Go(func() error { return syncPath(filepath.Join(l.dir, p)) })
+	}
+	for _, f := range flushing {
+		g.Go(f.wait)
 	}
 	return g.Wait()
 }
@@ -106,12 +116,15 @@ func syncPath(p string) error {
 // operation that fails leaves nothing half-written behind.
 func (l *Layout) Discard() {
 	l.pending.mu.Lock()
-	temp := l.pending.temp
-	l.pending.order, l.pending.temp = nil, nil
+	temp, flushing := l.pending.temp, l.pending.flushing
+	l.pending.order, l.pending.temp, l.pending.flushing = nil, nil, nil
 	l.pending.mu.Unlock()
 	for _, t := range temp {
 		t.wait()
 		os.Remove(t.name)
+	}
+	for _, f := range flushing {
+		f.wait() // a stage's: removed with the stage
 	}
 }
 
@@ -196,15 +209,25 @@ func (l *Layout) Sync() error {
 	if len(order) == 0 {
 		return nil
 	}
-	var errs []error
-	for _, final := range order {
-		errs = append(errs, temp[final].wait())
-	}
-	if err := errors.Join(errs...); err != nil {
-		for _, t := range temp {
-			os.Remove(t.name)
+	if l.mode == stage {
+		// Invisible until SyncStage: rename now, wait for the flushes
+		// there, alongside the syncs of the stage's files.
+		l.pending.mu.Lock()
+		for _, final := range order {
+			l.pending.flushing = append(l.pending.flushing, temp[final])
 		}
-		return err
+		l.pending.mu.Unlock()
+	} else {
+		var errs []error
+		for _, final := range order {
+			errs = append(errs, temp[final].wait())
+		}
+		if err := errors.Join(errs...); err != nil {
+			for _, t := range temp {
+				os.Remove(t.name)
+			}
+			return err
+		}
 	}
 	for _, final := range order {
 		if err := os.Rename(temp[final].name, final); err != nil {

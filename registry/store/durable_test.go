@@ -3,16 +3,17 @@ package store
 import (
 	"bytes"
 	"crypto/sha256"
-	"math/rand/v2"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -211,4 +212,51 @@ func static(b []byte) v1.Layer {
 		panic(err)
 	}
 	return l
+}
+
+// A stage renames its blobs before their flushes end (it is invisible
+// until renamed into place), so SyncStage is where a failed flush shows.
+func TestSyncStageWaitsForFlushes(t *testing.T) {
+	orig := fdatasync
+	t.Cleanup(func() { fdatasync = orig })
+	img, err := mutate.AppendLayers(empty.Image, static([]byte("staged layer")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fail := range []bool{false, true} {
+		st, err := OpenStage(filepath.Join(t.TempDir(), "stage"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		release := make(chan struct{})
+		var running sync.WaitGroup
+		fdatasync = func(f *os.File) error {
+			running.Add(1)
+			defer running.Done()
+			<-release // every flush still running when Put returns
+			if fail {
+				return unix.EIO
+			}
+			return nil
+		}
+		if _, err := st.Put(t.Context(), "v1", img, nil, PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- st.SyncStage() }()
+		select {
+		case err := <-done:
+			t.Fatalf("SyncStage returned (%v) while flushes were running", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		close(release)
+		err = <-done
+		if fail && !errors.Is(err, unix.EIO) {
+			t.Errorf("SyncStage with failed flushes: %v, want EIO", err)
+		}
+		if !fail && err != nil {
+			t.Errorf("SyncStage: %v", err)
+		}
+		running.Wait()
+	}
 }
