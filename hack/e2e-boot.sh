@@ -97,6 +97,7 @@ bkey=$(basename "$BASE" .tar)
 NODE_DISK=$CACHE/node-${DIGEST#sha256:}-$bkey-$ekey.qcow2
 NOAGENT_DISK=$CACHE/node-${DIGEST_NOAGENT#sha256:}-$bkey-$ekey.qcow2
 BASE_DISK=$CACHE/baseline-$bkey-$ekey.qcow2
+keep_disks "$NODE_DISK" "$NOAGENT_DISK" "$BASE_DISK"
 t=$(date +%s.%N)
 [ -s "$NODE_DISK" ] || SOURCE_DATE_EPOCH=1767225600 "$PREBAKE" export "$IMAGE" --base "$BASE" --format qcow2 --size 4G --cmdline "$CMDLINE" -q -o "$NODE_DISK"
 [ -s "$NOAGENT_DISK" ] || SOURCE_DATE_EPOCH=1767225600 "$PREBAKE" export "$IMAGE_NOAGENT" --base "$BASE" --format qcow2 --size 4G --cmdline "$CMDLINE" -q -o "$NOAGENT_DISK"

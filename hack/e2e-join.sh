@@ -107,6 +107,7 @@ ekey=$(cat disk/*.go internal/cli/export.go | sha256sum | cut -c1-12)
 bkey=$(basename "$BASE" .tar)
 NODE_DISK=$CACHE/node-${DIGEST#sha256:}-$bkey-$ekey.qcow2
 BASE_DISK=$CACHE/baseline-$bkey-$ekey.qcow2
+keep_disks "$NODE_DISK" "$BASE_DISK"
 CMDLINE="console=tty0 console=ttyS0,115200 systemd.show_status=1"
 t=$(date +%s)
 [ -s "$NODE_DISK" ] || SOURCE_DATE_EPOCH=1767225600 "$PREBAKE" export "$IMAGE" --base "$BASE" --format qcow2 --size 6G --cmdline "$CMDLINE" -q -o "$NODE_DISK"

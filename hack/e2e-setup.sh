@@ -13,6 +13,19 @@ CACHE=$ROOT/.cache/$NAME
 mkdir -p "$OUT" "$CACHE"
 export PATH="$ROOT/.cache/tools/bin:$PATH" GOFLAGS=-buildvcs=false
 log() { printf '\n\033[1m== %s\033[0m (%ss)\n' "$*" "$(( $(date +%s) - START ))" >&2; }
+# keep_disks DISK...: removes the cached disks ($CACHE/*.qcow2, 1-1.3 GB
+# each) this run does not use. They are named by image digest and inputs,
+# so a changed image or disk code makes new ones, and the old ones would
+# fill the machine's disk run after run.
+keep_disks() {
+  local d k keep
+  for d in "$CACHE"/*.qcow2; do
+    [ -e "$d" ] || continue
+    keep=
+    for k in "$@"; do [ "$d" = "$k" ] && keep=1; done
+    [ -n "$keep" ] || { echo "e2e: removing unused cached disk $(basename "$d")" >&2; rm -f "$d"; }
+  done
+}
 
 log "tools"
 hack/tools.sh sgdisk mcopy mmd mkfs.vfat mkfs.ext4 debugfs qemu-img objcopy openssl

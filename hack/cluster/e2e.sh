@@ -139,6 +139,7 @@ ekey=$(cat disk/*.go internal/cli/export.go | sha256sum | cut -c1-12)
 bkey=$(basename "$BASE" .tar)
 CP_DISK=$CACHE/cp-${CP_DIGEST#sha256:}-$bkey-$ekey.qcow2
 WK_DISK=$CACHE/worker-${WK_DIGEST#sha256:}-$bkey-$ekey.qcow2
+keep_disks "$CP_DISK" "$WK_DISK"
 CMDLINE="console=tty0 console=ttyS0,115200 systemd.show_status=1"
 t=$(date +%s)
 [ -s "$CP_DISK" ] || SOURCE_DATE_EPOCH=1767225600 "$PREBAKE" export "$CP_IMAGE" --base "$BASE" --format qcow2 --size 8G --cmdline "$CMDLINE" -q -o "$CP_DISK"
