@@ -10,7 +10,7 @@ func TestCompilesOnFirstUseOnce(t *testing.T) {
 	if !r.MatchString("aab") || r.MatchString("ba") {
 		t.Fatal("MatchString disagrees with the pattern")
 	}
-	if r.Regexp() != r.Regexp() {
+	if first, again := r.Regexp(), r.Regexp(); first != again {
 		t.Fatal("compiled more than once")
 	}
 	if got := r.FindStringSubmatch("aab"); len(got) != 1 || got[0] != "aab" {
