@@ -54,11 +54,11 @@ ctx.check_hostname = False  # the serving certificate names 192.0.2.10, not the 
 ctx.load_cert_chain(args.cert, args.key)
 server = f"https://127.0.0.1:{api_port}"
 
-def api(path, body=None):
+def api(path, body=None, timeout=5):
     req = urllib.request.Request(server + path, data=None if body is None else json.dumps(body).encode(),
                                  method="GET" if body is None else "POST", headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(req, context=ctx, timeout=5) as r:
+        with urllib.request.urlopen(req, context=ctx, timeout=timeout) as r:
             data = r.read()
             return r.status, (json.loads(data) if data[:1] in (b"{", b"[") else data.decode())
     except urllib.error.HTTPError as e:
@@ -223,9 +223,19 @@ while time.time() < deadline and all(m.proc.poll() is None for m in started()):
 t_end = time.time()
 
 # The cluster's state, its image pulls (kubelet events), then each journal.
-_, pods = api("/api/v1/pods")
-_, nodes = api("/api/v1/nodes")
-_, pull_events = api("/api/v1/events?fieldSelector=reason%3DPulling")
+def api_final(path):
+    # The emulated API server can be slow to answer a list: a few tries,
+    # longer each, so that a result is not missing for a slow answer (a
+    # run printed "None pulls" when the events list timed out after 5 s).
+    for timeout in (10, 20, 40):
+        st, body = api(path, timeout=timeout)
+        if st == 200:
+            return body
+    return None
+
+pods = api_final("/api/v1/pods")
+nodes = api_final("/api/v1/nodes")
+pull_events = api_final("/api/v1/events?fieldSelector=reason%3DPulling")
 pods_summary = [{"namespace": p["metadata"]["namespace"], "name": p["metadata"]["name"], "node": p["spec"].get("nodeName"),
                  "phase": p.get("status", {}).get("phase"),
                  "restarts": sum(c.get("restartCount", 0) for c in p.get("status", {}).get("containerStatuses", []) or [])}

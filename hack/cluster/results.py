@@ -23,7 +23,8 @@ if bench and r["ok"]:
     row = (f"| {date} ({commit}) | {r['accelerator']} | {c(cp, 'workerStarted')} | {c(cp, 'kernelStart')} / {c(wk, 'kernelStart')} | "
            f"{c(cp, 'initStart')} / {c(wk, 'joinStart')} | {c(cp, 'apiServerHealthy')} | "
            f"{c(cp, 'nodeReady')} / {c(wk, 'nodeReady')} | {c(wk, 'podRunning')} | "
-           f"{r['bytesDownloadedAtBoot']} B, {r['registryRequestsAtBoot']} req, {r['imagePullEvents']} pulls | "
+           f"{r['bytesDownloadedAtBoot']} B, {r['registryRequestsAtBoot']} req, "
+           f"{'pull events not read' if r['imagePullEvents'] is None else str(r['imagePullEvents']) + ' pulls'} | "
            f"{r['loadAverage'][0]:.2f} | {total_s} s |\n")
     text = open(bench).read()
     head = "## Two-machine cluster (`make e2e-cluster`)"
