@@ -20,7 +20,7 @@ import (
 // How a layout makes an operation durable without a sync per blob at the
 // end: a blob is written (or linked) to a temp file in blobs/sha256,
 // verified, and left pending. While the operation still runs, each pending
-// file's data is flushed in the background (fdatasync every 8 MiB written
+// file's data is flushed in the background (fdatasync every 2 MiB written
 // and once the file is complete), so the disk — and a virtual disk's host,
 // which writes out only when asked to flush — works while the network
 // still delivers. Before index.json changes (the one place that makes
@@ -287,9 +287,10 @@ func checkFile(f *os.File, h v1.Hash, size int64) error {
 	return nil
 }
 
-// writeback writes to f and, every 8 MiB, flushes what was written so far
+// writeback writes to f and, every 2 MiB, flushes what was written so far
 // in the background (at most one flush at a time), so that the flush once
-// the file is complete finds little left to write.
+// the file is complete finds little left to write. 2 MiB measured best for
+// a 64 MiB pull here: 8 MiB left a longer tail, 1 MiB made more flushes.
 type writeback struct {
 	f       *os.File
 	off     int64
