@@ -162,8 +162,10 @@ func (l *Layout) addPending(h v1.Hash, f *os.File) {
 		f.Close()
 	} else {
 		p.done = make(chan struct{})
+		flushSlots <- struct{}{} // waits while too many flushes run
 		go func() {
 			defer close(p.done)
+			defer func() { <-flushSlots }()
 			if err := fdatasync(f); err != nil {
 				p.err = fmt.Errorf("syncing %s: %w", f.Name(), err)
 			}
@@ -337,6 +339,11 @@ func (w *writeback) wait() error {
 	}
 	return w.err
 }
+
+// flushSlots bounds the completed files being flushed at once (each holds
+// an open file): writing thousands of small blobs faster than the disk
+// flushes them waits here rather than running out of file descriptors.
+var flushSlots = make(chan struct{}, 32)
 
 // fdatasync flushes f's data (and the size that reads need) to the disk; a
 // variable so that a test can watch and fail it.
