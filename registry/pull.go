@@ -179,9 +179,10 @@ func pickPlatform(ctx context.Context, e store.Store, root v1.Descriptor, platfo
 
 // pullLayout copies into a staging layout next to dir (store.OpenStage:
 // blob data is flushed in the background while the download runs), makes
-// the stage durable, then moves the result in: a rename when dir does not exist yet (and a sync of its parent), else
-// blob by blob (each a rename) and one atomic index.json update. The stage
-// is invisible until then, and thrown away on error.
+// the stage durable, then moves the result in: a rename when dir does not
+// exist yet (and a sync of its parent), else blob by blob (each a rename)
+// and one atomic index.json update. The stage is invisible until then, and
+// thrown away on error.
 func pullLayout(ctx context.Context, se store.Store, root v1.Descriptor, dir, tag string, o transfer.Options) (CopyResult, error) {
 	dir = filepath.Clean(dir)
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {

@@ -51,7 +51,7 @@ func WriteFiles(dir string, files []File, perm os.FileMode) error {
 			return fmt.Errorf("writing %s: %w", path, err)
 		}
 	}
-	if err := SyncFS(dir); err != nil {
+	if err := syncFS(dir); err != nil {
 		return err
 	}
 	for i, f := range files {
@@ -144,7 +144,7 @@ func (d *NewDir) Commit() error {
 	if err := os.Chmod(d.stage, 0o755&^m); err != nil {
 		return fmt.Errorf("writing %s: %w", d.dir, err)
 	}
-	if err := SyncFS(d.stage); err != nil {
+	if err := syncFS(d.stage); err != nil {
 		return err
 	}
 	err := unix.Renameat2(unix.AT_FDCWD, d.stage, unix.AT_FDCWD, d.dir, unix.RENAME_NOREPLACE)
@@ -265,9 +265,9 @@ func needChmod(perm os.FileMode) bool {
 	return !ok || m&perm != 0
 }
 
-// SyncFS makes every file written to dir's file system durable with one
+// syncFS makes every file written to dir's file system durable with one
 // syncfs(2): file data, and the creations and renames that name it.
-func SyncFS(dir string) error {
+func syncFS(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("syncing %s: %w", dir, err)

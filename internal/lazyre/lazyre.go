@@ -54,17 +54,11 @@ func Check() error {
 // Regexp returns the compiled pattern.
 func (r *Regexp) Regexp() *regexp.Regexp { return r.re() }
 
-// String returns the pattern's source text.
-func (r *Regexp) String() string { return r.expr }
-
 // MatchString is regexp.Regexp.MatchString.
 func (r *Regexp) MatchString(s string) bool { return r.re().MatchString(s) }
 
 // FindStringSubmatch is regexp.Regexp.FindStringSubmatch.
 func (r *Regexp) FindStringSubmatch(s string) []string { return r.re().FindStringSubmatch(s) }
-
-// FindSubmatch is regexp.Regexp.FindSubmatch.
-func (r *Regexp) FindSubmatch(b []byte) [][]byte { return r.re().FindSubmatch(b) }
 
 // ReplaceAllString is regexp.Regexp.ReplaceAllString.
 func (r *Regexp) ReplaceAllString(src, repl string) string { return r.re().ReplaceAllString(src, repl) }

@@ -90,8 +90,11 @@ func (l *Layout) SyncStage() error {
 	l.pending.flushing = nil
 	l.pending.mu.Unlock()
 	var g errgroup.Group
-	for _, p := range []string{"oci-layout", "index.json", "blobs/sha256", "blobs", "."} {
-		g.Go(func() error { return syncPath(filepath.Join(l.dir, p)) })
+	for _, f := range []string{"oci-layout", "index.json"} {
+		g.Go(func() error { return syncFile(filepath.Join(l.dir, f)) })
+	}
+	for _, d := range []string{"blobs/sha256", "blobs", "."} {
+		g.Go(func() error { return atomicfile.SyncDir(filepath.Join(l.dir, d)) })
 	}
 	for _, f := range flushing {
 		g.Go(f.wait)
@@ -99,8 +102,8 @@ func (l *Layout) SyncStage() error {
 	return g.Wait()
 }
 
-// syncPath fsyncs the file or directory at p.
-func syncPath(p string) error {
+// syncFile fsyncs the file at p.
+func syncFile(p string) error {
 	f, err := os.Open(p)
 	if err != nil {
 		return fmt.Errorf("syncing %s: %w", p, err)

@@ -26,10 +26,10 @@ import (
 
 // Layout is an OCI image layout directory that prebake writes durably: blobs
 // become visible under their digest only once they are complete and synced
-// (flushed in the background while the operation runs, see Sync), index.json is replaced atomically and
-// last, and its changes are serialised across processes with a lock file,
-// so an interrupted write leaves the layout valid and without the partial
-// image.
+// (flushed in the background while the operation runs, see Sync),
+// index.json is replaced atomically and last, and its changes are
+// serialised across processes with a lock file, so an interrupted write
+// leaves the layout valid and without the partial image.
 type Layout struct {
 	dir     string
 	mode    syncMode
